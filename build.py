@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""Backup anomaly detection toolkit: ``python build.py <command>`` (default ``synth``).
+
+Exit codes: 0 success, 2 invalid input (config, flags) or, for ``plan --detailed-exitcode``,
+changes pending; 1 an internal error or a failed deployment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+DEFAULT_CONFIG = "config/accounts.yaml"
+DEFAULT_OUT = "dist"
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", default=DEFAULT_CONFIG, help="organization config (YAML)")
+    parser.add_argument("--out", default=DEFAULT_OUT, help="output folder for templates")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+
+
+def _aws(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", help="AWS profile (default: the standard boto3 chain)")
+    parser.add_argument(
+        "--role-name",
+        default="OrganizationAccountAccessRole",
+        help="role assumed in the security and admin accounts when they are not the caller's",
+    )
+    parser.add_argument("--endpoint-url", help=argparse.SUPPRESS)
+
+
+def _lazy(module: str, function: str) -> Callable[[argparse.Namespace], int]:
+    # Commands import their modules only when run: `build.py --help` stays instant and a
+    # missing optional dependency of one command does not break the others.
+    def run(args: argparse.Namespace) -> int:
+        import importlib
+
+        return getattr(importlib.import_module(module), function)(args)
+
+    return run
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog="build.py",
+        description="Generate, package, deploy and demo backup anomaly detection for an AWS organization.",
+    )
+    _common(root)
+    sub = root.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name: str, help_: str, run, aws: bool = False) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        _common(p)
+        if aws:
+            _aws(p)
+        p.set_defaults(run=run)
+        return p
+
+    command("synth", "write every template, the Lambda zip and manifest.json (default)",
+            _lazy("generator.commands", "synth"))
+    command("validate", "validate the config and cfn-lint every generated template",
+            _lazy("generator.commands", "validate"))
+    command("schema", "print the JSON Schema of the config", _lazy("generator.commands", "schema"))
+    command("package", "upload the Lambda zip and member template to every region's artifact bucket",
+            _lazy("rollout.commands", "package"), aws=True)
+    plan = command("plan", "show what deploy would change, with a monthly cost estimate",
+                   _lazy("rollout.commands", "plan"), aws=True)
+    plan.add_argument("--detailed-exitcode", action="store_true",
+                      help="exit 0 when nothing would change, 2 when something would")
+    plan.add_argument("--volumes", type=int, default=None,
+                      help="protected volumes per account and region, for the cost estimate")
+    command("deploy", "deploy artifacts, the central stack, the StackSet and its instances",
+            _lazy("rollout.commands", "deploy"), aws=True)
+    command("drift", "detect StackSet drift and report it per instance",
+            _lazy("rollout.commands", "drift"), aws=True)
+    command("import-accounts", "merge the organization's OUs and accounts into the config",
+            _lazy("rollout.commands", "import_accounts"), aws=True)
+    command("demo", "run the whole flow on a simulated organization (no AWS needed)",
+            _lazy("rollout.commands", "demo"))
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.command is None:
+        args = parser().parse_args(["synth", *(argv if argv is not None else sys.argv[1:])])
+    from generator.config.loader import ConfigError
+    from generator.errors import UserError
+
+    try:
+        return args.run(args)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        print(f"{len(exc.issues)} problem(s) in the config; nothing was written.", file=sys.stderr)
+        return 2
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
+        if getattr(args, "debug", False):
+            raise
+        print(f"internal error: {type(exc).__name__}: {exc} (run with --debug for a traceback)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""Resolve per-OU and per-account overrides into one setting per deployment target."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, TypeVar
+
+from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from generator.config.model import OrgConfig, ResolvedTarget
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _merge(base: M, override: M) -> M:
+    """``override``'s set fields on top of ``base`` (both partial override models)."""
+    changes = {k: v for k, v in override.model_dump().items() if v is not None}
+    return base.model_copy(update=changes)
+
+
+def resolve_targets(config: OrgConfig) -> list[ResolvedTarget]:
+    """Targets in config order, OUs first; an account inherits its OU's overrides."""
+    from generator.config.model import ResolvedTarget
+
+    default_regions = tuple(config.deployment.regions)
+    ous = {ou.id: ou for ou in config.deployment.targets.organizational_units}
+    resolved: list[ResolvedTarget] = []
+    for ou in config.deployment.targets.organizational_units:
+        resolved.append(
+            ResolvedTarget(
+                kind="ou",
+                id=ou.id,
+                ou=ou.id,
+                regions=tuple(ou.regions or default_regions),
+                detection=ou.overrides.detection,
+                backup=ou.overrides.backup,
+            )
+        )
+    for account in config.deployment.targets.accounts:
+        parent = ous.get(account.ou) if account.ou else None
+        detection, backup = account.overrides.detection, account.overrides.backup
+        regions = account.regions or (parent.regions if parent else None) or default_regions
+        if parent is not None:
+            detection = _merge(parent.overrides.detection, detection)
+            backup = _merge(parent.overrides.backup, backup)
+        resolved.append(
+            ResolvedTarget(
+                kind="account",
+                id=account.id,
+                ou=account.ou,
+                regions=tuple(regions),
+                detection=detection,
+                backup=backup,
+            )
+        )
+    return resolved
