@@ -1,0 +1,450 @@
+"""The measurement of one event, exactly once per volume and snapshot.
+
+For each volume of a completed backup the detector reads the volume's state and decides:
+
+* first sighting: the snapshot becomes the baseline (nothing to compare with yet);
+* the baseline itself, or older than it: a duplicate or a late event, a no-op (the change a
+  late snapshot carries is inside the newer measurement already made, so no change goes
+  unmeasured);
+* newer: count the blocks changed since the baseline, then, in one conditional write, move
+  the baseline and record the measurement as pending; publish it; clear it.
+
+Crash safety: a pending measurement left by a crash is published by whoever reads the volume
+next (the retry of the same event, which is now a duplicate, or any later event) before
+anything else happens. Concurrency: every transition is a compare-and-swap on the state's
+version, so of two invocations for one volume only one moves the baseline; the other
+re-reads and decides again.
+
+Counts that outlast one invocation: when the count stops at the deadline, its checkpoint is
+saved in the volume's state with a generation number and a continuation message is sent to
+the work queue (before the save, so a saved checkpoint always has a message on its way).
+A continuation resumes only if its generation is the state's; a duplicate finds a newer
+generation or a moved baseline and is a no-op. A newer backup of a volume whose count is in
+progress waits (it is retried by SQS) so that every consecutive pair is measured.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from backup_anomaly import metrics
+from backup_anomaly.alarms import AlarmManager
+from backup_anomaly.changed_blocks import (
+    CountCheckpoint,
+    SnapshotNotFound,
+    UnrelatedSnapshots,
+    count_changed_blocks,
+)
+from backup_anomaly.events import (
+    CONTINUATION_DETAIL_TYPE,
+    BackupJob,
+    Continuation,
+    MalformedEvent,
+    Skip,
+    classify,
+)
+from backup_anomaly.forward import forward_measurement
+from backup_anomaly.logs import Outcome, emit
+from backup_anomaly.settings import Settings
+from backup_anomaly.snapshots import BLOCK_SIZE, RecoveryPointGone, VolumeSnapshot, resolve
+from backup_anomaly.state import StateConflict, StateStore, VolumeState
+
+MAX_ATTEMPTS = 4
+# Seconds kept back from the count for what follows it: save the checkpoint, send the
+# continuation, or publish, put alarms and forward.
+POST_COUNT_RESERVE_SECONDS = 5.0
+# A continuation is delivered after this delay, so the checkpoint saved right after sending
+# it is normally visible when it arrives (if not, it is retried, see ProgressNotVisible).
+CONTINUATION_DELAY_SECONDS = 1
+
+
+class RetryLater(Exception):
+    """Transient condition: the event must be retried (SQS redelivers it)."""
+
+
+class VolumeBusy(RetryLater):
+    """An older snapshot's count of this volume is still in progress."""
+
+
+class ProgressNotVisible(RetryLater):
+    """A continuation arrived before the checkpoint it continues was saved."""
+
+
+class CountStalled(RetryLater):
+    """The count stopped for the deadline without progress: the invocation has too little time."""
+
+
+@dataclass
+class Clients:
+    """The AWS clients the detector uses (any object with the boto3 methods works)."""
+
+    ebs: object
+    ec2: object
+    backup: object
+    cloudwatch: object
+    dynamodb: object
+    events: object
+    sqs: object
+
+
+@dataclass
+class _Run:
+    """Accounting of one volume's processing, for its log line."""
+
+    started: float = field(default_factory=time.monotonic)
+    calls_before: int = 0
+    count_calls: int = 0
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Detector:
+    """Turns events into measurements, state transitions, metrics, alarms and forwards.
+
+    Args:
+        settings: the environment contract.
+        clients: the AWS clients.
+        count: the counting function (``changed_blocks.count_changed_blocks``).
+    """
+
+    def __init__(self, settings: Settings, clients: Clients,
+                 count: Callable = count_changed_blocks):
+        self.settings = settings
+        self.clients = clients
+        self.count = count
+        self.store = StateStore(settings.state_table, clients.dynamodb)
+        self.alarms = AlarmManager(settings, clients.cloudwatch, self.store)
+        self._calls = itertools.count()
+        self._call_total = 0
+        self._run = _Run()
+        for client in (clients.ec2, clients.backup, clients.cloudwatch, clients.dynamodb,
+                       clients.events, clients.sqs):
+            meta = getattr(client, "meta", None)
+            if meta is not None:
+                meta.events.register("before-call", self._on_call)
+
+    def _on_call(self, **_kwargs) -> None:
+        self._call_total = next(self._calls) + 1
+
+    # -- entry point ----------------------------------------------------------------------
+
+    def handle(self, raw: object, remaining: Callable[[], float] | None = None) -> list[dict]:
+        """Processes one EventBridge event.
+
+        Args:
+            raw: the decoded event.
+            remaining: seconds left in the invocation (None: no deadline).
+
+        Returns:
+            The logged outcome records.
+
+        Raises:
+            Exception: the event must be retried (after every volume was attempted).
+        """
+        started = time.monotonic()
+        decision = classify(raw, self.settings)
+        if isinstance(decision, Skip):
+            return [emit(self._skip_outcome(decision, started))]
+        work = decision.work
+        if isinstance(work, Continuation):
+            return [self._run_volume(work.volume_arn, work.account, work.region,
+                                     lambda state: self._continue(state, work, remaining),
+                                     backup_job_id=None, event_id=work.event.id)]
+        return self._handle_job(work, remaining, started)
+
+    def _skip_outcome(self, skip: Skip, started: float) -> Outcome:
+        return Outcome(
+            decision="malformed" if skip.code == "malformed" else "skipped",
+            account=skip.account,
+            region=skip.region,
+            reason=skip.code,
+            duration_ms=int((time.monotonic() - started) * 1000),
+            extra={"message": skip.message, "event_id": skip.event_id},
+        )
+
+    def _handle_job(self, job: BackupJob, remaining, started: float) -> list[dict]:
+        calls_before = self._call_total
+        try:
+            targets = resolve(job, ec2_client=self.clients.ec2,
+                              backup_client=self.clients.backup)
+        except (RecoveryPointGone, MalformedEvent) as exc:
+            decision = "malformed" if isinstance(exc, MalformedEvent) else "skipped"
+            return [emit(Outcome(
+                decision=decision,
+                account=job.account,
+                region=job.region,
+                volume=job.resource_arn.resource_id,
+                reason="malformed" if decision == "malformed" else "recovery_point_gone",
+                api_calls=self._call_total - calls_before,
+                duration_ms=int((time.monotonic() - started) * 1000),
+                extra={"message": str(exc), "event_id": job.event.id,
+                       "backup_job_id": job.backup_job_id},
+            ))]
+        records, failure = [], None
+        for target in targets:
+            try:
+                records.append(self._run_volume(
+                    target.volume_arn, target.account, target.region,
+                    lambda state, t=target: self._measure_job(state, t, remaining),
+                    backup_job_id=job.backup_job_id, event_id=job.event.id,
+                ))
+            except Exception as exc:  # noqa: BLE001 - measure the other volumes, then retry
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+        return records
+
+    # -- one volume -------------------------------------------------------------------------
+
+    def _run_volume(self, volume_arn: str, account: str, region: str,
+                    step: Callable[[VolumeState | None], Outcome], *,
+                    backup_job_id: str | None, event_id: str | None) -> dict:
+        run = _Run(calls_before=self._call_total)
+        self._run = run
+        volume_id = volume_arn.rsplit("/", 1)[-1]
+        try:
+            for _attempt in range(MAX_ATTEMPTS):
+                state = self.store.get(volume_arn)
+                if state is not None and state.pending is not None:
+                    self._publish_pending(volume_arn, state.pending)
+                try:
+                    outcome = step(state)
+                    break
+                except StateConflict:
+                    continue
+            else:
+                raise RetryLater(f"{volume_arn}: state kept changing during {MAX_ATTEMPTS} tries")
+        except Exception as exc:
+            record = Outcome(
+                decision="retry" if isinstance(exc, RetryLater) else "error",
+                account=account, region=region, volume=volume_id,
+                reason=type(exc).__name__,
+                api_calls=self._call_total - run.calls_before + run.count_calls,
+                duration_ms=int((time.monotonic() - run.started) * 1000),
+                extra={"message": str(exc), "volume_arn": volume_arn,
+                       "backup_job_id": backup_job_id, "event_id": event_id},
+            )
+            emit(record)
+            raise
+        outcome.account, outcome.region, outcome.volume = account, region, volume_id
+        outcome.api_calls = self._call_total - run.calls_before + run.count_calls
+        outcome.duration_ms = int((time.monotonic() - run.started) * 1000)
+        outcome.extra = {"volume_arn": volume_arn, "backup_job_id": backup_job_id,
+                         "event_id": event_id, **outcome.extra}
+        return emit(outcome)
+
+    def _measure_job(self, state: VolumeState | None, target: VolumeSnapshot,
+                     remaining) -> Outcome:
+        snapshots = {"previous": state.snapshot_id if state else None,
+                     "current": target.snapshot_id}
+        if state is None:
+            self.store.move_baseline(
+                target.volume_arn, volume_id=target.volume_id, snapshot_id=target.snapshot_id,
+                completion_time=target.completion_time, base_blocks=target.base_blocks,
+                expected_version=None, pending=None,
+            )
+            return self._with_alarms(Outcome("baseline_created", snapshots=snapshots,
+                                             reason="first sighting"), None, target)
+        if state.snapshot_id == target.snapshot_id:
+            return self._with_alarms(Outcome("duplicate", snapshots=snapshots,
+                                             reason="snapshot is the baseline"), state, target)
+        if not state.is_newer(target.completion_time, target.snapshot_id):
+            return Outcome("stale", snapshots=snapshots, reason="older than the baseline")
+        progress = state.progress
+        if progress is not None:
+            other = VolumeSnapshot.from_dict(progress["target"])
+            if other.snapshot_id == target.snapshot_id:
+                return Outcome("in_progress", snapshots=snapshots,
+                               reason="count continues in a queued continuation",
+                               extra={"generation": progress["generation"]})
+            if (other.completion_time, other.snapshot_id) > (target.completion_time,
+                                                              target.snapshot_id):
+                return Outcome("stale", snapshots=snapshots,
+                               reason="older than the snapshot being counted")
+            raise VolumeBusy(f"count of {other.snapshot_id} in progress; retry later")
+        return self._measure(state, target, None, 0, remaining)
+
+    def _continue(self, state: VolumeState | None, work: Continuation, remaining) -> Outcome:
+        snapshots = {"previous": state.snapshot_id if state else None,
+                     "current": work.snapshot_id}
+        if state is None:
+            return Outcome("skipped", snapshots=snapshots, reason="unknown_volume")
+        progress = state.progress
+        if progress is not None and progress["target"]["snapshotId"] == work.snapshot_id:
+            generation = progress["generation"]
+            if generation > work.generation:
+                return Outcome("duplicate", snapshots=snapshots,
+                               reason="continuation of an older generation",
+                               extra={"generation": work.generation})
+            if generation < work.generation:
+                raise ProgressNotVisible(
+                    f"checkpoint generation {work.generation} not saved yet ({generation})"
+                )
+            target = VolumeSnapshot.from_dict(progress["target"])
+            checkpoint = CountCheckpoint.from_json(progress["checkpoint"])
+            return self._measure(state, target, checkpoint, generation, remaining)
+        if not state.is_newer(work.completion_time, work.snapshot_id):
+            return Outcome("duplicate", snapshots=snapshots, reason="count already completed")
+        if progress is not None:
+            other = progress["target"]
+            if (datetime.fromisoformat(other["completionTime"]), other["snapshotId"]) > (
+                    work.completion_time, work.snapshot_id):
+                return Outcome("stale", snapshots=snapshots,
+                               reason="older than the snapshot being counted")
+        raise ProgressNotVisible(f"no checkpoint for {work.snapshot_id} yet")
+
+    # -- counting and transitions -------------------------------------------------------------
+
+    def _measure(self, state: VolumeState, target: VolumeSnapshot,
+                 checkpoint: CountCheckpoint | None, generation: int, remaining) -> Outcome:
+        snapshots = {"previous": state.snapshot_id, "current": target.snapshot_id}
+        deadline = None
+        if remaining is not None and self.settings.work_queue_url:
+            # Without a work queue nothing could continue the count: let it run to the end.
+            def deadline() -> float:
+                return remaining() - POST_COUNT_RESERVE_SECONDS
+        try:
+            result = self.count(
+                self.clients.ebs, state.snapshot_id, target.snapshot_id,
+                checkpoint=checkpoint, remaining_seconds=deadline,
+                max_requests_per_second=self.settings.ebs_max_requests_per_second,
+                workers=self.settings.ebs_count_workers,
+            )
+        except (UnrelatedSnapshots, SnapshotNotFound) as exc:
+            reason = "unrelated_snapshots" if isinstance(exc, UnrelatedSnapshots) else (
+                "snapshot_not_found")
+            pending = self._record(target, state.snapshot_id, kind="reset", reason=reason)
+            self.store.move_baseline(
+                target.volume_arn, volume_id=target.volume_id, snapshot_id=target.snapshot_id,
+                completion_time=target.completion_time, base_blocks=target.base_blocks,
+                expected_version=state.version, pending=pending,
+            )
+            self._publish_pending(target.volume_arn, pending)
+            return self._with_alarms(Outcome("baseline_reset", snapshots=snapshots,
+                                             reason=reason, extra={"message": str(exc)}),
+                                     state, target)
+        self._run.count_calls += result.api_calls - (checkpoint.api_calls if checkpoint else 0)
+        if not result.complete:
+            before = checkpoint.api_calls if checkpoint else 0
+            if result.checkpoint is None or result.api_calls <= before:
+                raise CountStalled("no time left to count in this invocation")
+            generation += 1
+            self._send_continuation(target, state.snapshot_id, generation)
+            self.store.save_progress(target.volume_arn, expected_version=state.version, progress={
+                "target": target.to_dict(),
+                "previousSnapshotId": state.snapshot_id,
+                "generation": generation,
+                "checkpoint": result.checkpoint.to_json(),
+                "savedAt": _now().isoformat(),
+            })
+            return Outcome("continued", snapshots=snapshots, changed_blocks=result.changed_blocks,
+                           reason="deadline; continuation queued",
+                           extra={"generation": generation, "partial": True})
+        pending = self._record(target, state.snapshot_id, kind="measurement",
+                               changed_blocks=result.changed_blocks,
+                               volume_size_gib=result.volume_size_gib or target.volume_size_gib,
+                               block_size=result.block_size)
+        self.store.move_baseline(
+            target.volume_arn, volume_id=target.volume_id, snapshot_id=target.snapshot_id,
+            completion_time=target.completion_time, base_blocks=target.base_blocks,
+            expected_version=state.version, pending=pending,
+        )
+        published = self._publish_pending(target.volume_arn, pending)
+        return self._with_alarms(Outcome("measured", snapshots=snapshots,
+                                         changed_blocks=result.changed_blocks,
+                                         extra=published), state, target)
+
+    def _record(self, target: VolumeSnapshot, previous: str, *, kind: str, reason: str = "",
+                changed_blocks: int = 0, volume_size_gib: int | None = None,
+                block_size: int = BLOCK_SIZE) -> dict:
+        """The pending record written with the baseline move (everything publishing needs)."""
+        size = volume_size_gib or target.volume_size_gib
+        percent = None
+        if size:
+            percent = round(100.0 * changed_blocks * block_size / (size * 1024**3), 4)
+        return {
+            "kind": kind,
+            "reason": reason,
+            "measurementId": f"{target.volume_arn}/{previous}/{target.snapshot_id}",
+            "account": target.account,
+            "region": target.region,
+            "volumeId": target.volume_id,
+            "volumeArn": target.volume_arn,
+            "previousSnapshotId": previous,
+            "snapshotId": target.snapshot_id,
+            "changedBlocks": changed_blocks,
+            "changedBytes": changed_blocks * block_size,
+            "percentOfVolume": percent,
+            "volumeSizeGiB": size,
+            "backupJobId": target.backup_job_id,
+            "resourceType": target.resource_type,
+            "completionTime": target.completion_time.isoformat(),
+            "measuredAt": _now().isoformat(),
+        }
+
+    def _publish_pending(self, volume_arn: str, pending: dict) -> dict:
+        """Publishes a pending record, then clears it. Safe to repeat."""
+        namespace = self.settings.metric_namespace
+        cloudwatch = self.clients.cloudwatch
+        info: dict = {}
+        if pending.get("kind") == "reset":
+            metrics.put_counter(cloudwatch, namespace, metrics.BASELINE_RESETS)
+        else:
+            timestamp = datetime.fromisoformat(pending["completionTime"])
+            if metrics.publishable(timestamp):
+                metrics.put_changed_blocks(cloudwatch, namespace, pending["volumeId"],
+                                           pending["changedBlocks"], timestamp)
+                info["metric"] = "published"
+            else:
+                # CloudWatch would reject it forever; the forward below still records it.
+                info["metric"] = "too_old"
+            forwarded = forward_measurement(self.clients.events, self.settings.central_bus_arn,
+                                            self.settings.event_source, pending)
+            info["forward"] = forwarded.status
+            if forwarded.status == "failed":
+                info["forward_error"] = forwarded.error
+                metrics.put_counter(cloudwatch, namespace, metrics.FORWARD_FAILURES)
+        self.store.clear_pending(volume_arn, pending["snapshotId"])
+        return info
+
+    def _with_alarms(self, outcome: Outcome, state: VolumeState | None,
+                     target: VolumeSnapshot) -> Outcome:
+        result = self.alarms.ensure(state, target.volume_arn, target.volume_id,
+                                    target.base_blocks)
+        outcome.extra = {**outcome.extra, "alarms": result.action}
+        return outcome
+
+    def _send_continuation(self, target: VolumeSnapshot, previous: str, generation: int) -> None:
+        body = {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": CONTINUATION_DETAIL_TYPE,
+            "source": self.settings.event_source,
+            "account": target.account,
+            "time": _now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "region": target.region,
+            "resources": [target.volume_arn],
+            "detail": {
+                "volumeArn": target.volume_arn,
+                "volumeId": target.volume_id,
+                "snapshotId": target.snapshot_id,
+                "previousSnapshotId": previous,
+                "completionTime": target.completion_time.isoformat(),
+                "generation": generation,
+                "backupJobId": target.backup_job_id,
+            },
+        }
+        self.clients.sqs.send_message(
+            QueueUrl=self.settings.work_queue_url,
+            MessageBody=json.dumps(body),
+            DelaySeconds=CONTINUATION_DELAY_SECONDS,
+        )
+

@@ -1,0 +1,85 @@
+"""Structured outcome logs: one JSON line per outcome, keys in a fixed order.
+
+Lines go to stdout without a prefix, so CloudWatch Logs Insights reads them as JSON
+(``fields decision, volume, changed_blocks``). The fixed keys always appear (null when not
+known) so queries and metric filters never miss a field; extra keys follow them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+FIXED_KEYS = (
+    "account",
+    "region",
+    "volume",
+    "snapshots",
+    "changed_blocks",
+    "api_calls",
+    "duration_ms",
+    "decision",
+    "reason",
+)
+
+
+@dataclass
+class Outcome:
+    """What happened to one volume (or one event that was skipped).
+
+    Attributes:
+        decision: ``measured``, ``baseline_created``, ``baseline_reset``, ``duplicate``,
+            ``stale``, ``in_progress``, ``continued``, ``superseded``, ``skipped``,
+            ``malformed``, ``deferred``, ``retry`` or ``error``.
+        reason: a short machine-readable reason or a human message.
+        extra: further keys, logged after the fixed ones.
+    """
+
+    decision: str
+    account: str | None = None
+    region: str | None = None
+    volume: str | None = None
+    snapshots: dict | None = None
+    changed_blocks: int | None = None
+    api_calls: int = 0
+    duration_ms: int | None = None
+    reason: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """The log record, fixed keys first."""
+        record = {key: getattr(self, key) for key in FIXED_KEYS}
+        for key, value in self.extra.items():
+            if key not in record:
+                record[key] = value
+        return record
+
+
+class _StdoutHandler(logging.Handler):
+    """Writes the bare message to the current ``sys.stdout`` (looked up on every line)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stdout.write(record.getMessage() + "\n")
+            sys.stdout.flush()
+        except Exception:  # noqa: BLE001 - logging must never break the detector
+            self.handleError(record)
+
+
+logger = logging.getLogger("backup_anomaly")
+if not any(isinstance(h, _StdoutHandler) for h in logger.handlers):
+    logger.addHandler(_StdoutHandler())
+logger.setLevel(logging.INFO)
+# Lambda's root handler would prefix each line and break the JSON.
+logger.propagate = False
+
+
+def emit(outcome: Outcome) -> dict:
+    """Logs one outcome and returns the record (for the caller's own accounting)."""
+    record = outcome.to_dict()
+    level = logging.ERROR if outcome.decision == "error" else logging.INFO
+    logger.log(level, json.dumps(record, default=str))
+    return record

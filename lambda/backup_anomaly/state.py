@@ -1,0 +1,244 @@
+"""Per-volume state in DynamoDB (partition key ``VolumeArn``) with conditional writes.
+
+One item per volume holds the baseline (the last snapshot measured against), a ``Version``
+that every transition of the baseline increments, and two optional records:
+
+* ``Pending``: a measurement (or baseline reset) whose baseline move is already written but
+  whose metric may not be published yet. It is written in the same conditional update that
+  moves the baseline, so a crash after the move cannot lose the measurement: whoever reads
+  the item next publishes it again (a repeated PutMetricData with the same timestamp and
+  value is harmless) and then clears it.
+* ``Progress``: a count that did not finish in one invocation (the counting checkpoint and a
+  generation number that orders the continuation messages).
+
+Every transition is a compare-and-swap on ``Version``: of two concurrent invocations for
+one volume only one can advance it; the other re-reads and finds a duplicate or a newer
+baseline.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import boto3
+from botocore.exceptions import ClientError
+
+
+class StateConflict(Exception):
+    """A conditional write lost against a concurrent change; re-read and decide again."""
+
+
+@dataclass(frozen=True)
+class VolumeState:
+    """One volume's item.
+
+    Attributes:
+        volume_arn: partition key.
+        volume_id: ``vol-...``.
+        snapshot_id: the baseline snapshot.
+        completion_time: the baseline backup's completion time.
+        version: compare-and-swap counter of baseline transitions.
+        base_blocks: blocks written on the volume at the baseline (ceiling alarm base).
+        pending: a measurement to publish (see module docstring), or None.
+        progress: a saved partial count, or None.
+        alarm_fingerprint: fingerprint of the alarm configuration last put.
+        alarm_base_blocks: ceiling base the alarms were last put with.
+        alarms_verified_at: when the alarms were last confirmed to exist.
+    """
+
+    volume_arn: str
+    volume_id: str
+    snapshot_id: str
+    completion_time: datetime
+    version: int
+    base_blocks: int | None = None
+    pending: dict | None = None
+    progress: dict | None = None
+    alarm_fingerprint: str | None = None
+    alarm_base_blocks: int | None = None
+    alarms_verified_at: datetime | None = None
+
+    def is_newer(self, completion_time: datetime, snapshot_id: str) -> bool:
+        """Whether a snapshot is strictly newer than the baseline (ties broken by id)."""
+        return (completion_time, snapshot_id) > (self.completion_time, self.snapshot_id)
+
+
+def _time(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+def _s(item: dict, key: str) -> str | None:
+    value = item.get(key)
+    return value["S"] if value and "S" in value else None
+
+
+def _n(item: dict, key: str) -> int | None:
+    value = item.get(key)
+    return int(value["N"]) if value and "N" in value else None
+
+
+class StateStore:
+    """Reads and conditionally writes volume state.
+
+    Args:
+        table_name: the table (``STATE_TABLE``).
+        client: boto3 DynamoDB client; built on first use when omitted.
+    """
+
+    def __init__(self, table_name: str, client=None):
+        self.table_name = table_name
+        self._client = client
+
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = boto3.client("dynamodb")
+        return self._client
+
+    def get(self, volume_arn: str) -> VolumeState | None:
+        """Strongly consistent read of a volume's state (None when never seen)."""
+        response = self.client.get_item(
+            TableName=self.table_name,
+            Key={"VolumeArn": {"S": volume_arn}},
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        if not item:
+            return None
+        verified = _s(item, "AlarmsVerifiedAt")
+        pending = _s(item, "Pending")
+        progress = _s(item, "Progress")
+        return VolumeState(
+            volume_arn=volume_arn,
+            volume_id=_s(item, "VolumeId") or volume_arn.rsplit("/", 1)[-1],
+            snapshot_id=_s(item, "SnapshotId") or "",
+            completion_time=datetime.fromisoformat(_s(item, "CompletionTime")),
+            version=_n(item, "Version") or 0,
+            base_blocks=_n(item, "BaseBlocks"),
+            pending=json.loads(pending) if pending else None,
+            progress=json.loads(progress) if progress else None,
+            alarm_fingerprint=_s(item, "AlarmFingerprint"),
+            alarm_base_blocks=_n(item, "AlarmBaseBlocks"),
+            alarms_verified_at=datetime.fromisoformat(verified) if verified else None,
+        )
+
+    def _update(self, volume_arn: str, expression: str, condition: str, values: dict) -> None:
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={"VolumeArn": {"S": volume_arn}},
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                raise StateConflict(volume_arn) from exc
+            raise
+
+    def move_baseline(
+        self,
+        volume_arn: str,
+        *,
+        volume_id: str,
+        snapshot_id: str,
+        completion_time: datetime,
+        base_blocks: int | None,
+        expected_version: int | None,
+        pending: dict | None,
+    ) -> None:
+        """Moves the baseline to a snapshot, recording what must be published.
+
+        Args:
+            volume_arn: the volume.
+            volume_id: ``vol-...``.
+            snapshot_id: the new baseline.
+            completion_time: its backup's completion time.
+            base_blocks: blocks written on the volume at that snapshot, when known.
+            expected_version: the version read; None when the item must not exist yet.
+            pending: the measurement or reset to publish, or None (first sighting).
+
+        Raises:
+            StateConflict: the item changed since it was read.
+        """
+        values = {
+            ":vid": {"S": volume_id},
+            ":snap": {"S": snapshot_id},
+            ":t": {"S": _time(completion_time)},
+            ":now": {"S": _time(datetime.now(UTC))},
+        }
+        sets = [
+            "VolumeId = :vid",
+            "SnapshotId = :snap",
+            "CompletionTime = :t",
+            "UpdatedAt = :now",
+        ]
+        removes = ["Progress"]
+        if base_blocks is not None:
+            sets.append("BaseBlocks = :base")
+            values[":base"] = {"N": str(base_blocks)}
+        if pending is not None:
+            sets += ["Pending = :pending", "PendingSnapshotId = :snap"]
+            values[":pending"] = {"S": json.dumps(pending, sort_keys=True)}
+        else:
+            removes += ["Pending", "PendingSnapshotId"]
+        if expected_version is None:
+            condition = "attribute_not_exists(VolumeArn)"
+            sets.append("Version = :one")
+            values[":one"] = {"N": "1"}
+        else:
+            condition = "Version = :v"
+            sets.append("Version = :next")
+            values[":v"] = {"N": str(expected_version)}
+            values[":next"] = {"N": str(expected_version + 1)}
+        expression = f"SET {', '.join(sets)} REMOVE {', '.join(removes)}"
+        self._update(volume_arn, expression, condition, values)
+
+    def clear_pending(self, volume_arn: str, snapshot_id: str) -> bool:
+        """Removes a published pending record; False when someone else already did."""
+        try:
+            self._update(
+                volume_arn,
+                "REMOVE Pending, PendingSnapshotId",
+                "PendingSnapshotId = :snap",
+                {":snap": {"S": snapshot_id}},
+            )
+        except StateConflict:
+            return False
+        return True
+
+    def save_progress(self, volume_arn: str, *, expected_version: int, progress: dict) -> None:
+        """Saves a partial count against the current baseline.
+
+        Raises:
+            StateConflict: the item changed since it was read.
+        """
+        self._update(
+            volume_arn,
+            "SET Progress = :p, Version = :next, UpdatedAt = :now",
+            "Version = :v",
+            {
+                ":p": {"S": json.dumps(progress, sort_keys=True)},
+                ":v": {"N": str(expected_version)},
+                ":next": {"N": str(expected_version + 1)},
+                ":now": {"S": _time(datetime.now(UTC))},
+            },
+        )
+
+    def record_alarms(
+        self, volume_arn: str, *, fingerprint: str, base_blocks: int | None, verified_at: datetime
+    ) -> None:
+        """Records the alarm configuration last put (not a baseline transition)."""
+        values = {
+            ":fp": {"S": fingerprint},
+            ":at": {"S": _time(verified_at)},
+        }
+        expression = "SET AlarmFingerprint = :fp, AlarmsVerifiedAt = :at"
+        if base_blocks is not None:
+            expression += ", AlarmBaseBlocks = :base"
+            values[":base"] = {"N": str(base_blocks)}
+        else:
+            expression += " REMOVE AlarmBaseBlocks"
+        self._update(volume_arn, expression, "attribute_exists(VolumeArn)", values)
