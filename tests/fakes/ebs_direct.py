@@ -158,6 +158,8 @@ def fraction_layout(
         return Layout(volume_size_gib, [(0, total)], [(0, total)] if new_only_every == 1 else [])
     if fraction <= 0:
         return Layout(volume_size_gib, [])
+    # Shorter runs on small volumes, so even they hold a few dozen runs.
+    run_blocks = max(1, min(run_blocks, int(total * fraction) // 32))
     period = max(run_blocks + 1, round(run_blocks / fraction))
     changed = [(s, min(s + run_blocks, total)) for s in range(0, total, period)]
     new_only = changed[::new_only_every] if new_only_every > 0 else []
@@ -235,6 +237,8 @@ class FakeEbsDirect:
         burst: Requests the quota bucket can save up (default: one second's worth).
         latency: Seconds each request takes before it is answered.
         scan_window: Block indexes one request examines at most; None scans to the end.
+        max_page_blocks: Blocks a page holds at most whatever MaxResults says (AWS may
+            return fewer than asked); None honours MaxResults.
         fault_rate: Probability that a request fails with a 500.
         seed: Seed for the fault dice.
     """
@@ -246,11 +250,13 @@ class FakeEbsDirect:
         burst: float | None = None,
         latency: float = 0.0,
         scan_window: int | None = None,
+        max_page_blocks: int | None = None,
         fault_rate: float = 0.0,
         seed: int = 0,
     ) -> None:
         self.latency = latency
         self.scan_window = scan_window
+        self.max_page_blocks = max_page_blocks
         self.fault_rate = fault_rate
         self._rng = random.Random(seed)
         self._bucket = None
@@ -449,9 +455,10 @@ class FakeEbsDirect:
         layout = pair.layout
         total = layout.total_blocks
         stop = total if self.scan_window is None else min(total, start + self.scan_window)
-        ranges = layout.take(start, max_results, stop)
+        limit = min(max_results, self.max_page_blocks or max_results)
+        ranges = layout.take(start, limit, stop)
         got = sum(b - a for a, b in ranges)
-        if got == max_results:
+        if got == limit:
             resume = ranges[-1][1]
         else:
             resume = stop
