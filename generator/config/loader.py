@@ -1,17 +1,27 @@
-"""Load and validate ``accounts.yaml`` (placeholder: line-aware version to follow)."""
+"""Load and validate ``accounts.yaml``: every problem at once, each on its own line.
+
+``load_config`` reads the file, builds the data with the line of every key and list item
+(:mod:`generator.config.yamlsource`), validates it with the pydantic model, and places
+each error at the longest prefix of its path that the file has: a missing key is reported
+on its parent's line, a bad list item on the item's. Issues print as
+``FILE:LINE: path.to.field: message``, sorted by line. Nothing here writes anything.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 from pydantic import ValidationError
 
+from generator.config.messages import clean_loc, dotted, expand, message
 from generator.config.model import OrgConfig
+from generator.config.yamlsource import Parsed, YamlProblem, parse
+
+FILE_PATH = "(file)"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class ConfigIssue:
     """One problem in the config file, located for the user."""
 
@@ -26,23 +36,75 @@ class ConfigIssue:
 
 
 class ConfigError(Exception):
-    """The config is invalid; ``issues`` lists every problem found."""
+    """The config is invalid; ``issues`` lists every problem found, sorted by line."""
 
     def __init__(self, issues: list[ConfigIssue]):
         self.issues = issues
         super().__init__("\n".join(str(i) for i in issues))
 
 
-def load_config(path: str | Path) -> OrgConfig:
-    """Reads, parses and validates the config at ``path``; raises :class:`ConfigError`."""
-    path = Path(path)
-    data = yaml.safe_load(path.read_text())
+def _read(path: Path) -> str:
+    name = str(path)
     try:
-        return OrgConfig.model_validate(data)
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        problem = "file not found"
+    except IsADirectoryError:
+        problem = "is a directory, expected a YAML file"
+    except OSError as exc:
+        problem = f"cannot read the file: {exc.strerror or exc}"
+    else:
+        try:
+            return raw.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            line = raw.count(b"\n", 0, exc.start) + 1
+            raise ConfigError([ConfigIssue(name, line, 1, FILE_PATH, (
+                f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})"))]) from exc
+    raise ConfigError([ConfigIssue(name, 1, 1, FILE_PATH, problem)])
+
+
+def _locate(parsed: Parsed, loc: tuple) -> tuple[int, int]:
+    lines = parsed.lines
+    for end in range(len(loc), -1, -1):
+        position = lines.get(loc[:end])
+        if position is not None:
+            return position
+    return 1, 1
+
+
+def validate(parsed: Parsed, file: str) -> tuple[OrgConfig | None, list[ConfigIssue]]:
+    """Validates parsed data; returns the config (or None) and every located issue."""
+    issues = [ConfigIssue(file, line, column, dotted(loc), text)
+              for loc, line, column, text in parsed.problems]
+    try:
+        config = OrgConfig.model_validate(parsed.data)
     except ValidationError as exc:
+        config = None
+        for error in exc.errors(include_url=False):
+            for raw_loc, item in expand(error):
+                loc, is_key = clean_loc(raw_loc, parsed.data)
+                source = None if is_key else parsed.scalars.get(loc)
+                text = item["msg"] if item["type"] == "rule" else message(
+                    item, OrgConfig, loc, source)
+                issues.append(ConfigIssue(file, *_locate(parsed, loc), dotted(loc), text))
+    return config, sorted(set(issues))
+
+
+def load_config(path: str | Path) -> OrgConfig:
+    """Reads, parses and validates the config at ``path``.
+
+    Raises:
+        ConfigError: with every problem found (file, YAML syntax, validation), by line.
+    """
+    path = Path(path)
+    text = _read(path)
+    try:
+        parsed = parse(text)
+    except YamlProblem as exc:
         raise ConfigError(
-            [
-                ConfigIssue(str(path), 1, 1, ".".join(map(str, e["loc"])), e["msg"])
-                for e in exc.errors()
-            ]
+            [ConfigIssue(str(path), exc.line, exc.column, dotted(()), exc.message)]
         ) from exc
+    config, issues = validate(parsed, str(path))
+    if issues or config is None:
+        raise ConfigError(issues)
+    return config

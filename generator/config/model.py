@@ -4,98 +4,110 @@ Every section is a frozen pydantic model with ``extra="forbid"`` so a typo in a 
 error, not a silently ignored setting. Defaults live here, once; per-OU and per-account
 overrides are partial copies of the overridable sections and are resolved by
 :meth:`OrgConfig.targets` (the more specific wins: account over OU over defaults).
+
+Rules that span fields live in ``model_validator(mode="after")`` methods on the smallest
+model that holds the fields, and raise :class:`RuleViolations` so that each problem keeps
+its own path (``targets.accounts[3].ou``), which the loader turns into a line number.
+Decisions a reader might question, stated once:
+
+- The management account as a target: an error under SERVICE_MANAGED (StackSets never
+  deploy there); under SELF_MANAGED only with ``deployment.include_management_account:
+  true``, because the management account should run no workloads and listing it is far
+  more often a paste slip than an intent.
+- The security account's home region need not be a deployment region: members forward
+  over EventBridge, which crosses regions. It must be in the same partition, which
+  EventBridge does not cross.
+- A target's ``regions`` must be a subset of ``deployment.regions``: the per-region
+  artifact buckets (Lambda code must be in the function's region) exist only there.
+- Settings that would be silently ignored are errors: ``backup.existing`` in mode
+  ``create``; the plan settings (``vault_name``, ``schedule``, ``retention_days``,
+  ``selection_tag``) and per-target ``overrides.backup`` in mode ``existing``;
+  ``auto_deployment`` and ``call_as: DELEGATED_ADMIN`` under SELF_MANAGED.
 """
 
 from __future__ import annotations
 
-import re
 from enum import StrEnum
 from functools import cached_property
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     field_validator,
     model_validator,
 )
 
-from generator.config.regions import known_regions
+from generator import naming
+from generator.config.fields import (
+    NAME_RE,
+    AccountId,
+    AlarmPrefix,
+    Email,
+    Float,
+    Int,
+    Namespace,
+    OrgId,
+    OuOrRootId,
+    PlanId,
+    Region,
+    Schedule,
+    TagKey,
+    TagValue,
+    VaultName,
+)
+from generator.config.regions import partition_of
 
-# --- scalar types -------------------------------------------------------------------------
+Loc = tuple[str | int, ...]
 
-_ACCOUNT_RE = re.compile(r"^\d{12}$")
-_OU_RE = re.compile(r"^ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}$")
-_ROOT_RE = re.compile(r"^r-[0-9a-z]{4,32}$")
-_ORG_RE = re.compile(r"^o-[a-z0-9]{10,32}$")
-_EMAIL_RE = re.compile(r"^[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
-_TAG_KEY_RE = re.compile(r"^[\w .:/=+\-@]{1,128}$")
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,40}$")
-_ALARM_PREFIX_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-_NAMESPACE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_./#:-]{0,254}$")
-_VAULT_RE = re.compile(r"^[a-zA-Z0-9\-_]{2,50}$")
-
-
-def _account_id(value: object) -> str:
-    # YAML reads an unquoted 012345678901 as the integer 12345678901 (or as octal): the
-    # leading zero is gone before we see it, so an int is always a mistake worth naming.
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise ValueError("account id must be a 12-digit string")
-    if isinstance(value, int):
-        raise ValueError(
-            f"account id {value} was read as a number; quote it (\"{value:012d}\" if it had "
-            "leading zeros) so YAML keeps all 12 digits"
-        )
-    if not _ACCOUNT_RE.match(value):
-        raise ValueError(f"account id {value!r} must be exactly 12 digits")
-    return value
+MAX_ALARM_WINDOW_SECONDS = 7 * 86400
 
 
-def _regex(pattern: re.Pattern[str], what: str):
-    def check(value: str) -> str:
-        if not pattern.match(value):
-            raise ValueError(f"{value!r} is not a valid {what}")
-        return value
+class RuleViolations(ValueError):
+    """Problems found by a cross-field rule, each with its path relative to the model.
 
-    return check
+    A ``ValueError`` so pydantic reports it as a validation error; the loader unpacks
+    ``problems`` (reachable through the error's ``ctx``) into one located issue each.
+    """
 
-
-def _region(value: str) -> str:
-    if value not in known_regions():
-        raise ValueError(f"unknown region {value!r} (not in botocore's endpoint data)")
-    return value
+    def __init__(self, problems: list[tuple[Loc, str]]):
+        self.problems = problems
+        super().__init__("; ".join(f"{_dotted(loc) or '(here)'}: {msg}" for loc, msg in problems))
 
 
-AccountId = Annotated[str, BeforeValidator(_account_id)]
-OuId = Annotated[str, AfterValidator(_regex(_OU_RE, "OU id (ou-xxxx-xxxxxxxx)"))]
-OrgId = Annotated[str, AfterValidator(_regex(_ORG_RE, "organization id (o-xxxxxxxxxx)"))]
-Email = Annotated[str, AfterValidator(_regex(_EMAIL_RE, "email address"))]
-Region = Annotated[str, AfterValidator(_region)]
+def _dotted(loc: Loc) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
 
 
-def _ou_or_root(value: str) -> str:
-    if _OU_RE.match(value) or _ROOT_RE.match(value):
-        return value
-    raise ValueError(f"{value!r} is not a valid OU id (ou-xxxx-xxxxxxxx) or root id (r-xxxx)")
+def _raise(problems: list[tuple[Loc, str]]) -> None:
+    if problems:
+        raise RuleViolations(problems)
 
 
-OuOrRootId = Annotated[str, AfterValidator(_ou_or_root)]
-
-
-def _unique(values: list, what: str) -> list:
-    seen: dict = {}
+def _duplicates(values, what: str, prefix: Loc = (), key=None) -> list[tuple[Loc, str]]:
+    """One problem per repeated value, at the repeat; O(n) with a dict of first indexes."""
+    first: dict = {}
+    problems = []
     for index, value in enumerate(values):
-        if value in seen:
-            raise ValueError(f"duplicate {what} {value!r} at [{index}] (first at [{seen[value]}])")
-        seen[value] = index
-    return values
+        k = key(value) if key else value
+        if k in first:
+            shown = repr(str(value)) if isinstance(value, str) else repr(value)
+            problems.append(
+                ((*prefix, index), f"duplicate {what} {shown} (already at [{first[k]}])")
+            )
+        else:
+            first[k] = index
+    return problems
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, str_strip_whitespace=True, use_attribute_docstrings=True
+    )
 
 
 # --- enums --------------------------------------------------------------------------------
@@ -136,150 +148,158 @@ class ConcurrencyMode(StrEnum):
 
 class Organization(_Model):
     management_account_id: AccountId
+    """The organization's management account."""
     delegated_admin_account_id: AccountId | None = None
+    """The StackSets delegated administrator; the StackSet lives there when set."""
     org_id: OrgId | None = None
+    """o-...; scopes bucket, bus and topic policies to the organization when set."""
+
+    @model_validator(mode="after")
+    def _admin_is_not_management(self) -> Organization:
+        if self.delegated_admin_account_id == self.management_account_id:
+            _raise([(("delegated_admin_account_id",),
+                     "is the management account; leave it out to administer from there")])
+        return self
 
 
 class Security(_Model):
     account_id: AccountId
+    """The central account that receives every alert."""
     home_region: Region
+    """Region of the central stack (bus, topic, audit queue)."""
     notification_emails: list[Email] = Field(default_factory=list, max_length=50)
+    """Subscribed to the alert topic (each confirms by email)."""
 
     @field_validator("notification_emails")
     @classmethod
     def _no_duplicate_emails(cls, value: list[str]) -> list[str]:
-        return _unique([v.lower() for v in value], "email")
-
-
-_CRON_RE = re.compile(r"^cron\((?P<body>[^()]+)\)$")
-_RATE_RE = re.compile(r"^rate\((?P<n>[1-9]\d*) (?P<unit>minute|minutes|hour|hours|day|days)\)$")
-_CRON_FIELD_RE = re.compile(r"^[0-9A-Za-z*?,/#L W-]+$")
-
-
-def backup_schedule(value: str) -> str:
-    """Checks an AWS Backup ``cron(...)`` (six fields) or ``rate(...)`` expression."""
-    rate = _RATE_RE.match(value)
-    if rate:
-        n, unit = int(rate["n"]), rate["unit"]
-        if (n == 1) != (not unit.endswith("s")):
-            raise ValueError(f"{value!r}: use '{unit.rstrip('s')}' for 1 and '{unit.rstrip('s')}s' otherwise")
-        if unit.startswith("minute") and n < 60:
-            raise ValueError(f"{value!r}: AWS Backup runs at most once an hour")
+        # SNS treats addresses case-insensitively: two spellings are one subscriber.
+        _raise(_duplicates(value, "email", key=str.lower))
         return value
-    cron = _CRON_RE.match(value)
-    if not cron:
-        raise ValueError(f"{value!r} is not a cron(...) or rate(...) expression")
-    fields = cron["body"].split()
-    if len(fields) != 6:
-        raise ValueError(
-            f"{value!r}: AWS cron takes 6 fields (minutes hours day-of-month month "
-            f"day-of-week year), got {len(fields)}"
-        )
-    if any(not _CRON_FIELD_RE.match(f) for f in fields):
-        raise ValueError(f"{value!r}: unexpected characters in a cron field")
-    day_of_month, day_of_week = fields[2], fields[4]
-    if (day_of_month == "?") == (day_of_week == "?"):
-        raise ValueError(f"{value!r}: exactly one of day-of-month and day-of-week must be '?'")
-    minute = fields[0]
-    if minute.isdigit() and not 0 <= int(minute) <= 59:
-        raise ValueError(f"{value!r}: minute must be 0-59")
-    hour = fields[1]
-    if hour.isdigit() and not 0 <= int(hour) <= 23:
-        raise ValueError(f"{value!r}: hour must be 0-23")
-    return value
-
-
-Schedule = Annotated[str, AfterValidator(backup_schedule)]
 
 
 class SelectionTag(_Model):
-    key: str = "backup-anomaly-detection"
-    value: str = "true"
-
-    @field_validator("key")
-    @classmethod
-    def _key(cls, value: str) -> str:
-        if value.lower().startswith("aws:") or not _TAG_KEY_RE.match(value):
-            raise ValueError(f"{value!r} is not a valid tag key")
-        return value
+    key: TagKey = "backup-anomaly-detection"
+    """Volumes and instances with this tag key and value are backed up (mode create)."""
+    value: TagValue = "true"
 
 
 class ExistingBackups(_Model):
     """Which of the organization's own backup jobs to measure (mode ``existing``)."""
 
-    vault_names: list[Annotated[str, AfterValidator(_regex(_VAULT_RE, "backup vault name"))]] = (
-        Field(default_factory=list, max_length=20)
-    )
-    plan_ids: list[str] = Field(default_factory=list, max_length=20)
+    vault_names: list[VaultName] = Field(default_factory=list, max_length=20)
+    """Only jobs into these vaults (empty: every vault)."""
+    plan_ids: list[PlanId] = Field(default_factory=list, max_length=20)
+    """Only jobs of these backup plans (empty: every plan)."""
+
+    @model_validator(mode="after")
+    def _unique(self) -> ExistingBackups:
+        _raise(_duplicates(self.vault_names, "vault name", ("vault_names",))
+               + _duplicates(self.plan_ids, "plan id", ("plan_ids",)))
+        return self
+
+
+_CREATE_ONLY = ("vault_name", "schedule", "retention_days", "selection_tag")
 
 
 class Backup(_Model):
     mode: BackupMode = BackupMode.CREATE
-    vault_name: Annotated[str, AfterValidator(_regex(_VAULT_RE, "backup vault name"))] = (
-        "backup-anomaly-detection"
-    )
+    """create: a vault, plan and tag selection in every member; existing: measure the
+    organization's own EBS/EC2 backup jobs."""
+    vault_name: VaultName = "backup-anomaly-detection"
     schedule: Schedule = "cron(0 5 ? * * *)"
-    retention_days: int = Field(default=35, ge=1, le=36500)
+    """AWS cron in UTC, at most hourly; the alarm period should match it."""
+    retention_days: Int = Field(default=35, ge=1, le=36500)
     selection_tag: SelectionTag = SelectionTag()
     existing: ExistingBackups = ExistingBackups()
+
+    @model_validator(mode="after")
+    def _mode_settings(self) -> Backup:
+        if self.mode is BackupMode.CREATE and "existing" in self.model_fields_set:
+            _raise([(("existing",), "applies only to mode: existing; remove it or set "
+                                    "backup.mode: existing")])
+        if self.mode is BackupMode.EXISTING:
+            _raise([
+                ((name,), "applies only to mode: create (mode existing creates no backup plan)")
+                for name in _CREATE_ONLY if name in self.model_fields_set
+            ])
+        return self
+
+
+def _whole_hours(value: int | None) -> int | None:
+    if value is not None and value % 3600:
+        raise ValueError(
+            f"must be a whole number of hours (3600, 7200, ... 86400), got {value}: "
+            "backups run at most hourly"
+        )
+    return value
 
 
 class BackupOverrides(_Model):
     schedule: Schedule | None = None
-    retention_days: int | None = Field(default=None, ge=1, le=36500)
+    retention_days: Int | None = Field(default=None, ge=1, le=36500)
 
 
 class Detector(_Model):
     """Sizing of the detector Lambda in each member account and region."""
 
-    memory_mb: int = Field(default=1024, ge=128, le=10240)
-    timeout_seconds: int = Field(default=900, ge=60, le=900)
-    max_concurrency: int = Field(default=5, ge=2, le=1000)
-    ebs_max_requests_per_second: float = Field(default=40, gt=0, le=50)
-    dlq_max_receive_count: int = Field(default=5, ge=5, le=1000)
+    memory_mb: Int = Field(default=1024, ge=128, le=10240)
+    timeout_seconds: Int = Field(default=900, ge=60, le=900)
+    max_concurrency: Int = Field(default=5, ge=2, le=1000)
+    """SQS event source MaximumConcurrency (2-1000) per account and region."""
+    ebs_max_requests_per_second: Float = Field(default=40, gt=0, le=50)
+    """Share of the account's ~50 ListChangedBlocks requests per second."""
+    dlq_max_receive_count: Int = Field(default=5, ge=5, le=1000)
 
 
 class Detection(_Model):
-    band_width: float = Field(default=2.0, gt=0, le=10)
-    ceiling_percent: float = Field(default=50.0, ge=0, le=100)
-    alarm_period_seconds: int = Field(default=86400, ge=3600, le=86400)
-    evaluation_periods: int = Field(default=1, ge=1, le=7)
+    band_width: Float = Field(default=2.0, gt=0, le=10)
+    """N in ANOMALY_DETECTION_BAND(m1, N)."""
+    ceiling_percent: Float = Field(default=50.0, ge=0, le=100)
+    """Static alarm at this percent of the volume changed (0 disables)."""
+    alarm_period_seconds: Int = Field(default=86400, ge=3600, le=86400)
+    """Must match the backup frequency: 86400 for daily backups."""
+    evaluation_periods: Int = Field(default=1, ge=1, le=7)
     resource_types: list[ResourceType] = Field(
         default_factory=lambda: [ResourceType.EBS, ResourceType.EC2], min_length=1
     )
-    metric_namespace: Annotated[str, AfterValidator(_regex(_NAMESPACE_RE, "metric namespace"))] = (
-        "BackupAnomalyDetection"
-    )
-    alarm_prefix: Annotated[str, AfterValidator(_regex(_ALARM_PREFIX_RE, "alarm prefix"))] = (
-        "backup-anomaly-"
-    )
+    metric_namespace: Namespace = "BackupAnomalyDetection"
+    alarm_prefix: AlarmPrefix = "backup-anomaly-"
     detector: Detector = Detector()
+
+    _hours = field_validator("alarm_period_seconds")(_whole_hours)
 
     @field_validator("resource_types")
     @classmethod
     def _unique_types(cls, value: list[ResourceType]) -> list[ResourceType]:
-        return _unique(value, "resource type")
-
-    @field_validator("alarm_period_seconds")
-    @classmethod
-    def _whole_hours(cls, value: int) -> int:
-        if value % 3600:
-            raise ValueError("alarm period must be a whole number of hours (backups run at most hourly)")
+        _raise(_duplicates(value, "resource type"))
         return value
 
     @model_validator(mode="after")
     def _window(self) -> Detection:
-        # CloudWatch caps period x evaluation periods at 7 days for periods of an hour or more.
-        if self.alarm_period_seconds * self.evaluation_periods > 7 * 86400:
-            raise ValueError("alarm_period_seconds x evaluation_periods must not exceed 7 days")
+        problem = _window_problem(self.alarm_period_seconds, self.evaluation_periods)
+        _raise([(("evaluation_periods",), problem)] if problem else [])
         return self
 
 
+def _window_problem(period: int, evaluations: int) -> str | None:
+    # CloudWatch caps period x evaluation periods at 7 days for periods of an hour or more.
+    if period * evaluations > MAX_ALARM_WINDOW_SECONDS:
+        return (
+            f"alarm_period_seconds x evaluation_periods is {period} x {evaluations} = "
+            f"{period * evaluations} s; CloudWatch allows at most 7 days "
+            f"({MAX_ALARM_WINDOW_SECONDS})"
+        )
+    return None
+
+
 class DetectionOverrides(_Model):
-    band_width: float | None = Field(default=None, gt=0, le=10)
-    ceiling_percent: float | None = Field(default=None, ge=0, le=100)
-    alarm_period_seconds: int | None = Field(default=None, ge=3600, le=86400)
-    evaluation_periods: int | None = Field(default=None, ge=1, le=7)
+    band_width: Float | None = Field(default=None, gt=0, le=10)
+    ceiling_percent: Float | None = Field(default=None, ge=0, le=100)
+    alarm_period_seconds: Int | None = Field(default=None, ge=3600, le=86400)
+    evaluation_periods: Int | None = Field(default=None, ge=1, le=7)
+
+    _hours = field_validator("alarm_period_seconds")(_whole_hours)
 
 
 class Overrides(_Model):
@@ -291,16 +311,19 @@ class Overrides(_Model):
 
 class Encryption(_Model):
     kms_key_rotation: bool = True
-    kms_pending_window_days: int = Field(default=30, ge=7, le=30)
+    kms_pending_window_days: Int = Field(default=30, ge=7, le=30)
 
 
 class OperationPreferences(_Model):
-    failure_tolerance_count: int | None = Field(default=None, ge=0)
-    failure_tolerance_percentage: int | None = Field(default=None, ge=0, le=100)
-    max_concurrent_count: int | None = Field(default=None, ge=1)
-    max_concurrent_percentage: int | None = Field(default=25, ge=1, le=100)
+    """StackSet operation preferences; they apply per region, not to auto-deployment."""
+
+    failure_tolerance_count: Int | None = Field(default=None, ge=0)
+    failure_tolerance_percentage: Int | None = Field(default=None, ge=0, le=100)
+    max_concurrent_count: Int | None = Field(default=None, ge=1)
+    max_concurrent_percentage: Int | None = Field(default=25, ge=1, le=100)
     region_concurrency: RegionConcurrency = RegionConcurrency.PARALLEL
     region_order: list[Region] = Field(default_factory=list)
+    """Regions in rollout order; each must be in deployment.regions."""
     concurrency_mode: ConcurrencyMode = ConcurrencyMode.STRICT_FAILURE_TOLERANCE
 
     @model_validator(mode="before")
@@ -314,19 +337,41 @@ class OperationPreferences(_Model):
                 if data.get(a) is not None and data.get(b) is not None:
                     raise ValueError(f"set either {a} or {b}, not both")
             if data.get("max_concurrent_count") is not None:
+                # The percentage has a default; a count given instead replaces it.
                 data = {**data, "max_concurrent_percentage": None}
         return data
+
+    @model_validator(mode="after")
+    def _strict_concurrency(self) -> OperationPreferences:
+        problems = _duplicates(self.region_order, "region", ("region_order",))
+        if (
+            self.concurrency_mode is ConcurrencyMode.STRICT_FAILURE_TOLERANCE
+            and self.max_concurrent_count is not None
+            and self.failure_tolerance_percentage is None
+            and self.max_concurrent_count > (self.failure_tolerance_count or 0) + 1
+        ):
+            # CloudFormation rejects the operation: under strict tolerance the concurrency
+            # may exceed the failure tolerance by at most one.
+            problems.append((("max_concurrent_count",), (
+                f"may be at most failure_tolerance_count + 1 "
+                f"({(self.failure_tolerance_count or 0) + 1}) under STRICT_FAILURE_TOLERANCE; "
+                "raise failure_tolerance_count or use SOFT_FAILURE_TOLERANCE")))
+        _raise(problems)
+        return self
 
 
 class AutoDeployment(_Model):
     enabled: bool = True
+    """Onboard accounts that join a target OU (SERVICE_MANAGED only)."""
     retain_stacks_on_account_removal: bool = False
 
 
 class OuTarget(_Model):
     id: OuOrRootId
+    """ou-... (the OU and every OU below it) or r-... (the whole organization)."""
     name: str | None = None
-    regions: list[Region] | None = None
+    regions: list[Region] | None = Field(default=None, min_length=1)
+    """Regions for this OU (default: deployment.regions); a subset of them."""
     overrides: Overrides = Overrides()
 
 
@@ -334,7 +379,10 @@ class AccountTarget(_Model):
     id: AccountId
     name: str | None = None
     ou: OuOrRootId | None = None
-    regions: list[Region] | None = None
+    """The account's OU (or root): required under SERVICE_MANAGED, where StackSets reach a
+    single account through its OU."""
+    regions: list[Region] | None = Field(default=None, min_length=1)
+    """Regions for this account (default: its OU's, else deployment.regions)."""
     overrides: Overrides = Overrides()
 
 
@@ -342,48 +390,213 @@ class Targets(_Model):
     organizational_units: list[OuTarget] = Field(default_factory=list)
     accounts: list[AccountTarget] = Field(default_factory=list)
 
+    @model_validator(mode="after")
+    def _unique(self) -> Targets:
+        ous, accounts = self.organizational_units, self.accounts
+        problems = _duplicates(
+            [ou.id for ou in ous], "OU", ("organizational_units",))
+        problems += _duplicates(
+            [account.id for account in accounts], "account", ("accounts",))
+        # Point at the id, not the list item: that is the line to change.
+        problems = [((*loc, "id"), msg) for loc, msg in problems]
+        if not ous and not accounts:
+            problems.append(((), "no targets: list at least one organizational unit or account"))
+        _raise(problems)
+        return self
+
 
 class Deployment(_Model):
     permission_model: PermissionModel = PermissionModel.SERVICE_MANAGED
+    """SERVICE_MANAGED targets OUs (Organizations); SELF_MANAGED targets accounts."""
     call_as: CallAs = CallAs.SELF
+    """DELEGATED_ADMIN when the StackSet is administered from a delegated admin account."""
     regions: list[Region] = Field(min_length=1)
+    """Every region a member stack may be deployed to; artifact buckets are created here."""
     targets: Targets
     operation_preferences: OperationPreferences = OperationPreferences()
     auto_deployment: AutoDeployment = AutoDeployment()
     managed_execution: bool = True
     retain_stacks_on_removal: bool = False
+    include_management_account: bool = False
+    """SELF_MANAGED only: set true to deploy into the management account on purpose."""
 
     @field_validator("regions")
     @classmethod
     def _unique_regions(cls, value: list[str]) -> list[str]:
-        return _unique(value, "region")
+        _raise(_duplicates(value, "region"))
+        return value
+
+    @model_validator(mode="after")
+    def _rules(self) -> Deployment:
+        problems: list[tuple[Loc, str]] = []
+        allowed = set(self.regions)
+        ous, accounts = self.targets.organizational_units, self.targets.accounts
+        self_managed = self.permission_model is PermissionModel.SELF_MANAGED
+
+        for kind, items in (("organizational_units", ous), ("accounts", accounts)):
+            for index, target in enumerate(items):
+                where = ("targets", kind, index, "regions")
+                problems += _duplicates(target.regions or (), "region", where)
+                problems += [
+                    ((*where, i), f"region {r!r} is not in deployment.regions; add it there "
+                                  "first (artifact buckets are created only in those)")
+                    for i, r in enumerate(target.regions or ()) if r not in allowed
+                ]
+        problems += [
+            (("operation_preferences", "region_order", i),
+             f"region {r!r} is not in deployment.regions")
+            for i, r in enumerate(self.operation_preferences.region_order) if r not in allowed
+        ]
+        if self_managed:
+            if ous:
+                problems.append((("targets", "organizational_units"), (
+                    "SELF_MANAGED StackSets target accounts, not OUs: list the accounts, or "
+                    "use permission_model: SERVICE_MANAGED")))
+            if self.call_as is CallAs.DELEGATED_ADMIN:
+                problems.append((("call_as",), "DELEGATED_ADMIN applies only to "
+                                               "SERVICE_MANAGED StackSets; use SELF"))
+            if "auto_deployment" in self.model_fields_set:
+                problems.append((("auto_deployment",), "applies only to SERVICE_MANAGED "
+                                                       "StackSets; remove it"))
+        else:
+            problems += [
+                (("targets", "accounts", i, "ou"), (
+                    "required under SERVICE_MANAGED: the id of the account's OU (or root), "
+                    "through which StackSets reach a single account"))
+                for i, account in enumerate(accounts) if account.ou is None
+            ]
+        _raise(problems)
+        return self
 
 
 class OrgConfig(_Model):
     """The whole organization as the security team describes it."""
 
-    name: Annotated[str, AfterValidator(_regex(_NAME_RE, "name (letters, digits, '-')"))] = (
-        "backup-anomaly"
-    )
+    name: str = Field(default="backup-anomaly", max_length=40)
+    """Prefix of every stack, StackSet and resource name: lowercase letters, digits, '-'."""
     organization: Organization
     security: Security
     deployment: Deployment
     backup: Backup = Backup()
     detection: Detection = Detection()
     encryption: Encryption = Encryption()
-    tags: dict[str, str] = Field(default_factory=dict, max_length=40)
+    tags: dict[TagKey, TagValue] = Field(default_factory=dict, max_length=40)
+    """Applied to every resource and stack."""
     schema_version: Literal[1] = 1
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not NAME_RE.match(value) or value.startswith("xn--"):
+            raise ValueError(
+                f"{value!r} is not a valid name: it prefixes S3 bucket names, so use lowercase "
+                "letters, digits and inner hyphens, starting with a letter"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _rules(self) -> OrgConfig:
+        problems: list[tuple[Loc, str]] = []
+        org, deployment = self.organization, self.deployment
+        accounts = deployment.targets.accounts
+        service_managed = deployment.permission_model is PermissionModel.SERVICE_MANAGED
+
+        for index, account in enumerate(accounts):
+            if account.id != org.management_account_id:
+                continue
+            where = ("deployment", "targets", "accounts", index, "id")
+            if service_managed:
+                problems.append((where, "is the management account: SERVICE_MANAGED "
+                                        "StackSets never deploy there; remove it"))
+            elif not deployment.include_management_account:
+                problems.append((where, (
+                    "is the management account, which should run no workloads; remove it, "
+                    "or set deployment.include_management_account: true if you mean it")))
+        if service_managed and deployment.include_management_account:
+            problems.append((("deployment", "include_management_account"), (
+                "SERVICE_MANAGED StackSets never deploy to the management account; use "
+                "SELF_MANAGED to include it")))
+
+        if deployment.call_as is CallAs.DELEGATED_ADMIN and not org.delegated_admin_account_id:
+            problems.append((("deployment", "call_as"), (
+                "DELEGATED_ADMIN needs organization.delegated_admin_account_id (the account "
+                "registered as StackSets delegated administrator)")))
+        if (service_managed and org.delegated_admin_account_id
+                and deployment.call_as is CallAs.SELF):
+            problems.append((("deployment", "call_as"), (
+                "must be DELEGATED_ADMIN: the StackSet is administered from the delegated "
+                f"admin account {org.delegated_admin_account_id}")))
+
+        home = self.security.home_region
+        partitions = {partition_of(r) for r in deployment.regions}
+        if partition_of(home) not in partitions:
+            problems.append((("security", "home_region"), (
+                f"{home!r} is in partition {partition_of(home)} but deployment.regions are in "
+                f"{', '.join(sorted(map(str, partitions)))}; EventBridge cannot forward "
+                "alerts across partitions")))
+
+        if self.backup.mode is BackupMode.EXISTING:
+            for kind, items in (("organizational_units", deployment.targets.organizational_units),
+                                ("accounts", accounts)):
+                problems += [
+                    (("deployment", "targets", kind, i, "overrides", "backup"),
+                     "applies only to backup.mode: create (mode existing creates no backup plan)")
+                    for i, target in enumerate(items)
+                    if "backup" in target.overrides.model_fields_set
+                ]
+        problems += self._alarm_windows()
+        problems += self._name_fits(deployment.regions)
+        _raise(problems)
+        return self
+
+    def _alarm_windows(self) -> list[tuple[Loc, str]]:
+        """Per-target overrides may combine into a window CloudWatch refuses."""
+        ous = {ou.id: ou.overrides.detection for ou in self.deployment.targets.organizational_units}
+        base = self.detection
+        problems = []
+        for kind, items in (("organizational_units", self.deployment.targets.organizational_units),
+                            ("accounts", self.deployment.targets.accounts)):
+            for index, target in enumerate(items):
+                own = target.overrides.detection
+                parent = ous.get(getattr(target, "ou", None) or "") if kind == "accounts" else None
+                layers = [own, parent] if parent else [own]
+                period = next((d.alarm_period_seconds for d in layers
+                               if d.alarm_period_seconds is not None), base.alarm_period_seconds)
+                evaluations = next((d.evaluation_periods for d in layers
+                                    if d.evaluation_periods is not None), base.evaluation_periods)
+                if own.alarm_period_seconds is None and own.evaluation_periods is None:
+                    continue  # nothing of its own: the OU or the defaults were checked there
+                problem = _window_problem(period, evaluations)
+                if problem:
+                    problems.append((("deployment", "targets", kind, index, "overrides",
+                                      "detection"), problem))
+        return problems
+
+    def _name_fits(self, regions: list[str]) -> list[tuple[Loc, str]]:
+        longest = max(regions, key=len)
+        bucket = naming.Names(self.name).artifact_bucket("0" * 12, longest)
+        if len(bucket) <= 63:
+            return []
+        room = len(self.name) - (len(bucket) - 63)
+        return [(("name",), (
+            f"is too long: the artifact bucket {bucket!r} would be {len(bucket)} characters "
+            f"(S3 allows 63); use at most {room} characters"))]
 
     @cached_property
     def admin_account_id(self) -> str:
         """The account that owns the StackSet: the delegated admin when set."""
-        return self.organization.delegated_admin_account_id or self.organization.management_account_id
+        org = self.organization
+        return org.delegated_admin_account_id or org.management_account_id
+
+    @cached_property
+    def _resolved(self) -> tuple[ResolvedTarget, ...]:
+        from generator.config.resolve import resolve_targets
+
+        return tuple(resolve_targets(self))
 
     def targets(self) -> list[ResolvedTarget]:
         """Every deployment target with its regions and fully resolved overrides."""
-        from generator.config.resolve import resolve_targets
-
-        return resolve_targets(self)
+        return list(self._resolved)
 
 
 class ResolvedTarget(_Model):

@@ -15,7 +15,11 @@ M = TypeVar("M", bound=BaseModel)
 
 def _merge(base: M, override: M) -> M:
     """``override``'s set fields on top of ``base`` (both partial override models)."""
-    changes = {k: v for k, v in override.model_dump().items() if v is not None}
+    # __dict__ rather than model_dump(): the values are already validated scalars, and at
+    # 10,000 accounts a dump per account is a measurable share of the load time.
+    changes = {k: v for k, v in override.__dict__.items() if v is not None}
+    if not changes:
+        return base
     return base.model_copy(update=changes)
 
 
