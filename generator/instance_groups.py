@@ -10,10 +10,12 @@ Under SERVICE_MANAGED an account with settings of its own is carved out of its O
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from generator import naming
 from generator.config.model import (
+    BackupMode,
     BackupOverrides,
     DetectionOverrides,
     OrgConfig,
@@ -36,48 +38,66 @@ class InstanceGroup:
 
 
 def parameter_overrides(
-    detection: DetectionOverrides, backup: BackupOverrides
+    detection: DetectionOverrides, backup: BackupOverrides, *, with_backup: bool = True
 ) -> tuple[tuple[str, str], ...]:
-    """Member template parameter values a target sets, as sorted (key, value) pairs."""
+    """Member template parameter values a target sets, as sorted (key, value) pairs.
+
+    ``with_backup=False`` (backup mode ``existing``) leaves out the backup schedule and
+    retention: the member template has no such parameters then, and StackSets reject
+    overrides of parameters a template does not declare.
+    """
     values = {
         naming.PARAM_BAND_WIDTH: detection.band_width,
         naming.PARAM_CEILING_PERCENT: detection.ceiling_percent,
         naming.PARAM_ALARM_PERIOD: detection.alarm_period_seconds,
         naming.PARAM_EVALUATION_PERIODS: detection.evaluation_periods,
-        naming.PARAM_BACKUP_SCHEDULE: backup.schedule,
-        naming.PARAM_RETENTION_DAYS: backup.retention_days,
     }
-    return tuple(sorted((k, _param(v)) for k, v in values.items() if v is not None))
+    if with_backup:
+        values[naming.PARAM_BACKUP_SCHEDULE] = backup.schedule
+        values[naming.PARAM_RETENTION_DAYS] = backup.retention_days
+    return tuple(sorted((k, parameter_value(v)) for k, v in values.items() if v is not None))
 
 
-def _param(value: object) -> str:
-    # CloudFormation parameters are strings; 2.0 and 2 must compare equal in plans.
+def parameter_value(value: object) -> str:
+    """A CloudFormation parameter value: a string, with 2.0 written as 2."""
+    # Parameters are strings; 2.0 and 2 must compare equal in plans.
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
 
 
-def _has_own_settings(account: ResolvedTarget, parent: ResolvedTarget | None) -> bool:
+_param = parameter_value
+
+
+def _has_own_settings(
+    account: ResolvedTarget, parent: ResolvedTarget | None, overrides: _Overrides
+) -> bool:
     if parent is None:
         return True
-    return account.regions != parent.regions or parameter_overrides(
-        account.detection, account.backup
-    ) != parameter_overrides(parent.detection, parent.backup)
+    return account.regions != parent.regions or overrides(account) != overrides(parent)
+
+
+_Overrides = Callable[[ResolvedTarget], tuple[tuple[str, str], ...]]
 
 
 def instance_groups(config: OrgConfig) -> list[InstanceGroup]:
     """The instance groups for ``config``, sorted so output is deterministic."""
     targets = config.targets()
+    with_backup = config.backup.mode is BackupMode.CREATE
+
+    def overrides(target: ResolvedTarget) -> tuple[tuple[str, str], ...]:
+        return parameter_overrides(target.detection, target.backup, with_backup=with_backup)
+
     if config.deployment.permission_model is PermissionModel.SELF_MANAGED:
-        return _self_managed(targets)
-    return _service_managed(targets)
+        return _self_managed(targets, overrides)
+    return _service_managed(targets, overrides)
 
 
-def _self_managed(targets: list[ResolvedTarget]) -> list[InstanceGroup]:
+def _self_managed(targets: list[ResolvedTarget], overrides: _Overrides) -> list[InstanceGroup]:
     by_key: dict[tuple, list[str]] = defaultdict(list)
     for target in targets:
         if target.kind == "account":
-            key = (target.regions, parameter_overrides(target.detection, target.backup))
+            key = (target.regions, overrides(target))
             by_key[key].append(target.id)
     return sorted(
         InstanceGroup(regions=r, parameter_overrides=p, accounts=tuple(sorted(a)))
@@ -85,17 +105,17 @@ def _self_managed(targets: list[ResolvedTarget]) -> list[InstanceGroup]:
     )
 
 
-def _service_managed(targets: list[ResolvedTarget]) -> list[InstanceGroup]:
+def _service_managed(targets: list[ResolvedTarget], overrides: _Overrides) -> list[InstanceGroup]:
     ous = {t.id: t for t in targets if t.kind == "ou"}
     carved: dict[str, list[str]] = defaultdict(list)  # OU id -> accounts excluded from it
     own: dict[tuple, tuple[set[str], list[str]]] = {}
     for account in (t for t in targets if t.kind == "account"):
         parent = ous.get(account.ou or "")
-        if not _has_own_settings(account, parent):
+        if not _has_own_settings(account, parent, overrides):
             continue  # covered by its OU's group
         if parent is not None:
             carved[parent.id].append(account.id)
-        key = (account.regions, parameter_overrides(account.detection, account.backup))
+        key = (account.regions, overrides(account))
         ou_ids, accounts = own.setdefault(key, (set(), []))
         ou_ids.add(account.ou)
         accounts.append(account.id)
@@ -103,7 +123,7 @@ def _service_managed(targets: list[ResolvedTarget]) -> list[InstanceGroup]:
     groups: list[InstanceGroup] = []
     plain: dict[tuple, list[str]] = defaultdict(list)
     for ou in ous.values():
-        key = (ou.regions, parameter_overrides(ou.detection, ou.backup))
+        key = (ou.regions, overrides(ou))
         if carved.get(ou.id):
             # Each OU with carve-outs is its own group: DIFFERENCE applies to the group's
             # whole account list, which is fine across OUs, but keeping them apart makes

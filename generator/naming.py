@@ -9,6 +9,8 @@ instances contain a colon in the stack name, and people search consoles by name.
 
 from __future__ import annotations
 
+import hashlib
+
 # Parameters of the member template. StackSet parameter overrides are keyed by these.
 PARAM_BAND_WIDTH = "AnomalyBandWidth"
 PARAM_CEILING_PERCENT = "CeilingPercent"
@@ -28,6 +30,21 @@ CENTRAL_STACK_SUFFIX = "central"
 ARTIFACTS_STACK_SUFFIX = "artifacts"
 STACKSET_STACK_SUFFIX = "stackset"
 STACKSET_ROLES_STACK_SUFFIX = "stackset-roles"
+
+# Tag put on every resource besides the config's tags; its value is the config's ``name``.
+PRODUCT_TAG_KEY = "backup-anomaly-detection:deployment"
+
+# The longest region name AWS uses (ap-southeast-4, us-gov-west-1 are shorter or equal):
+# names that get ``-{region}`` appended reserve this much so they fit in every region.
+MAX_REGION_LENGTH = 14
+
+# IAM names are global per account, and a StackSet puts one stack per region into each
+# account: every IAM name built here carries the region. IAM role names allow 64 chars.
+IAM_ROLE_MAX = 64
+S3_BUCKET_MAX = 63
+
+# Placeholder the member template fills in with Fn::Sub.
+REGION_PLACEHOLDER = "${AWS::Region}"
 
 # Fixed by AWS for SELF_MANAGED StackSets unless custom role names are passed.
 STACKSET_ADMIN_ROLE = "AWSCloudFormationStackSetAdministrationRole"
@@ -58,16 +75,31 @@ class Names:
 
     # -- artifacts ----------------------------------------------------------------------
     def artifact_bucket_prefix(self, account_id: str) -> str:
-        """Bucket name without its region: the member template appends ``-{region}``."""
-        return f"{self.prefix}-artifacts-{account_id}"
+        """Bucket name without its region: the member template appends ``-{region}``.
+
+        S3 names are lowercase and at most 63 characters: the prefix is lowercased and,
+        when too long to leave room for any region, shortened with a hash of the full
+        prefix so two long prefixes cannot collide.
+        """
+        body = f"{self.prefix.lower()}-artifacts"
+        tail = f"-{account_id}"
+        room = S3_BUCKET_MAX - len(tail) - 1 - MAX_REGION_LENGTH
+        if len(body) > room:
+            digest = hashlib.sha256(self.prefix.encode()).hexdigest()[:8]
+            body = f"{body[: room - 9].rstrip('-')}-{digest}"
+        return f"{body}{tail}"
 
     def artifact_bucket(self, account_id: str, region: str) -> str:
         return f"{self.artifact_bucket_prefix(account_id)}-{region}"
 
-    def lambda_key(self, sha256: str) -> str:
+    @staticmethod
+    def lambda_key(sha256: str) -> str:
+        """S3 key of the detector zip, content-addressed: a new build is a new key."""
         return f"lambda/detector-{sha256}.zip"
 
-    def member_template_key(self, sha256: str) -> str:
+    @staticmethod
+    def member_template_key(sha256: str) -> str:
+        """S3 key of the member template, content-addressed like the zip."""
         return f"templates/member-{sha256}.json"
 
     # -- central ------------------------------------------------------------------------
@@ -102,18 +134,36 @@ class Names:
     def central_key_alias(self) -> str:
         return f"alias/{self.prefix}-central"
 
+    @property
+    def central_dlq_alarm(self) -> str:
+        """Alarm on the DLQ shared by the central rules' targets (alerts and audit)."""
+        return f"{self.prefix}-central-dlq-depth"
+
     # -- member -------------------------------------------------------------------------
     @property
     def detector_function(self) -> str:
         return f"{self.prefix}-detector"
 
     @property
-    def detector_role(self) -> str:
-        return f"{self.prefix}-detector"
+    def detector_log_group(self) -> str:
+        # Lambda's own default log group name, so nothing else creates a second one.
+        return f"/aws/lambda/{self.detector_function}"
 
-    @property
-    def forwarder_role(self) -> str:
-        return f"{self.prefix}-forward-to-central"
+    def _iam(self, what: str, region: str) -> str:
+        # prefix (<= 41) + what (<= 7) + region (<= 14) + 2 dashes stays within 64.
+        return f"{self.prefix}-{what}-{region}"
+
+    def detector_role(self, region: str) -> str:
+        """IAM role of the detector in ``region`` (pass REGION_PLACEHOLDER in templates)."""
+        return self._iam("detect", region)
+
+    def forwarder_role(self, region: str) -> str:
+        """Role EventBridge assumes to forward alarm state changes to the central bus."""
+        return self._iam("forward", region)
+
+    def backup_role(self, region: str) -> str:
+        """Role AWS Backup assumes for the plan this toolkit creates (mode ``create``)."""
+        return self._iam("backup", region)
 
     @property
     def state_table(self) -> str:
@@ -144,8 +194,13 @@ class Names:
         return f"{self.prefix}-plan"
 
     @property
-    def backup_role(self) -> str:
-        return f"{self.prefix}-backup"
+    def backup_plan_rule(self) -> str:
+        return f"{self.prefix}-daily"
+
+    @property
+    def backup_selection(self) -> str:
+        # AWS Backup caps selection names at 50 characters; the prefix is at most 41.
+        return f"{self.prefix}-tagged"
 
     # -- alarms (the detector makes per-volume alarms from ALARM_PREFIX) -----------------
     @staticmethod

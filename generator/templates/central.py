@@ -1,0 +1,353 @@
+"""Central template: the security account's home region receives every alert and measurement.
+
+Member accounts forward the state changes of their backup anomaly alarms and put one
+``Backup Change Measured`` event per measurement on the central event bus. One rule turns
+alarm state changes into a readable notification (SNS, email subscribers from the config)
+and copies them to the audit queue; another sends every measurement to the audit queue,
+where a SIEM can read them and correlate across accounts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import cached_property
+
+from awacs import events as aevents
+from awacs import sns as asns
+from awacs import sqs as asqs
+from awacs.aws import ArnEquals, Principal, StringEquals
+from troposphere import Output, Ref, Sub, Template
+from troposphere import cloudwatch as tcw
+from troposphere import events as tevents
+from troposphere import sns as tsns
+from troposphere import sqs as tsqs
+
+from generator import iam, naming
+from generator.config.model import OrgConfig
+from generator.naming import Names
+from generator.templates import common
+from generator.templates.member import ALARM_DETAIL_TYPE, ALARM_EVENT_SOURCE
+
+QUEUE_RETENTION_SECONDS = 14 * 86400
+
+# What a human reads in the notification email. Placeholders come from InputPathsMap.
+ALERT_TEMPLATE = (
+    '"Backup anomaly alarm <alarm> is <state> (was <previous>) in account <account>, '
+    "region <region>, at <time>. Volume: <volume>. Reason: <reason>. "
+    "Investigate recent changes on that volume before its next backup; the alarm, in "
+    "account <account>: https://<region>.console.aws.amazon.com/cloudwatch/home?region="
+    '<region>#alarmsV2:alarm/<alarm>"'
+)
+ALERT_PATHS = {
+    "account": "$.account",
+    "region": "$.region",
+    "time": "$.time",
+    "alarm": "$.detail.alarmName",
+    "state": "$.detail.state.value",
+    "previous": "$.detail.previousState.value",
+    "reason": "$.detail.state.reason",
+    "volume": "$.detail.configuration.metrics[0].metricStat.metric.dimensions.VolumeId",
+}
+
+
+class CentralTemplate:
+    """Builds the central template (security account, home region)."""
+
+    def __init__(self, config: OrgConfig):
+        self.config = config
+        self.names = Names(config.name)
+        self.alarm_prefix = config.detection.alarm_prefix
+        self.accounts = common.scope_accounts(config)
+
+    # -- encryption -------------------------------------------------------------------
+    @cached_property
+    def key(self):
+        """Key for the topic and queues; EventBridge and CloudWatch of this account use it."""
+        this_account = StringEquals("aws:SourceAccount", Ref("AWS::AccountId"))
+        return common.kms_key(
+            "CentralKey",
+            self.config,
+            "Backup anomaly detection: central alert topic and audit queues",
+            [
+                iam.allow(
+                    "EventBridgePublishesToTopicAndQueues",
+                    common.SERVICE_PUBLISH_ACTIONS,
+                    [common.KEY_POLICY_RESOURCE],
+                    this_account,
+                    principal=iam.service("events.amazonaws.com"),
+                ),
+                iam.allow(
+                    "CloudWatchAlarmsPublishToTopic",
+                    common.SERVICE_PUBLISH_ACTIONS,
+                    [common.KEY_POLICY_RESOURCE],
+                    this_account,
+                    principal=iam.service("cloudwatch.amazonaws.com"),
+                ),
+            ],
+        )
+
+    @cached_property
+    def key_alias(self):
+        return common.kms_alias("CentralKeyAlias", self.names.central_key_alias, self.key)
+
+    # -- alert topic --------------------------------------------------------------------
+    @cached_property
+    def topic(self) -> tsns.Topic:
+        return tsns.Topic(
+            "AlertTopic",
+            TopicName=self.names.alert_topic,
+            DisplayName="Backup anomaly",
+            KmsMasterKeyId=self.key.get_att("Arn"),
+            Tags=common.tags(self.config),
+        )
+
+    @cached_property
+    def topic_policy(self) -> tsns.TopicPolicy:
+        return tsns.TopicPolicy(
+            "AlertTopicPolicy",
+            Topics=[self.topic.ref()],
+            PolicyDocument=iam.document(
+                iam.allow(
+                    "AlarmRulePublishes",
+                    [asns.Publish],
+                    [self.topic.ref()],
+                    ArnEquals("aws:SourceArn", self.alarm_rule.get_att("Arn")),
+                    principal=iam.service("events.amazonaws.com"),
+                ),
+                iam.allow(
+                    "DeadLetterAlarmPublishes",
+                    [asns.Publish],
+                    [self.topic.ref()],
+                    ArnEquals("aws:SourceArn", self.dlq_alarm.get_att("Arn")),
+                    principal=iam.service("cloudwatch.amazonaws.com"),
+                ),
+                common.deny_insecure_transport(self.topic.ref(), [asns.Publish]),
+            ),
+        )
+
+    def subscriptions(self) -> list[tsns.SubscriptionResource]:
+        """One email subscription per address (logical ids from the address, not order)."""
+        subscriptions = []
+        for email in sorted(self.config.security.notification_emails):
+            digest = hashlib.sha256(email.encode()).hexdigest()[:10]
+            subscriptions.append(
+                tsns.SubscriptionResource(
+                    f"EmailSubscription{digest}",
+                    TopicArn=self.topic.ref(),
+                    Protocol="email",
+                    Endpoint=email,
+                )
+            )
+        return subscriptions
+
+    # -- audit queue and DLQ ----------------------------------------------------------------
+    @cached_property
+    def audit_queue(self) -> tsqs.Queue:
+        return tsqs.Queue(
+            "AuditQueue",
+            QueueName=self.names.audit_queue,
+            KmsMasterKeyId=self.key.get_att("Arn"),
+            MessageRetentionPeriod=QUEUE_RETENTION_SECONDS,
+            Tags=common.tags(self.config),
+        )
+
+    @cached_property
+    def dlq(self) -> tsqs.Queue:
+        """Events the central rules could not deliver to the topic or the audit queue."""
+        return tsqs.Queue(
+            "CentralDeadLetterQueue",
+            QueueName=self.names.audit_dlq,
+            KmsMasterKeyId=self.key.get_att("Arn"),
+            MessageRetentionPeriod=QUEUE_RETENTION_SECONDS,
+            Tags=common.tags(self.config),
+        )
+
+    def _rule_sources(self):
+        return ArnEquals(
+            "aws:SourceArn",
+            [self.alarm_rule.get_att("Arn"), self.measurement_rule.get_att("Arn")],
+        )
+
+    def _queue_policy(self, title: str, queue: tsqs.Queue) -> tsqs.QueuePolicy:
+        return tsqs.QueuePolicy(
+            title,
+            Queues=[queue.ref()],
+            PolicyDocument=iam.document(
+                iam.allow(
+                    "CentralRulesSend",
+                    [asqs.SendMessage],
+                    [queue.get_att("Arn")],
+                    self._rule_sources(),
+                    principal=iam.service("events.amazonaws.com"),
+                ),
+                common.deny_insecure_transport(queue.get_att("Arn"), [asqs.Action("*")]),
+            ),
+        )
+
+    @cached_property
+    def audit_queue_policy(self) -> tsqs.QueuePolicy:
+        return self._queue_policy("AuditQueuePolicy", self.audit_queue)
+
+    @cached_property
+    def dlq_policy(self) -> tsqs.QueuePolicy:
+        return self._queue_policy("CentralDeadLetterQueuePolicy", self.dlq)
+
+    @cached_property
+    def dlq_alarm(self) -> tcw.Alarm:
+        # In this account and region, so the alarm can notify the topic directly.
+        return tcw.Alarm(
+            "CentralDeadLetterAlarm",
+            AlarmName=self.names.central_dlq_alarm,
+            AlarmDescription=(
+                f"Alerts or measurements could not be delivered; they wait in "
+                f"{self.names.audit_dlq}."
+            ),
+            Namespace="AWS/SQS",
+            MetricName="ApproximateNumberOfMessagesVisible",
+            Dimensions=[
+                tcw.MetricDimension(Name="QueueName", Value=self.dlq.get_att("QueueName"))
+            ],
+            Statistic="Maximum",
+            Period=300,
+            EvaluationPeriods=1,
+            Threshold=0,
+            ComparisonOperator="GreaterThanThreshold",
+            TreatMissingData="notBreaching",
+            AlarmActions=[self.topic.ref()],
+            Tags=common.tags(self.config),
+        )
+
+    # -- event bus ----------------------------------------------------------------------
+    def bus_policy(self):
+        """Admits PutEvents from the organization, or from the listed target accounts."""
+        # The bus's own ARN as a string: a resource cannot refer to its own attributes.
+        bus_arn = Sub(
+            "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/"
+            + self.names.central_bus
+        )
+        if self.accounts is None:
+            statement = iam.allow(
+                "OrganizationPutsEvents",
+                [aevents.PutEvents],
+                [bus_arn],
+                StringEquals("aws:PrincipalOrgID", self.config.organization.org_id),
+                principal=Principal("AWS", "*"),
+            )
+        else:
+            statement = iam.allow(
+                "TargetAccountsPutEvents",
+                [aevents.PutEvents],
+                [bus_arn],
+                principal=iam.accounts(self.accounts),
+            )
+        return iam.document(statement)
+
+    @cached_property
+    def bus(self) -> tevents.EventBus:
+        return tevents.EventBus(
+            "CentralBus",
+            Name=self.names.central_bus,
+            Description="Alarm state changes and measurements from every member account",
+            Policy=iam.as_dict(self.bus_policy()),
+            Tags=common.tags(self.config),
+        )
+
+    # -- rules --------------------------------------------------------------------------
+    def _retry(self) -> tevents.RetryPolicy:
+        return tevents.RetryPolicy(MaximumEventAgeInSeconds=86400, MaximumRetryAttempts=185)
+
+    def _dead_letters(self) -> tevents.DeadLetterConfig:
+        return tevents.DeadLetterConfig(Arn=self.dlq.get_att("Arn"))
+
+    @cached_property
+    def alarm_rule(self) -> tevents.Rule:
+        return tevents.Rule(
+            "AlarmStateRule",
+            Name=self.names.central_alarm_rule,
+            Description="Backup anomaly alarm state changes forwarded by member accounts",
+            EventBusName=self.bus.ref(),
+            EventPattern={
+                "source": [ALARM_EVENT_SOURCE],
+                "detail-type": [ALARM_DETAIL_TYPE],
+                "detail": {"alarmName": [{"prefix": self.alarm_prefix}]},
+            },
+            State="ENABLED",
+            Targets=[
+                tevents.Target(
+                    Id="AlertTopic",
+                    Arn=self.topic.ref(),
+                    InputTransformer=tevents.InputTransformer(
+                        InputPathsMap=ALERT_PATHS, InputTemplate=ALERT_TEMPLATE
+                    ),
+                    DeadLetterConfig=self._dead_letters(),
+                    RetryPolicy=self._retry(),
+                ),
+                tevents.Target(
+                    Id="AuditQueue",
+                    Arn=self.audit_queue.get_att("Arn"),
+                    DeadLetterConfig=self._dead_letters(),
+                    RetryPolicy=self._retry(),
+                ),
+            ],
+        )
+
+    @cached_property
+    def measurement_rule(self) -> tevents.Rule:
+        return tevents.Rule(
+            "MeasurementRule",
+            Name=self.names.central_measurement_rule,
+            Description="Every changed-block measurement, for the audit trail",
+            EventBusName=self.bus.ref(),
+            EventPattern={
+                "source": [naming.EVENT_SOURCE],
+                "detail-type": [naming.MEASUREMENT_DETAIL_TYPE],
+            },
+            State="ENABLED",
+            Targets=[
+                tevents.Target(
+                    Id="AuditQueue",
+                    Arn=self.audit_queue.get_att("Arn"),
+                    DeadLetterConfig=self._dead_letters(),
+                    RetryPolicy=self._retry(),
+                )
+            ],
+        )
+
+    # -- assembly -----------------------------------------------------------------------
+    def resources(self) -> list:
+        return [
+            self.key,
+            self.key_alias,
+            self.topic,
+            self.topic_policy,
+            *self.subscriptions(),
+            self.audit_queue,
+            self.dlq,
+            self.audit_queue_policy,
+            self.dlq_policy,
+            self.dlq_alarm,
+            self.bus,
+            self.alarm_rule,
+            self.measurement_rule,
+        ]
+
+    def create_template(self) -> Template:
+        template = common.new_template(
+            f"Backup anomaly detection ({self.config.name}): central alerts and audit trail "
+            "in the security account"
+        )
+        for resource in self.resources():
+            template.add_resource(resource)
+        template.add_output(
+            [
+                Output("CentralBusArn", Value=self.bus.get_att("Arn")),
+                Output("AlertTopicArn", Value=self.topic.ref()),
+                Output("AuditQueueUrl", Value=self.audit_queue.ref()),
+            ]
+        )
+        return template
+
+
+def build(config: OrgConfig) -> Template:
+    """The central template for ``config``."""
+    return CentralTemplate(config).create_template()

@@ -1,0 +1,184 @@
+"""Pieces every template shares: the template header, tags, KMS keys and checkov skips."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from awacs import kms
+from awacs.aws import Bool, Principal, Statement
+from troposphere import AWSObject, Sub, Tags, Template
+from troposphere import kms as tkms
+
+from generator import iam, naming
+from generator.config.model import OrgConfig
+from generator.errors import UserError
+
+TEMPLATE_FORMAT_VERSION = "2010-09-09"
+
+# Actions a key administrator needs; the account root gets them so IAM policies in the
+# account decide who administers the key (AWS's default key policy, minus kms:*).
+KEY_ADMIN_ACTIONS = [
+    kms.Action("Create*"),
+    kms.Action("Describe*"),
+    kms.Action("Enable*"),
+    kms.Action("List*"),
+    kms.Action("Put*"),
+    kms.Action("Update*"),
+    kms.Action("Revoke*"),
+    kms.Action("Disable*"),
+    kms.Action("Get*"),
+    kms.Action("Delete*"),
+    kms.Action("TagResource"),
+    kms.Action("UntagResource"),
+    kms.Action("ScheduleKeyDeletion"),
+    kms.Action("CancelKeyDeletion"),
+    kms.Action("RotateKeyOnDemand"),
+]
+KEY_USE_ACTIONS = [
+    kms.Encrypt,
+    kms.Decrypt,
+    kms.ReEncryptFrom,
+    kms.ReEncryptTo,
+    kms.GenerateDataKey,
+    kms.GenerateDataKeyWithoutPlaintext,
+    kms.DescribeKey,
+]
+# What a service principal needs to write to an encrypted SQS queue or SNS topic.
+SERVICE_PUBLISH_ACTIONS = [kms.GenerateDataKey, kms.Decrypt]
+
+# Resource policies (event bus about 10 KB, bucket 20 KB) cannot list accounts one by one
+# past a few hundred; beyond that the organization id is the only scope left.
+MAX_LISTED_ACCOUNTS = 300
+
+# In a key policy the resource is always the key itself; "*" is the only valid value.
+KEY_POLICY_RESOURCE = "*"
+
+
+def new_template(description: str) -> Template:
+    """An empty template with the format version and ``description`` set."""
+    template = Template(Description=description)
+    template.set_version(TEMPLATE_FORMAT_VERSION)
+    return template
+
+
+def tag_map(config: OrgConfig) -> dict[str, str]:
+    """The config's tags plus the product tag, sorted by key."""
+    tags = dict(config.tags)
+    tags[naming.PRODUCT_TAG_KEY] = config.name
+    return dict(sorted(tags.items()))
+
+
+def tags(config: OrgConfig, name: str | None = None) -> Tags:
+    """CloudFormation ``Tags`` (list form) for a resource, with a ``Name`` when given."""
+    values = tag_map(config)
+    if name is not None and "Name" not in values:
+        values["Name"] = name
+    return Tags(**dict(sorted(values.items())))
+
+
+def skip_checkov(resource: AWSObject, *skips: tuple[str, str]) -> AWSObject:
+    """Records checkov checks that do not apply to ``resource``, each with its reason."""
+    metadata = dict(getattr(resource, "Metadata", None) or {})
+    metadata["checkov"] = {"skip": [{"id": check, "comment": why} for check, why in skips]}
+    resource.Metadata = metadata
+    return resource
+
+
+def kms_key(
+    title: str,
+    config: OrgConfig,
+    description: str,
+    extra_statements: Sequence[Statement],
+    retain: bool = False,
+) -> tkms.Key:
+    """A customer managed, rotating KMS key administered through the account's IAM.
+
+    Args:
+        title: logical id.
+        config: the organization config (rotation, deletion window, tags).
+        description: what the key protects.
+        extra_statements: grants for service principals, each scoped by a condition.
+        retain: keep the key when the stack is deleted (it protects retained data).
+    """
+    policy = iam.document(
+        iam.allow(
+            "AccountAdministersKeyThroughIam",
+            KEY_ADMIN_ACTIONS,
+            [KEY_POLICY_RESOURCE],
+            principal=iam.this_account(),
+        ),
+        iam.allow(
+            "AccountUsesKeyThroughIam",
+            KEY_USE_ACTIONS,
+            [KEY_POLICY_RESOURCE],
+            principal=iam.this_account(),
+        ),
+        *extra_statements,
+    )
+    key = tkms.Key(
+        title,
+        Description=description,
+        EnableKeyRotation=config.encryption.kms_key_rotation,
+        PendingWindowInDays=config.encryption.kms_pending_window_days,
+        KeyPolicy=policy,
+        Tags=tags(config),
+    )
+    if retain:
+        key.DeletionPolicy = "Retain"
+        key.UpdateReplacePolicy = "Retain"
+    return key
+
+
+def kms_alias(title: str, alias: str, key: tkms.Key) -> tkms.Alias:
+    """An alias so people find the key by name in the console."""
+    return tkms.Alias(title, AliasName=alias, TargetKeyId=key.ref())
+
+
+def region_sub(text: str) -> Sub:
+    """``Fn::Sub`` of a name built with naming.REGION_PLACEHOLDER."""
+    return Sub(text)
+
+
+def insecure_transport_conditions() -> list:
+    """Conditions matching requests made without TLS."""
+    return [Bool("aws:SecureTransport", "false")]
+
+
+def deny_insecure_transport(resource, actions) -> Statement:
+    """Denies every request to ``resource`` that does not use TLS."""
+    return iam.deny(
+        "DenyInsecureTransport",
+        actions,
+        [resource],
+        *insecure_transport_conditions(),
+        principal=Principal("*"),
+    )
+
+
+def scope_accounts(config: OrgConfig) -> list[str] | None:
+    """Accounts admitted by resource policies when there is no organization id.
+
+    Returns:
+        None when ``organization.org_id`` is set (policies use ``aws:PrincipalOrgID``),
+        else the sorted target accounts.
+
+    Raises:
+        UserError: SERVICE_MANAGED targets OUs whose accounts are not known here, or too
+            many accounts to list in a policy: only the organization id can scope them.
+    """
+    if config.organization.org_id:
+        return None
+    targets = config.deployment.targets
+    if targets.organizational_units:
+        raise UserError(
+            "organization.org_id is required when targets include OUs: the central bus and "
+            "the artifact buckets admit the organization by its id, and the accounts of an "
+            "OU are not listed in the config"
+        )
+    accounts = sorted({a.id for a in targets.accounts})
+    if len(accounts) > MAX_LISTED_ACCOUNTS:
+        raise UserError(
+            f"organization.org_id is required with more than {MAX_LISTED_ACCOUNTS} target "
+            f"accounts ({len(accounts)} listed): resource policies cannot list them all"
+        )
+    return accounts

@@ -1,0 +1,762 @@
+"""Member template: the StackSet body deployed to every target account and region.
+
+Data flow (DESIGN.md): AWS Backup job COMPLETED -> EventBridge rule on the default bus ->
+SQS work queue (KMS, DLQ) -> detector Lambda (SQS event source, partial batch failures)
+-> DynamoDB state, CloudWatch metric and alarms, ``Backup Change Measured`` on the central
+bus. Alarm state changes of every alarm named with the alarm prefix (the per-volume alarms
+the detector creates and the two operational alarms here) are forwarded to the central bus.
+
+Size: the template is about 30 KB (see ``tests/generator/test_templates_member.py``), under
+the 51,200-byte inline limit; the deploy code still passes it by S3 URL (``TemplateURL``),
+whose limit is 1 MB, so growth never breaks a rollout. No transforms (StackSets reject
+them); well under 500 resources and 200 parameters.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from awacs import backup as abackup
+from awacs import cloudwatch as acw
+from awacs import dynamodb as addb
+from awacs import ebs as aebs
+from awacs import ec2 as aec2
+from awacs import events as aevents
+from awacs import kms as akms
+from awacs import logs as alogs
+from awacs import sqs as asqs
+from awacs.aws import ArnEquals, Principal, StringEquals
+from troposphere import Output, Parameter, Ref, Sub, Template
+from troposphere import awslambda as tlambda
+from troposphere import backup as tbackup
+from troposphere import cloudwatch as tcw
+from troposphere import dynamodb as tddb
+from troposphere import events as tevents
+from troposphere import iam as tiam
+from troposphere import logs as tlogs
+from troposphere import sqs as tsqs
+
+from generator import iam, naming
+from generator.config.model import BackupMode, OrgConfig, ResourceType
+from generator.instance_groups import parameter_value
+from generator.naming import REGION_PLACEHOLDER, Names
+from generator.templates import common
+
+RUNTIME = "python3.13"
+HANDLER = "backup_anomaly.handler.lambda_handler"
+# Concurrent ListChangedBlocks ranges inside one count (EBS_COUNT_WORKERS); the account's
+# request budget (EBS_MAX_REQUESTS_PER_SECOND) is what bounds them, not this number.
+COUNT_WORKERS = 8
+# SQS: at least six times the function timeout, so a message is not redelivered while
+# its invocation (and Lambda's own retries of the batch) may still be running.
+VISIBILITY_TIMEOUT_FACTOR = 6
+# Fourteen days (the SQS maximum): a backlog survives a long outage of the detector.
+QUEUE_RETENTION_SECONDS = 14 * 86400
+# A year of detector logs: they are the audit trail of every measurement decision.
+LOG_RETENTION_DAYS = 365
+# Operational alarms: evaluated every five minutes.
+OPERATIONAL_ALARM_PERIOD = 300
+
+BACKUP_EVENT_SOURCE = "aws.backup"
+BACKUP_DETAIL_TYPE = "Backup Job State Change"
+ALARM_EVENT_SOURCE = "aws.cloudwatch"
+ALARM_DETAIL_TYPE = "CloudWatch Alarm State Change"
+
+# AWS Backup selection resources per configured resource type.
+SELECTION_RESOURCES = {
+    ResourceType.EBS: "arn:aws:ec2:*:*:volume/*",
+    ResourceType.EC2: "arn:aws:ec2:*:*:instance/*",
+}
+BACKUP_MANAGED_POLICIES = (
+    "arn:aws:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForBackup",
+    "arn:aws:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForRestores",
+)
+
+
+class _EsmScalingConfig(tlambda.ScalingConfig):
+    # troposphere 4.11 maps both Lambda "ScalingConfig" types to one class that lacks the
+    # event source mapping's MaximumConcurrency; a subclass keeps its type check happy.
+    props = {"MaximumConcurrency": (int, False)}
+
+
+def _sub(name: str) -> Sub:
+    return Sub(name)
+
+
+def _arn(service: str, resource: str) -> Sub:
+    """An ARN in this stack's partition, region and account."""
+    return Sub(f"arn:${{AWS::Partition}}:{service}:${{AWS::Region}}:${{AWS::AccountId}}:{resource}")
+
+
+class MemberTemplate:
+    """Builds the member template for one organization config.
+
+    Each resource is a cached property that builds it once; :meth:`create_template` adds
+    them in a fixed order. Everything is pure: no I/O, no AWS calls.
+    """
+
+    def __init__(self, config: OrgConfig):
+        self.config = config
+        self.names = Names(config.name)
+        self.detection = config.detection
+        self.detector = config.detection.detector
+        self.create_backups = config.backup.mode is BackupMode.CREATE
+        self.alarm_prefix = config.detection.alarm_prefix
+        self.central_bus_arn = self.names.central_bus_arn(
+            config.security.home_region, config.security.account_id
+        )
+
+    # -- parameters -------------------------------------------------------------------
+    @cached_property
+    def code_bucket_prefix(self) -> Parameter:
+        return Parameter(
+            naming.PARAM_CODE_BUCKET_PREFIX,
+            Type="String",
+            Description="Artifact bucket name without its '-<region>' suffix",
+            AllowedPattern=r"^[a-z0-9][a-z0-9.-]{1,47}$",
+        )
+
+    @cached_property
+    def code_key(self) -> Parameter:
+        return Parameter(
+            naming.PARAM_CODE_KEY,
+            Type="String",
+            Description="S3 key of the detector zip (content-addressed by its sha256)",
+            AllowedPattern=r"^[A-Za-z0-9/._-]+\.zip$",
+        )
+
+    @cached_property
+    def band_width(self) -> Parameter:
+        return Parameter(
+            naming.PARAM_BAND_WIDTH,
+            Type="Number",
+            Description="Standard deviations of the anomaly detection band",
+            Default=parameter_value(self.detection.band_width),
+            MinValue="0",  # > 0: the config validates it; troposphere takes integers only
+            MaxValue="10",
+        )
+
+    @cached_property
+    def ceiling_percent(self) -> Parameter:
+        return Parameter(
+            naming.PARAM_CEILING_PERCENT,
+            Type="Number",
+            Description="Static ceiling alarm, percent of the blocks written (0 disables it)",
+            Default=parameter_value(self.detection.ceiling_percent),
+            MinValue="0",
+            MaxValue="100",
+        )
+
+    @cached_property
+    def alarm_period(self) -> Parameter:
+        return Parameter(
+            naming.PARAM_ALARM_PERIOD,
+            Type="Number",
+            Description="Alarm period in seconds; match the backup frequency",
+            Default=parameter_value(self.detection.alarm_period_seconds),
+            MinValue="3600",
+            MaxValue="86400",
+        )
+
+    @cached_property
+    def evaluation_periods(self) -> Parameter:
+        return Parameter(
+            naming.PARAM_EVALUATION_PERIODS,
+            Type="Number",
+            Description="Alarm evaluation periods",
+            Default=parameter_value(self.detection.evaluation_periods),
+            MinValue="1",
+            MaxValue="7",
+        )
+
+    @cached_property
+    def backup_schedule(self) -> Parameter:
+        return Parameter(
+            naming.PARAM_BACKUP_SCHEDULE,
+            Type="String",
+            Description="AWS Backup schedule expression of the plan this stack creates",
+            Default=self.config.backup.schedule,
+            AllowedPattern=r"^(cron|rate)\(.+\)$",
+        )
+
+    @cached_property
+    def retention_days(self) -> Parameter:
+        return Parameter(
+            naming.PARAM_RETENTION_DAYS,
+            Type="Number",
+            Description="Days AWS Backup keeps each recovery point",
+            Default=parameter_value(self.config.backup.retention_days),
+            MinValue="1",
+            MaxValue="36500",
+        )
+
+    def parameters(self) -> list[Parameter]:
+        """The template's parameters; backup ones only when this stack creates backups."""
+        params = [
+            self.code_bucket_prefix,
+            self.code_key,
+            self.band_width,
+            self.ceiling_percent,
+            self.alarm_period,
+            self.evaluation_periods,
+        ]
+        if self.create_backups:
+            params += [self.backup_schedule, self.retention_days]
+        return params
+
+    # -- encryption -------------------------------------------------------------------
+    @cached_property
+    def key(self):
+        """One key for the queues, table, logs and (mode ``create``) the backup vault."""
+        events_use = iam.allow(
+            "EventBridgeWritesToEncryptedQueues",
+            common.SERVICE_PUBLISH_ACTIONS,
+            [common.KEY_POLICY_RESOURCE],
+            StringEquals("aws:SourceAccount", Ref("AWS::AccountId")),
+            # A string ARN: the rule depends on the queue, which depends on this key.
+            ArnEquals("aws:SourceArn", self._rule_arn(self.names.backup_rule)),
+            principal=iam.service("events.amazonaws.com"),
+        )
+        logs_use = iam.allow(
+            "CloudWatchLogsEncryptsDetectorLogs",
+            [
+                akms.Encrypt,
+                akms.Decrypt,
+                akms.ReEncryptFrom,
+                akms.ReEncryptTo,
+                akms.GenerateDataKey,
+                akms.DescribeKey,
+            ],
+            [common.KEY_POLICY_RESOURCE],
+            ArnEquals(
+                "kms:EncryptionContext:aws:logs:arn",
+                _arn("logs", f"log-group:{self.names.detector_log_group}"),
+            ),
+            principal=Principal("Service", Sub("logs.${AWS::Region}.amazonaws.com")),
+        )
+        return common.kms_key(
+            "MemberKey",
+            self.config,
+            "Backup anomaly detection: detector queues, state table, logs and backup vault",
+            [events_use, logs_use],
+            # In mode create the key protects the recovery points in the vault.
+            retain=self.create_backups,
+        )
+
+    @cached_property
+    def key_alias(self):
+        return common.kms_alias("MemberKeyAlias", self.names.member_key_alias, self.key)
+
+    # -- queues -----------------------------------------------------------------------
+    @cached_property
+    def dlq(self) -> tsqs.Queue:
+        return tsqs.Queue(
+            "WorkDeadLetterQueue",
+            QueueName=self.names.work_dlq,
+            KmsMasterKeyId=self.key.get_att("Arn"),
+            MessageRetentionPeriod=QUEUE_RETENTION_SECONDS,
+            Tags=common.tags(self.config),
+        )
+
+    @cached_property
+    def queue(self) -> tsqs.Queue:
+        return tsqs.Queue(
+            "WorkQueue",
+            QueueName=self.names.work_queue,
+            KmsMasterKeyId=self.key.get_att("Arn"),
+            MessageRetentionPeriod=QUEUE_RETENTION_SECONDS,
+            VisibilityTimeout=VISIBILITY_TIMEOUT_FACTOR * self.detector.timeout_seconds,
+            RedrivePolicy=tsqs.RedrivePolicy(
+                deadLetterTargetArn=self.dlq.get_att("Arn"),
+                # >= 5 (validated in the config): Lambda's own scaling can return a message
+                # a few times before an invocation even starts.
+                maxReceiveCount=self.detector.dlq_max_receive_count,
+            ),
+            Tags=common.tags(self.config),
+        )
+
+    def _queue_policy(self, title: str, queue: tsqs.Queue, sid: str) -> tsqs.QueuePolicy:
+        return tsqs.QueuePolicy(
+            title,
+            Queues=[queue.ref()],
+            PolicyDocument=iam.document(
+                iam.allow(
+                    sid,
+                    [asqs.SendMessage],
+                    [queue.get_att("Arn")],
+                    ArnEquals("aws:SourceArn", self.backup_rule.get_att("Arn")),
+                    principal=iam.service("events.amazonaws.com"),
+                ),
+                common.deny_insecure_transport(queue.get_att("Arn"), [asqs.Action("*")]),
+            ),
+        )
+
+    @cached_property
+    def queue_policy(self) -> tsqs.QueuePolicy:
+        return self._queue_policy("WorkQueuePolicy", self.queue, "BackupRuleSendsJobs")
+
+    @cached_property
+    def dlq_policy(self) -> tsqs.QueuePolicy:
+        # The rule's target DLQ: events EventBridge could not deliver to the work queue.
+        return self._queue_policy("WorkDeadLetterQueuePolicy", self.dlq, "BackupRuleDeadLetters")
+
+    # -- backup event rule ------------------------------------------------------------
+    def event_pattern(self) -> dict:
+        """The EventBridge pattern for completed EBS/EC2 backup jobs this stack measures."""
+        detail: dict = {
+            "state": ["COMPLETED"],
+            "resourceType": sorted(t.value for t in self.detection.resource_types),
+        }
+        if self.create_backups:
+            detail["backupVaultName"] = [self.config.backup.vault_name]
+        else:
+            existing = self.config.backup.existing
+            if existing.vault_names:
+                detail["backupVaultName"] = sorted(existing.vault_names)
+            if existing.plan_ids:
+                detail["createdBy"] = {"backupPlanId": sorted(existing.plan_ids)}
+        return {
+            "source": [BACKUP_EVENT_SOURCE],
+            "detail-type": [BACKUP_DETAIL_TYPE],
+            "detail": detail,
+        }
+
+    @cached_property
+    def backup_rule(self) -> tevents.Rule:
+        return tevents.Rule(
+            "BackupCompletedRule",
+            Name=self.names.backup_rule,
+            Description="Completed AWS Backup jobs of EBS volumes and EC2 instances",
+            EventPattern=self.event_pattern(),
+            State="ENABLED",
+            Targets=[
+                tevents.Target(
+                    Id="WorkQueue",
+                    Arn=self.queue.get_att("Arn"),
+                    DeadLetterConfig=tevents.DeadLetterConfig(Arn=self.dlq.get_att("Arn")),
+                    RetryPolicy=tevents.RetryPolicy(
+                        MaximumEventAgeInSeconds=86400, MaximumRetryAttempts=185
+                    ),
+                )
+            ],
+        )
+
+    # -- state, logs --------------------------------------------------------------------
+    @cached_property
+    def table(self) -> tddb.Table:
+        return tddb.Table(
+            "StateTable",
+            TableName=self.names.state_table,
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[
+                tddb.AttributeDefinition(AttributeName="VolumeArn", AttributeType="S")
+            ],
+            KeySchema=[tddb.KeySchema(AttributeName="VolumeArn", KeyType="HASH")],
+            SSESpecification=tddb.SSESpecification(
+                SSEEnabled=True, SSEType="KMS", KMSMasterKeyId=self.key.get_att("Arn")
+            ),
+            PointInTimeRecoverySpecification=tddb.PointInTimeRecoverySpecification(
+                PointInTimeRecoveryEnabled=True
+            ),
+            Tags=common.tags(self.config),
+        )
+
+    @cached_property
+    def log_group(self) -> tlogs.LogGroup:
+        return tlogs.LogGroup(
+            "DetectorLogGroup",
+            LogGroupName=self.names.detector_log_group,
+            RetentionInDays=LOG_RETENTION_DAYS,
+            KmsKeyId=self.key.get_att("Arn"),
+            Tags=common.tags(self.config),
+        )
+
+    # -- detector ---------------------------------------------------------------------
+    def detector_policy(self):
+        """Exactly the calls the detector makes, each on the narrowest resource AWS allows."""
+        region_condition = StringEquals("aws:RequestedRegion", Ref("AWS::Region"))
+        return iam.document(
+            iam.allow(
+                "CountChangedBlocks",
+                [aebs.ListChangedBlocks],
+                [Sub("arn:${AWS::Partition}:ec2:${AWS::Region}::snapshot/*")],
+            ),
+            iam.allow(
+                "State",
+                [addb.GetItem, addb.PutItem, addb.UpdateItem, addb.DeleteItem, addb.Query],
+                [self.table.get_att("Arn")],
+            ),
+            # PutMetricData has no resource-level permission; the namespace condition is
+            # the scope AWS offers.
+            iam.allow(
+                "PublishChangedBlocks",
+                [acw.PutMetricData],
+                ["*"],
+                StringEquals("cloudwatch:namespace", self.detection.metric_namespace),
+            ),
+            iam.allow(
+                "ManageVolumeAlarms",
+                [acw.PutMetricAlarm, acw.DeleteAlarms, acw.DescribeAlarms, acw.TagResource],
+                [_arn("cloudwatch", f"alarm:{self.alarm_prefix}*")],
+            ),
+            # DescribeImages and DescribeSnapshots have no resource-level permission; the
+            # region condition keeps the role to its own region.
+            iam.allow(
+                "ResolveSnapshots",
+                [aec2.DescribeImages, aec2.DescribeSnapshots],
+                ["*"],
+                region_condition,
+            ),
+            iam.allow(
+                "ResolveBackupJob",
+                [abackup.DescribeBackupJob],
+                [_arn("backup", "backup-job:*")],
+            ),
+            iam.allow(
+                "ConsumeAndRequeueWork",
+                [
+                    asqs.ReceiveMessage,
+                    asqs.DeleteMessage,
+                    asqs.GetQueueAttributes,
+                    asqs.SendMessage,
+                ],
+                [self.queue.get_att("Arn")],
+            ),
+            iam.allow(
+                "UseQueueKey",
+                [akms.Decrypt, akms.GenerateDataKey],
+                [self.key.get_att("Arn")],
+            ),
+            # Encrypted snapshots: their keys are the owners' choice, so any key in this
+            # region, but only when EBS asks on the detector's behalf.
+            iam.allow(
+                "ReadEncryptedSnapshotsThroughEbs",
+                [akms.Decrypt],
+                [Sub("arn:${AWS::Partition}:kms:${AWS::Region}:*:key/*")],
+                StringEquals("kms:ViaService", Sub("ebs.${AWS::Region}.amazonaws.com")),
+            ),
+            iam.allow("ForwardMeasurements", [aevents.PutEvents], [self.central_bus_arn]),
+            iam.allow(
+                "WriteOwnLogs",
+                [alogs.CreateLogStream, alogs.PutLogEvents],
+                [self.log_group.get_att("Arn")],
+            ),
+        )
+
+    @cached_property
+    def detector_role(self) -> tiam.Role:
+        return tiam.Role(
+            "DetectorRole",
+            RoleName=Sub(self.names.detector_role(REGION_PLACEHOLDER)),
+            Description="Backup anomaly detector: measures changed blocks, manages its alarms",
+            AssumeRolePolicyDocument=iam.trust(
+                iam.service("lambda.amazonaws.com"),
+                StringEquals("aws:SourceAccount", Ref("AWS::AccountId")),
+            ),
+            Policies=[tiam.Policy(PolicyName="detector", PolicyDocument=self.detector_policy())],
+            Tags=common.tags(self.config),
+        )
+
+    def environment(self) -> dict:
+        """The detector's environment (the contract in lambda/backup_anomaly/settings.py)."""
+        return {
+            "STATE_TABLE": self.table.ref(),
+            "METRIC_NAMESPACE": self.detection.metric_namespace,
+            "ALARM_PREFIX": self.alarm_prefix,
+            "ANOMALY_BAND_WIDTH": self.band_width.ref(),
+            "CEILING_PERCENT": self.ceiling_percent.ref(),
+            "ALARM_PERIOD_SECONDS": self.alarm_period.ref(),
+            "EVALUATION_PERIODS": self.evaluation_periods.ref(),
+            "RESOURCE_TYPES": ",".join(sorted(t.value for t in self.detection.resource_types)),
+            "CENTRAL_BUS_ARN": self.central_bus_arn,
+            "EVENT_SOURCE": naming.EVENT_SOURCE,
+            "WORK_QUEUE_URL": self.queue.ref(),
+            "EBS_MAX_REQUESTS_PER_SECOND": parameter_value(
+                self.detector.ebs_max_requests_per_second
+            ),
+            "EBS_COUNT_WORKERS": str(COUNT_WORKERS),
+            # The volume alarms carry no actions: EventBridge forwards their state changes.
+            "ALARM_ACTIONS_ENABLED": "true",
+        }
+
+    @cached_property
+    def function(self) -> tlambda.Function:
+        # Memory and timeout are sized for the attack, the worst case: a 16 TiB volume
+        # rewritten is ~3,356 ListChangedBlocks pages of ~2 MB JSON each. Parsing them is
+        # CPU-bound and Lambda's CPU grows with memory (1,769 MB is one full vCPU), so the
+        # default 1,024 MB keeps a page's parse well under the 40 req/s budget; 900 s (the
+        # maximum) lets the count finish in one invocation at that rate (~84 s of requests)
+        # with room for throttling back-off, and the detector re-queues a continuation
+        # before the timeout if it cannot.
+        function = tlambda.Function(
+            "DetectorFunction",
+            FunctionName=self.names.detector_function,
+            Description="Measures changed EBS blocks between consecutive backups",
+            Runtime=RUNTIME,
+            Architectures=["arm64"],
+            Handler=HANDLER,
+            Code=tlambda.Code(
+                S3Bucket=Sub(f"${{{naming.PARAM_CODE_BUCKET_PREFIX}}}-${{AWS::Region}}"),
+                S3Key=self.code_key.ref(),
+            ),
+            MemorySize=self.detector.memory_mb,
+            Timeout=self.detector.timeout_seconds,
+            Role=self.detector_role.get_att("Arn"),
+            Environment=tlambda.Environment(Variables=self.environment()),
+            KmsKeyArn=self.key.get_att("Arn"),
+            LoggingConfig=tlambda.LoggingConfig(LogGroup=self.log_group.ref()),
+            # Continuations (the detector re-queueing its own unfinished count) are a
+            # deliberate Lambda -> SQS -> Lambda loop, bounded far below the 16 hops after
+            # which Lambda stops a recursive loop; keep that safety net on.
+            RecursiveLoop="Terminate",
+            Tags=common.tags(self.config),
+        )
+        return common.skip_checkov(
+            function,
+            (
+                "CKV_AWS_116",
+                "Invoked only by the SQS event source mapping: failed messages go to the "
+                "work queue's redrive DLQ; a function DLQ applies to asynchronous "
+                "invocations only.",
+            ),
+            (
+                "CKV_AWS_115",
+                "Concurrency is capped by the event source mapping's MaximumConcurrency. "
+                "Reserved concurrency would fail the stack in new accounts whose Lambda "
+                "quota is 10 and throttles SQS pollers.",
+            ),
+            (
+                "CKV_AWS_117",
+                "The detector calls only AWS APIs (EBS direct, DynamoDB, CloudWatch, "
+                "EventBridge); a VPC would add endpoints and NAT in every account and "
+                "region without reducing exposure.",
+            ),
+        )
+
+    @cached_property
+    def event_source_mapping(self) -> tlambda.EventSourceMapping:
+        return tlambda.EventSourceMapping(
+            "DetectorEventSource",
+            EventSourceArn=self.queue.get_att("Arn"),
+            FunctionName=self.function.ref(),
+            # One backup job per invocation: a large count can use most of the timeout.
+            BatchSize=1,
+            FunctionResponseTypes=["ReportBatchItemFailures"],
+            # Caps concurrent invocations without throttling the SQS pollers; all of them
+            # share the account's ~50 ListChangedBlocks requests per second.
+            ScalingConfig=_EsmScalingConfig(MaximumConcurrency=self.detector.max_concurrency),
+        )
+
+    # -- operational alarms -----------------------------------------------------------
+    @cached_property
+    def dlq_alarm(self) -> tcw.Alarm:
+        return tcw.Alarm(
+            "DeadLetterAlarm",
+            AlarmName=Names.dlq_alarm(self.alarm_prefix),
+            AlarmDescription=(
+                "Backup jobs the detector could not measure are in the dead-letter queue "
+                f"{self.names.work_dlq}; inspect them and redrive."
+            ),
+            Namespace="AWS/SQS",
+            MetricName="ApproximateNumberOfMessagesVisible",
+            Dimensions=[tcw.MetricDimension(Name="QueueName", Value=self.dlq.get_att("QueueName"))],
+            Statistic="Maximum",
+            Period=OPERATIONAL_ALARM_PERIOD,
+            EvaluationPeriods=1,
+            Threshold=0,
+            ComparisonOperator="GreaterThanThreshold",
+            TreatMissingData="notBreaching",
+            Tags=common.tags(self.config),
+        )
+
+    @cached_property
+    def errors_alarm(self) -> tcw.Alarm:
+        return tcw.Alarm(
+            "DetectorErrorsAlarm",
+            AlarmName=Names.errors_alarm(self.alarm_prefix),
+            AlarmDescription=(
+                f"The detector {self.names.detector_function} failed; SQS retries the job "
+                "and the dead-letter queue keeps it after repeated failures."
+            ),
+            Namespace="AWS/Lambda",
+            MetricName="Errors",
+            Dimensions=[tcw.MetricDimension(Name="FunctionName", Value=self.function.ref())],
+            Statistic="Sum",
+            Period=OPERATIONAL_ALARM_PERIOD,
+            EvaluationPeriods=1,
+            Threshold=0,
+            ComparisonOperator="GreaterThanThreshold",
+            TreatMissingData="notBreaching",
+            Tags=common.tags(self.config),
+        )
+
+    # -- forwarding to the central bus ------------------------------------------------
+    @cached_property
+    def forwarder_role(self) -> tiam.Role:
+        return tiam.Role(
+            "ForwarderRole",
+            RoleName=Sub(self.names.forwarder_role(REGION_PLACEHOLDER)),
+            Description="EventBridge forwards alarm state changes to the central bus",
+            AssumeRolePolicyDocument=iam.trust(
+                iam.service("events.amazonaws.com"),
+                StringEquals("aws:SourceAccount", Ref("AWS::AccountId")),
+                # A string ARN: the rule refers to this role, so the role cannot refer back.
+                ArnEquals("aws:SourceArn", self._rule_arn(self.names.alarm_forward_rule)),
+            ),
+            Policies=[
+                tiam.Policy(
+                    PolicyName="forward-to-central",
+                    PolicyDocument=iam.document(
+                        iam.allow("PutOnCentralBus", [aevents.PutEvents], [self.central_bus_arn])
+                    ),
+                )
+            ],
+            Tags=common.tags(self.config),
+        )
+
+    @cached_property
+    def forward_rule(self) -> tevents.Rule:
+        return tevents.Rule(
+            "AlarmForwardRule",
+            Name=self.names.alarm_forward_rule,
+            Description="Forward state changes of backup anomaly alarms to the security account",
+            EventPattern={
+                "source": [ALARM_EVENT_SOURCE],
+                "detail-type": [ALARM_DETAIL_TYPE],
+                "detail": {"alarmName": [{"prefix": self.alarm_prefix}]},
+            },
+            State="ENABLED",
+            Targets=[
+                tevents.Target(
+                    Id="CentralBus",
+                    Arn=self.central_bus_arn,
+                    RoleArn=self.forwarder_role.get_att("Arn"),
+                    RetryPolicy=tevents.RetryPolicy(
+                        MaximumEventAgeInSeconds=86400, MaximumRetryAttempts=185
+                    ),
+                )
+            ],
+        )
+
+    # -- backups (mode create) ----------------------------------------------------------
+    @cached_property
+    def backup_role(self) -> tiam.Role:
+        return tiam.Role(
+            "BackupRole",
+            RoleName=Sub(self.names.backup_role(REGION_PLACEHOLDER)),
+            Description="AWS Backup creates and restores the tagged volumes' recovery points",
+            AssumeRolePolicyDocument=iam.trust(iam.service("backup.amazonaws.com")),
+            ManagedPolicyArns=list(BACKUP_MANAGED_POLICIES),
+            Tags=common.tags(self.config),
+        )
+
+    @cached_property
+    def vault(self) -> tbackup.BackupVault:
+        vault = tbackup.BackupVault(
+            "BackupVault",
+            BackupVaultName=self.config.backup.vault_name,
+            EncryptionKeyArn=self.key.get_att("Arn"),
+            BackupVaultTags=common.tag_map(self.config),
+        )
+        # Recovery points outlive the stack; AWS Backup refuses to delete a full vault.
+        vault.DeletionPolicy = "Retain"
+        vault.UpdateReplacePolicy = "Retain"
+        return vault
+
+    @cached_property
+    def plan(self) -> tbackup.BackupPlan:
+        return tbackup.BackupPlan(
+            "BackupPlan",
+            BackupPlan=tbackup.BackupPlanResourceType(
+                BackupPlanName=self.names.backup_plan,
+                BackupPlanRule=[
+                    tbackup.BackupRuleResourceType(
+                        RuleName=self.names.backup_plan_rule,
+                        TargetBackupVault=self.vault.ref(),
+                        ScheduleExpression=self.backup_schedule.ref(),
+                        Lifecycle=tbackup.LifecycleResourceType(
+                            DeleteAfterDays=self.retention_days.ref()
+                        ),
+                        RecoveryPointTags=common.tag_map(self.config),
+                    )
+                ],
+            ),
+            BackupPlanTags=common.tag_map(self.config),
+        )
+
+    @cached_property
+    def selection(self) -> tbackup.BackupSelection:
+        tag = self.config.backup.selection_tag
+        return tbackup.BackupSelection(
+            "BackupSelection",
+            BackupPlanId=self.plan.ref(),
+            BackupSelection=tbackup.BackupSelectionResourceType(
+                SelectionName=self.names.backup_selection,
+                IamRoleArn=self.backup_role.get_att("Arn"),
+                # Conditions are ANDed with Resources ("these types AND this tag");
+                # ListOfTags would be ORed with them and back up every volume.
+                Conditions=tbackup.Conditions(
+                    StringEquals=[
+                        tbackup.ConditionParameter(
+                            ConditionKey=f"aws:ResourceTag/{tag.key}", ConditionValue=tag.value
+                        )
+                    ]
+                ),
+                Resources=[
+                    SELECTION_RESOURCES[t]
+                    for t in sorted(self.detection.resource_types, key=lambda t: t.value)
+                ],
+            ),
+        )
+
+    # -- assembly ---------------------------------------------------------------------
+    def _rule_arn(self, rule_name: str) -> Sub:
+        return _arn("events", f"rule/{rule_name}")
+
+    def resources(self) -> list:
+        """Every resource, in the order they appear in the template."""
+        items = [
+            self.key,
+            self.key_alias,
+            self.dlq,
+            self.queue,
+            self.queue_policy,
+            self.dlq_policy,
+            self.backup_rule,
+            self.table,
+            self.log_group,
+            self.detector_role,
+            self.function,
+            self.event_source_mapping,
+            self.dlq_alarm,
+            self.errors_alarm,
+            self.forwarder_role,
+            self.forward_rule,
+        ]
+        if self.create_backups:
+            items += [self.backup_role, self.vault, self.plan, self.selection]
+        return items
+
+    def create_template(self) -> Template:
+        template = common.new_template(
+            f"Backup anomaly detection ({self.config.name}): member account detector, "
+            "deployed by a StackSet to every target account and region"
+        )
+        for parameter in self.parameters():
+            template.add_parameter(parameter)
+        for resource in self.resources():
+            template.add_resource(resource)
+        template.add_output(
+            [
+                Output("DetectorFunctionArn", Value=self.function.get_att("Arn")),
+                Output("WorkQueueUrl", Value=self.queue.ref()),
+                Output("StateTableName", Value=self.table.ref()),
+            ]
+        )
+        return template
+
+
+def build(config: OrgConfig) -> Template:
+    """The member template (StackSet body) for ``config``."""
+    return MemberTemplate(config).create_template()
+

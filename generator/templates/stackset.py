@@ -1,0 +1,149 @@
+"""StackSet template: the member StackSet as a CloudFormation resource, in the admin account.
+
+The deploy tool drives the StackSet APIs itself (it waits, reports progress and checks
+every instance); this template describes the same StackSet declaratively, for teams that
+manage everything as stacks. Deploy it in the admin account (the delegated administrator
+when set) in the security account's home region, after the artifacts stack of that region
+holds the member template: ``TemplateURL`` names the template by its sha256, so a changed
+member template is a changed URL and CloudFormation updates the StackSet.
+
+StackInstancesGroup comes from :func:`generator.instance_groups.instance_groups`: one group
+per distinct regions and parameter overrides.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from troposphere import Output, Template
+from troposphere import cloudformation as tcf
+
+from generator import naming
+from generator.config.model import BackupMode, OrgConfig, PermissionModel
+from generator.instance_groups import InstanceGroup, instance_groups, parameter_value
+from generator.naming import Names
+from generator.templates import common
+
+
+def template_url(config: OrgConfig, key: str) -> str:
+    """HTTPS URL of an object in the home region's artifact bucket of the admin account."""
+    region = config.security.home_region
+    bucket = Names(config.name).artifact_bucket(config.admin_account_id, region)
+    return f"https://{bucket}.s3.{region}.amazonaws.com/{key}"
+
+
+def stackset_parameters(config: OrgConfig, lambda_key: str) -> dict[str, str]:
+    """Member template parameter values for the whole StackSet (overrides apply on top).
+
+    Every overridable parameter is passed explicitly: StackSets override only parameters
+    the StackSet itself carries.
+    """
+    names = Names(config.name)
+    detection, backup = config.detection, config.backup
+    values = {
+        naming.PARAM_CODE_BUCKET_PREFIX: names.artifact_bucket_prefix(config.admin_account_id),
+        naming.PARAM_CODE_KEY: lambda_key,
+        naming.PARAM_BAND_WIDTH: parameter_value(detection.band_width),
+        naming.PARAM_CEILING_PERCENT: parameter_value(detection.ceiling_percent),
+        naming.PARAM_ALARM_PERIOD: parameter_value(detection.alarm_period_seconds),
+        naming.PARAM_EVALUATION_PERIODS: parameter_value(detection.evaluation_periods),
+    }
+    if backup.mode is BackupMode.CREATE:
+        values[naming.PARAM_BACKUP_SCHEDULE] = backup.schedule
+        values[naming.PARAM_RETENTION_DAYS] = parameter_value(backup.retention_days)
+    return dict(sorted(values.items()))
+
+
+class StackSetTemplate:
+    """Builds the StackSet template.
+
+    Args:
+        config: the organization config.
+        member_template_key: S3 key of the member template (``Names.member_template_key``).
+        lambda_key: S3 key of the detector zip (``Names.lambda_key``).
+    """
+
+    def __init__(self, config: OrgConfig, member_template_key: str, lambda_key: str):
+        self.config = config
+        self.names = Names(config.name)
+        self.deployment = config.deployment
+        self.service_managed = self.deployment.permission_model is PermissionModel.SERVICE_MANAGED
+        self.member_template_key = member_template_key
+        self.lambda_key = lambda_key
+
+    def operation_preferences(self) -> tcf.OperationPreferences:
+        prefs = self.deployment.operation_preferences
+        values = {
+            "FailureToleranceCount": prefs.failure_tolerance_count,
+            "FailureTolerancePercentage": prefs.failure_tolerance_percentage,
+            "MaxConcurrentCount": prefs.max_concurrent_count,
+            "MaxConcurrentPercentage": prefs.max_concurrent_percentage,
+            "RegionConcurrencyType": prefs.region_concurrency.value,
+            "RegionOrder": list(prefs.region_order) or None,
+            "ConcurrencyMode": prefs.concurrency_mode.value,
+        }
+        return tcf.OperationPreferences(**{k: v for k, v in values.items() if v is not None})
+
+    def instances(self, group: InstanceGroup) -> tcf.StackInstances:
+        targets: dict = {}
+        if group.organizational_unit_ids:
+            targets["OrganizationalUnitIds"] = list(group.organizational_unit_ids)
+        if group.accounts:
+            targets["Accounts"] = list(group.accounts)
+        if group.account_filter_type:
+            targets["AccountFilterType"] = group.account_filter_type
+        kwargs: dict = {
+            "DeploymentTargets": tcf.DeploymentTargets(**targets),
+            "Regions": list(group.regions),
+        }
+        if group.parameter_overrides:
+            kwargs["ParameterOverrides"] = [
+                tcf.Parameter(ParameterKey=k, ParameterValue=v)
+                for k, v in group.parameter_overrides
+            ]
+        return tcf.StackInstances(**kwargs)
+
+    @cached_property
+    def stackset(self) -> tcf.StackSet:
+        kwargs: dict = {
+            "StackSetName": self.names.stackset,
+            "Description": f"Backup anomaly detection ({self.config.name}): member detectors",
+            "PermissionModel": self.deployment.permission_model.value,
+            "TemplateURL": template_url(self.config, self.member_template_key),
+            "Capabilities": ["CAPABILITY_NAMED_IAM"],
+            "ManagedExecution": tcf.ManagedExecution(Active=self.deployment.managed_execution),
+            "OperationPreferences": self.operation_preferences(),
+            "Parameters": [
+                tcf.Parameter(ParameterKey=k, ParameterValue=v)
+                for k, v in stackset_parameters(self.config, self.lambda_key).items()
+            ],
+            "StackInstancesGroup": [self.instances(g) for g in instance_groups(self.config)],
+            "Tags": common.tags(self.config),
+        }
+        if self.service_managed:
+            auto = self.deployment.auto_deployment
+            kwargs["AutoDeployment"] = tcf.AutoDeployment(
+                Enabled=auto.enabled,
+                RetainStacksOnAccountRemoval=auto.retain_stacks_on_account_removal,
+            )
+            kwargs["CallAs"] = self.deployment.call_as.value
+        else:
+            kwargs["AdministrationRoleARN"] = (
+                f"arn:aws:iam::{self.config.admin_account_id}:role/{naming.STACKSET_ADMIN_ROLE}"
+            )
+            kwargs["ExecutionRoleName"] = naming.STACKSET_EXECUTION_ROLE
+        return tcf.StackSet("MemberStackSet", **kwargs)
+
+    def create_template(self) -> Template:
+        template = common.new_template(
+            f"Backup anomaly detection ({self.config.name}): the member StackSet, in the "
+            f"admin account {self.config.admin_account_id}"
+        )
+        template.add_resource(self.stackset)
+        template.add_output(Output("StackSetId", Value=self.stackset.ref()))
+        return template
+
+
+def build(config: OrgConfig, *, member_template_key: str, lambda_key: str) -> Template:
+    """The StackSet template for ``config`` pointing at the given artifacts."""
+    return StackSetTemplate(config, member_template_key, lambda_key).create_template()

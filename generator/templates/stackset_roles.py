@@ -1,0 +1,411 @@
+"""StackSet roles template (SELF_MANAGED only): the administration and execution roles.
+
+Deploy it once per account (IAM is global; any one region): in the admin account it
+creates ``AWSCloudFormationStackSetAdministrationRole``; in every target account it
+creates ``AWSCloudFormationStackSetExecutionRole``. A condition on the account id picks
+which, so one template serves both.
+
+The execution role is not AdministratorAccess (AWS's sample): it may only create, change
+and delete what the member template creates, named with this deployment's prefix (IAM
+roles, queues, table, function, log group, rules, alarms, the KMS key by its tag, the
+backup vault and plan). The few actions without resource-level permissions
+(``NO_RESOURCE_LEVEL_ACTIONS``) are conditioned where AWS offers a key. The cost is that
+a member template that grows a new resource type needs a line here too; the test that
+walks every policy keeps the two in step for the actions it can see.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from awacs import awslambda as alambda
+from awacs import backup as abackup
+from awacs import backup_storage as abackup_storage
+from awacs import cloudformation as acfn
+from awacs import cloudwatch as acw
+from awacs import dynamodb as addb
+from awacs import events as aevents
+from awacs import iam as aiam
+from awacs import kms as akms
+from awacs import logs as alogs
+from awacs import s3 as as3
+from awacs import sqs as asqs
+from awacs import sts as asts
+from awacs.aws import ArnEquals, ArnLike, StringEquals
+from troposphere import Equals, Not, Ref, Sub, Template
+from troposphere import iam as tiam
+
+from generator import iam, naming
+from generator.config.model import BackupMode, OrgConfig
+from generator.naming import Names
+from generator.templates import common
+from generator.templates.member import BACKUP_MANAGED_POLICIES
+
+IS_ADMIN = "IsAdminAccount"
+IS_TARGET = "IsTargetAccount"
+# Above this many targets the admin role names execution roles by wildcard account (with
+# the organization condition when there is one): an inline policy holds about 10 KB.
+MAX_LISTED_EXECUTION_ROLES = 100
+
+# Actions the execution role needs that have no resource-level permission in IAM.
+NO_RESOURCE_LEVEL_ACTIONS = (
+    "cloudformation:ValidateTemplate",
+    "kms:CreateKey",
+    "kms:ListAliases",
+    "lambda:CreateEventSourceMapping",
+    "backup-storage:MountCapsule",
+)
+
+
+def _arn(service: str, resource: str, region: str = "*") -> Sub:
+    return Sub(f"arn:${{AWS::Partition}}:{service}:{region}:${{AWS::AccountId}}:{resource}")
+
+
+class StackSetRolesTemplate:
+    """Builds the administration and execution roles of a SELF_MANAGED StackSet."""
+
+    def __init__(self, config: OrgConfig):
+        self.config = config
+        self.names = Names(config.name)
+        self.prefix = config.name
+        self.admin = config.admin_account_id
+        self.targets = sorted({a.id for a in config.deployment.targets.accounts})
+        self.admin_is_target = self.admin in self.targets
+
+    # -- administration role --------------------------------------------------------------
+    def execution_role_arns(self) -> list[str]:
+        role = naming.STACKSET_EXECUTION_ROLE
+        if len(self.targets) <= MAX_LISTED_EXECUTION_ROLES:
+            return [f"arn:aws:iam::{account}:role/{role}" for account in self.targets]
+        return [f"arn:aws:iam::*:role/{role}"]
+
+    @cached_property
+    def admin_role(self) -> tiam.Role:
+        conditions = []
+        if self.config.organization.org_id and len(self.targets) > MAX_LISTED_EXECUTION_ROLES:
+            conditions.append(
+                StringEquals("aws:ResourceOrgID", self.config.organization.org_id)
+            )
+        return tiam.Role(
+            "AdministrationRole",
+            Condition=IS_ADMIN,
+            RoleName=naming.STACKSET_ADMIN_ROLE,
+            Description="CloudFormation StackSets assumes the execution role in target accounts",
+            AssumeRolePolicyDocument=iam.trust(
+                iam.service("cloudformation.amazonaws.com"),
+                StringEquals("aws:SourceAccount", self.admin),
+            ),
+            Policies=[
+                tiam.Policy(
+                    PolicyName="assume-execution-roles",
+                    PolicyDocument=iam.document(
+                        iam.allow(
+                            "AssumeExecutionRoles",
+                            [asts.AssumeRole],
+                            self.execution_role_arns(),
+                            *conditions,
+                        )
+                    ),
+                )
+            ],
+            Tags=common.tags(self.config),
+        )
+
+    # -- execution role -------------------------------------------------------------------
+    def execution_policy(self):
+        """What CloudFormation needs to manage the member template's resources, by name."""
+        p = self.prefix
+        tag_condition = StringEquals(f"aws:ResourceTag/{naming.PRODUCT_TAG_KEY}", self.config.name)
+        roles = Sub(f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:role/{p}-*")
+        statements = [
+            iam.allow(
+                "ManageOwnStacks",
+                [
+                    acfn.CreateStack,
+                    acfn.UpdateStack,
+                    acfn.DeleteStack,
+                    acfn.DescribeStacks,
+                    acfn.DescribeStackEvents,
+                    acfn.DescribeStackResource,
+                    acfn.DescribeStackResources,
+                    acfn.ListStackResources,
+                    acfn.GetTemplate,
+                    acfn.GetTemplateSummary,
+                ],
+                [_arn("cloudformation", f"stack/StackSet-{self.names.stackset}-*")],
+            ),
+            iam.allow("ValidateTemplates", [acfn.ValidateTemplate], ["*"]),
+            iam.allow(
+                "ManageOwnRoles",
+                [
+                    aiam.CreateRole,
+                    aiam.DeleteRole,
+                    aiam.GetRole,
+                    aiam.UpdateRole,
+                    aiam.UpdateRoleDescription,
+                    aiam.UpdateAssumeRolePolicy,
+                    aiam.PutRolePolicy,
+                    aiam.GetRolePolicy,
+                    aiam.DeleteRolePolicy,
+                    aiam.ListRolePolicies,
+                    aiam.ListAttachedRolePolicies,
+                    aiam.TagRole,
+                    aiam.UntagRole,
+                    aiam.ListRoleTags,
+                ],
+                [roles],
+            ),
+            iam.allow(
+                "AttachOnlyBackupPolicies",
+                [aiam.AttachRolePolicy, aiam.DetachRolePolicy],
+                [roles],
+                ArnEquals("iam:PolicyARN", list(BACKUP_MANAGED_POLICIES)),
+            ),
+            iam.allow(
+                "PassOwnRolesToTheirServices",
+                [aiam.PassRole],
+                [roles],
+                StringEquals(
+                    "iam:PassedToService",
+                    ["backup.amazonaws.com", "events.amazonaws.com", "lambda.amazonaws.com"],
+                ),
+            ),
+            # CreateKey has no resource-level permission; the request must carry our tag.
+            iam.allow(
+                "CreateTaggedKeys",
+                [akms.CreateKey],
+                ["*"],
+                StringEquals(f"aws:RequestTag/{naming.PRODUCT_TAG_KEY}", self.config.name),
+            ),
+            iam.allow(
+                "ManageOwnKeys",
+                [
+                    akms.DescribeKey,
+                    akms.GetKeyPolicy,
+                    akms.PutKeyPolicy,
+                    akms.GetKeyRotationStatus,
+                    akms.EnableKeyRotation,
+                    akms.DisableKeyRotation,
+                    akms.UpdateKeyDescription,
+                    akms.ListResourceTags,
+                    akms.TagResource,
+                    akms.UntagResource,
+                    akms.ScheduleKeyDeletion,
+                    akms.CreateGrant,
+                    akms.Encrypt,
+                    akms.Decrypt,
+                    akms.GenerateDataKey,
+                ],
+                [_arn("kms", "key/*")],
+                tag_condition,
+            ),
+            iam.allow(
+                "ManageOwnAliases",
+                [akms.CreateAlias, akms.UpdateAlias, akms.DeleteAlias],
+                [_arn("kms", f"alias/{p}-*"), _arn("kms", "key/*")],
+            ),
+            iam.allow("ListAliases", [akms.ListAliases], ["*"]),
+            iam.allow(
+                "ManageOwnQueues",
+                [
+                    asqs.CreateQueue,
+                    asqs.DeleteQueue,
+                    asqs.GetQueueAttributes,
+                    asqs.SetQueueAttributes,
+                    asqs.GetQueueUrl,
+                    asqs.TagQueue,
+                    asqs.UntagQueue,
+                    asqs.ListQueueTags,
+                ],
+                [_arn("sqs", f"{p}-*")],
+            ),
+            iam.allow(
+                "ManageOwnTable",
+                [
+                    addb.CreateTable,
+                    addb.DeleteTable,
+                    addb.DescribeTable,
+                    addb.UpdateTable,
+                    addb.DescribeContinuousBackups,
+                    addb.UpdateContinuousBackups,
+                    addb.DescribeTimeToLive,
+                    addb.TagResource,
+                    addb.UntagResource,
+                    addb.ListTagsOfResource,
+                ],
+                [_arn("dynamodb", f"table/{p}-*")],
+            ),
+            iam.allow(
+                "ManageOwnFunction",
+                [
+                    alambda.CreateFunction,
+                    alambda.DeleteFunction,
+                    alambda.GetFunction,
+                    alambda.GetFunctionConfiguration,
+                    alambda.UpdateFunctionCode,
+                    alambda.UpdateFunctionConfiguration,
+                    alambda.PutFunctionRecursionConfig,
+                    alambda.GetFunctionRecursionConfig,
+                    alambda.TagResource,
+                    alambda.UntagResource,
+                    alambda.ListTags,
+                ],
+                [_arn("lambda", f"function:{p}-*")],
+            ),
+            # CreateEventSourceMapping has no resource-level permission; the function's
+            # ARN is its condition key.
+            iam.allow(
+                "CreateOwnEventSourceMapping",
+                [alambda.CreateEventSourceMapping],
+                ["*"],
+                ArnLike("lambda:FunctionArn", _arn("lambda", f"function:{p}-*")),
+            ),
+            iam.allow(
+                "ManageOwnEventSourceMapping",
+                [
+                    alambda.GetEventSourceMapping,
+                    alambda.UpdateEventSourceMapping,
+                    alambda.DeleteEventSourceMapping,
+                ],
+                [_arn("lambda", "event-source-mapping:*")],
+                ArnLike("lambda:FunctionArn", _arn("lambda", f"function:{p}-*")),
+            ),
+            iam.allow(
+                "ReadDetectorCode",
+                [as3.GetObject, as3.GetObjectVersion],
+                [
+                    Sub(
+                        "arn:${AWS::Partition}:s3:::"
+                        + self.names.artifact_bucket_prefix(self.admin)
+                        + "-*/*"
+                    )
+                ],
+            ),
+            iam.allow(
+                "ManageOwnLogGroup",
+                [
+                    alogs.CreateLogGroup,
+                    alogs.DeleteLogGroup,
+                    alogs.DescribeLogGroups,
+                    alogs.PutRetentionPolicy,
+                    alogs.DeleteRetentionPolicy,
+                    alogs.AssociateKmsKey,
+                    alogs.DisassociateKmsKey,
+                    alogs.TagResource,
+                    alogs.UntagResource,
+                    alogs.ListTagsForResource,
+                    alogs.TagLogGroup,
+                ],
+                [_arn("logs", f"log-group:{self.names.detector_log_group}*")],
+            ),
+            iam.allow(
+                "ManageOwnRules",
+                [
+                    aevents.PutRule,
+                    aevents.DeleteRule,
+                    aevents.DescribeRule,
+                    aevents.EnableRule,
+                    aevents.DisableRule,
+                    aevents.PutTargets,
+                    aevents.RemoveTargets,
+                    aevents.ListTargetsByRule,
+                    aevents.TagResource,
+                    aevents.UntagResource,
+                    aevents.ListTagsForResource,
+                ],
+                [_arn("events", f"rule/{p}-*")],
+            ),
+            iam.allow(
+                "ManageOwnAlarms",
+                [
+                    acw.PutMetricAlarm,
+                    acw.DeleteAlarms,
+                    acw.DescribeAlarms,
+                    acw.TagResource,
+                    acw.UntagResource,
+                    acw.ListTagsForResource,
+                ],
+                [_arn("cloudwatch", f"alarm:{self.config.detection.alarm_prefix}*")],
+            ),
+        ]
+        if self.config.backup.mode is BackupMode.CREATE:
+            statements += [
+                iam.allow(
+                    "ManageOwnVault",
+                    [
+                        abackup.CreateBackupVault,
+                        abackup.DeleteBackupVault,
+                        abackup.DescribeBackupVault,
+                        abackup.TagResource,
+                        abackup.UntagResource,
+                        abackup.ListTags,
+                    ],
+                    [_arn("backup", f"backup-vault:{self.config.backup.vault_name}")],
+                ),
+                iam.allow(
+                    "ManageOwnPlan",
+                    [
+                        abackup.CreateBackupPlan,
+                        abackup.UpdateBackupPlan,
+                        abackup.DeleteBackupPlan,
+                        abackup.GetBackupPlan,
+                        abackup.CreateBackupSelection,
+                        abackup.DeleteBackupSelection,
+                        abackup.GetBackupSelection,
+                        abackup.TagResource,
+                        abackup.UntagResource,
+                        abackup.ListTags,
+                    ],
+                    [_arn("backup", "backup-plan:*")],
+                ),
+                # Creating a vault mounts its storage; the action has no resource type.
+                iam.allow("CreateVaultStorage", [abackup_storage.MountCapsule], ["*"]),
+            ]
+        return iam.document(*statements)
+
+    @cached_property
+    def execution_role(self) -> tiam.Role:
+        admin_role = f"arn:aws:iam::{self.admin}:role/{naming.STACKSET_ADMIN_ROLE}"
+        role = tiam.Role(
+            "ExecutionRole",
+            RoleName=naming.STACKSET_EXECUTION_ROLE,
+            Description=(
+                f"CloudFormation StackSets ({self.names.stackset}) creates the backup anomaly "
+                "detector's resources here"
+            ),
+            # The admin account as principal, narrowed to its administration role: trusting
+            # the role's ARN directly would break if that role were ever recreated.
+            AssumeRolePolicyDocument=iam.trust(
+                iam.accounts([self.admin]), ArnEquals("aws:PrincipalArn", admin_role)
+            ),
+            Policies=[
+                tiam.Policy(
+                    PolicyName="manage-backup-anomaly-member",
+                    PolicyDocument=self.execution_policy(),
+                )
+            ],
+            Tags=common.tags(self.config),
+        )
+        # The admin account needs an execution role only when it is a target itself.
+        if not self.admin_is_target:
+            role.Condition = IS_TARGET
+        return role
+
+    def create_template(self) -> Template:
+        template = common.new_template(
+            f"Backup anomaly detection ({self.config.name}): StackSet administration role "
+            f"(account {self.admin}) and execution role (target accounts); one stack per "
+            "account"
+        )
+        template.add_condition(IS_ADMIN, Equals(Ref("AWS::AccountId"), self.admin))
+        if not self.admin_is_target:
+            template.add_condition(IS_TARGET, Not(Equals(Ref("AWS::AccountId"), self.admin)))
+        template.add_resource(self.admin_role)
+        template.add_resource(self.execution_role)
+        return template
+
+
+def build(config: OrgConfig) -> Template:
+    """The StackSet roles template for ``config`` (SELF_MANAGED deployments)."""
+    return StackSetRolesTemplate(config).create_template()
+
