@@ -1,11 +1,16 @@
 """YAML text to plain data plus the line of every key and list item.
 
-The node tree is composed by libyaml (``CSafeLoader``) when PyYAML was built with it, else
-by the pure-Python loader; the data is then constructed here in one walk that records
-``path -> (line, column)`` for each mapping key and sequence item, notes the source text of
-every plain scalar YAML turned into something other than a string (so messages can say
-"you wrote 0123..., YAML read an octal number"), and reports duplicate keys with both
-lines instead of keeping the last one silently, as PyYAML does.
+libyaml (``CSafeLoader``, when PyYAML was built with it; else the pure-Python parser)
+produces the event stream, and one loop here builds the data from it, recording
+``path -> (line, column)`` for each mapping key and sequence item, the source text of
+every plain scalar YAML turned into something other than a string (so a message can say
+"you wrote 0123..., YAML read an octal number"), and duplicate keys with both lines
+instead of keeping the last silently, as PyYAML does.
+
+Why events and not ``yaml.compose``: at 10,000 accounts composing the node tree spends
+most of its time in PyYAML's generic Python resolver, called once per scalar; building
+from events with a resolver specialised to what a config holds is several times faster
+(see ``benchmarks/config_scale.py``). Keys are never resolved: they are kept as written.
 """
 
 from __future__ import annotations
@@ -14,9 +19,19 @@ from dataclasses import dataclass, field
 
 import yaml
 from yaml.constructor import SafeConstructor
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.events import (
+    AliasEvent,
+    DocumentStartEvent,
+    MappingEndEvent,
+    MappingStartEvent,
+    ScalarEvent,
+    SequenceEndEvent,
+    SequenceStartEvent,
+)
+from yaml.nodes import ScalarNode
+from yaml.resolver import Resolver
 
-try:  # libyaml: several times faster to compose, which matters at 10,000 accounts
+try:  # libyaml: the parser in C
     from yaml import CSafeLoader as _Loader
 except ImportError:  # pragma: no cover - PyYAML built without libyaml
     from yaml import SafeLoader as _Loader  # type: ignore[assignment]
@@ -26,9 +41,12 @@ Loc = tuple[str | int, ...]
 _STR = "tag:yaml.org,2002:str"
 _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
-_MERGE = "tag:yaml.org,2002:merge"
+_MERGE_KEY = "<<"
 _SCALARS = SafeConstructor.yaml_constructors
 _CONSTRUCTOR = SafeConstructor()
+# PyYAML's YAML 1.1 implicit types (int, float, bool, null, timestamp...) by first
+# character, exactly as its Resolver uses them: `yes` is a boolean, `0123` octal.
+_IMPLICIT = Resolver.yaml_implicit_resolvers
 
 # A few anchors nested in each other ("billion laughs") expand exponentially; validating
 # the expansion would take forever, so a document larger than this once expanded is refused.
@@ -57,11 +75,194 @@ def _position(mark) -> tuple[int, int]:
     return mark.line + 1, mark.column + 1
 
 
-def compose(text: str) -> Node | None:
-    """The single document's node tree (``None`` for an empty document)."""
+def _resolve(value: str) -> str:
+    for tag, regexp in _IMPLICIT.get(value[:1], ()):
+        if regexp.match(value):
+            return tag
+    return _STR
+
+
+class _Frame:
+    """A mapping or sequence being built."""
+
+    __slots__ = ("is_map", "value", "path", "key", "start", "anchor", "merges", "mark")
+
+    def __init__(self, is_map: bool, path: Loc, start: int, anchor, mark):
+        self.is_map = is_map
+        self.value: dict | list = {} if is_map else []
+        self.path = path
+        self.key: str | None = None  # mapping: the key whose value comes next
+        self.start = start  # expanded count when the frame opened
+        self.anchor = anchor
+        self.merges: list[dict] = []
+        self.mark = mark
+
+
+_PENDING = object()  # an anchor whose collection is still open
+_SKIP = object()  # the key of a value to build and drop (after a bad key)
+
+
+def _build(events, parsed: Parsed) -> object:
+    lines, scalars, problems = parsed.lines, parsed.scalars, parsed.problems
+    anchors: dict[str, object] = {}
+    stack: list[_Frame] = []
+    expanded = 0
+    skip = 0  # depth inside a collection used as a key, which is dropped
+    root: object = None
+    documents = 0
+
+    def problem(path: Loc, mark, message: str) -> None:
+        problems.append((path, mark.line + 1, mark.column + 1, message))
+
+    for event in events:
+        cls = event.__class__
+        if skip:
+            if cls is MappingStartEvent or cls is SequenceStartEvent:
+                skip += 1
+            elif cls is MappingEndEvent or cls is SequenceEndEvent:
+                skip -= 1
+            continue
+
+        top = stack[-1] if stack else None
+        # --- a mapping key ------------------------------------------------------------
+        if top is not None and top.is_map and top.key is None and cls is not MappingEndEvent:
+            mark = event.start_mark
+            if cls is ScalarEvent:
+                key = event.value
+                if key == _MERGE_KEY and event.implicit[0] and event.tag is None:
+                    top.key = _MERGE_KEY
+                    continue
+                key_path = (*top.path, key)
+                if key in top.value:
+                    first = lines[key_path][0]
+                    problem(key_path, mark, f"duplicate key {key!r} (first at line {first}); "
+                                            "YAML would keep only the last")
+                lines[key_path] = (mark.line + 1, mark.column + 1)
+                top.key = key
+                continue
+            problem(top.path, mark, "a key must be plain text, not a list, mapping or alias")
+            top.key = _SKIP
+            if cls is MappingStartEvent or cls is SequenceStartEvent:
+                skip = 1
+            continue
+
+        # --- a value: where it goes -----------------------------------------------------
+        if cls is ScalarEvent or cls is MappingStartEvent or cls is SequenceStartEvent \
+                or cls is AliasEvent:
+            if top is None:
+                path: Loc = ()
+                if cls is not AliasEvent:
+                    lines[()] = _position(event.start_mark)
+            elif top.is_map:
+                path = (*top.path, top.key) if isinstance(top.key, str) else top.path
+            else:
+                path = (*top.path, len(top.value))
+                mark = event.start_mark
+                lines[path] = (mark.line + 1, mark.column + 1)
+
+            if cls is ScalarEvent:
+                expanded += 1
+                tag = event.tag
+                if tag is None or tag == "!":
+                    tag = _resolve(event.value) if event.implicit[0] else _STR
+                if tag == _STR:
+                    value: object = event.value
+                else:
+                    value = _scalar(event, tag, path, problem)
+                    if event.implicit[0] and not event.style:
+                        scalars[path] = event.value
+                if event.anchor is not None:
+                    anchors[event.anchor] = (value, 1)
+            elif cls is AliasEvent:
+                found = anchors.get(event.anchor)
+                if found is None:
+                    raise YamlProblem(*_position(event.start_mark),
+                                      f"unknown alias *{event.anchor} (no &{event.anchor} above)")
+                if found is _PENDING:
+                    raise YamlProblem(*_position(event.start_mark),
+                                      f"alias *{event.anchor} refers to itself (recursive anchor)")
+                value, size = found  # type: ignore[misc]
+                expanded += size
+                if expanded > MAX_EXPANDED_VALUES:
+                    raise YamlProblem(*_position(event.start_mark), (
+                        f"aliases expand this document to more than {MAX_EXPANDED_VALUES:,} "
+                        "values; refusing to process it"))
+            else:
+                is_map = cls is MappingStartEvent
+                tag = event.tag
+                if tag is not None and tag != "!" and tag != (_MAP if is_map else _SEQ):
+                    problem(path, event.start_mark, f"unsupported YAML tag {tag!r}; write a "
+                                                    f"plain {'mapping' if is_map else 'list'}")
+                if event.anchor is not None:
+                    anchors[event.anchor] = _PENDING
+                stack.append(_Frame(is_map, path, expanded, event.anchor, event.start_mark))
+                continue
+        elif cls is MappingEndEvent or cls is SequenceEndEvent:
+            frame = stack.pop()
+            value = frame.value
+            if frame.merges:
+                # `<<: *defaults`: keys written here win, then earlier merges over later.
+                combined: dict = {}
+                for source in reversed(frame.merges):
+                    combined.update(source)
+                combined.update(value)
+                value = combined
+            expanded += 1
+            if frame.anchor is not None:
+                anchors[frame.anchor] = (value, expanded - frame.start)
+            top = stack[-1] if stack else None
+        elif cls is DocumentStartEvent:
+            documents += 1
+            if documents > 1:
+                raise YamlProblem(*_position(event.start_mark), (
+                    "a second YAML document (---) starts here; the config is one document"))
+            continue
+        else:
+            continue  # stream and document ends
+
+        # --- attach the finished value ----------------------------------------------------
+        if top is None:
+            root = value
+        elif top.is_map:
+            key = top.key
+            top.key = None
+            if key is _MERGE_KEY:
+                sources = value if isinstance(value, list) else [value]
+                if not all(isinstance(s, dict) for s in sources):
+                    problem(top.path, top.mark, "'<<' merges only mappings (an alias like "
+                                                "*defaults, or a list of them)")
+                top.merges.extend(s for s in sources if isinstance(s, dict))
+            elif key is not _SKIP:
+                top.value[key] = value
+        else:
+            top.value.append(value)
+    return root
+
+
+def _scalar(event: ScalarEvent, tag: str, path: Loc, problem) -> object:
+    construct = _SCALARS.get(tag)
+    if construct is None or tag in (_MAP, _SEQ):
+        problem(path, event.start_mark, f"unsupported YAML tag {tag!r}; write a plain value")
+        return None
+    try:
+        return construct(_CONSTRUCTOR, ScalarNode(tag, event.value, event.start_mark,
+                                                  event.end_mark, event.style))
+    except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:
+        problem(path, event.start_mark,
+                f"cannot read {event.value!r} as {tag.rsplit(':', 1)[-1]}: {exc}")
+        return None
+
+
+def parse(text: str) -> Parsed:
+    """Parses ``text``; raises :class:`YamlProblem` for text that is not a usable mapping.
+
+    Problems that do not stop construction (duplicate keys, unsupported tags) are
+    returned in ``Parsed.problems`` so they are reported together with validation errors.
+    """
+    parsed = Parsed(data=None)
     loader = _Loader(text)
     try:
-        return loader.get_single_node()
+        root = _build(_events(loader), parsed)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, column = _position(mark) if mark else (1, 1)
@@ -75,147 +276,22 @@ def compose(text: str) -> Node | None:
         raise YamlProblem(
             line, column, f"character {exc.character!r} is not allowed in YAML"
         ) from exc
-    except yaml.YAMLError as exc:  # pragma: no cover - every PyYAML error above has a mark
+    except yaml.YAMLError as exc:  # pragma: no cover - PyYAML's errors above carry marks
         raise YamlProblem(1, 1, f"YAML error: {exc}") from exc
     finally:
         loader.dispose()
-
-
-class _Builder:
-    def __init__(self) -> None:
-        self.parsed = Parsed(data=None)
-        self.lines = self.parsed.lines
-        self.done: dict[int, tuple[object, int]] = {}  # id(node) -> (value, expanded size)
-        self.active: set[int] = set()
-        self.expanded = 0
-
-    def problem(self, path: Loc, node: Node, message: str) -> None:
-        self.parsed.problems.append((path, *_position(node.start_mark), message))
-
-    def build(self, node: Node, path: Loc) -> object:
-        if isinstance(node, ScalarNode):
-            self.expanded += 1
-            if node.tag == _STR:
-                return node.value
-            return self.scalar(node, path)
-        key = id(node)
-        if key in self.done:
-            # An alias: share the value built at the anchor. Its inner lines stay those of
-            # the anchor; errors inside it are placed at the alias, the longest known prefix.
-            value, size = self.done[key]
-            self.expanded += size
-            if self.expanded > MAX_EXPANDED_VALUES:
-                raise YamlProblem(*_position(node.start_mark), (
-                    f"aliases expand this document to more than {MAX_EXPANDED_VALUES:,} "
-                    "values; refusing to process it"))
-            return value
-        if key in self.active:
-            raise YamlProblem(*_position(node.start_mark), "an alias refers to itself "
-                                                           "(recursive anchor)")
-        self.active.add(key)
-        before = self.expanded
-        if isinstance(node, MappingNode):
-            value = self.mapping(node, path)
-        else:
-            value = self.sequence(node, path)
-        self.active.discard(key)
-        self.expanded += 1
-        self.done[key] = (value, self.expanded - before)
-        return value
-
-    def scalar(self, node: ScalarNode, path: Loc) -> object:
-        construct = _SCALARS.get(node.tag)
-        if construct is None or node.tag in (_MAP, _SEQ):
-            self.problem(path, node, f"unsupported YAML tag {node.tag!r}; write plain values")
-            return None
-        try:
-            value = construct(_CONSTRUCTOR, node)
-        except (yaml.YAMLError, ValueError, TypeError) as exc:
-            self.problem(path, node, f"cannot read {node.value!r} as {node.tag.rsplit(':', 1)[-1]}"
-                                     f": {exc}")
-            return None
-        if not node.style:  # plain: None from the pure loader, '' from libyaml
-            self.parsed.scalars[path] = node.value
-        return value
-
-    def sequence(self, node: SequenceNode, path: Loc) -> list:
-        if node.tag != _SEQ:
-            self.problem(path, node, f"unsupported YAML tag {node.tag!r}; write a plain list")
-        lines = self.lines
-        out = []
-        for index, item in enumerate(node.value):
-            item_path = (*path, index)
-            lines[item_path] = (item.start_mark.line + 1, item.start_mark.column + 1)
-            out.append(self.build(item, item_path))
-        return out
-
-    def mapping(self, node: MappingNode, path: Loc) -> dict:
-        if node.tag != _MAP:
-            self.problem(path, node, f"unsupported YAML tag {node.tag!r}; write a plain mapping")
-        lines = self.lines
-        out: dict = {}
-        first_line: dict[str, int] = {}
-        merged: list[dict] = []
-        for key_node, value_node in node.value:
-            if not isinstance(key_node, ScalarNode):
-                self.problem(path, key_node, "a key must be plain text, not a list or mapping")
-                continue
-            if key_node.tag == _MERGE:
-                merged.extend(self.merge(value_node, path))
-                continue
-            # Keys are kept as written: `2024:` is the key "2024", `yes:` the key "yes".
-            name = key_node.value
-            line, column = key_node.start_mark.line + 1, key_node.start_mark.column + 1
-            key_path = (*path, name)
-            if name in first_line:
-                self.problem(key_path, key_node, (
-                    f"duplicate key {name!r} (first at line {first_line[name]}); "
-                    "YAML would keep only the last"))
-            else:
-                first_line[name] = line
-            lines[key_path] = (line, column)
-            out[name] = self.build(value_node, key_path)
-        if merged:
-            # `<<: *defaults`: keys written here win over merged ones, earlier merges over later.
-            combined: dict = {}
-            for source in reversed(merged):
-                combined.update(source)
-            combined.update(out)
-            out = combined
-        return out
-
-    def merge(self, node: Node, path: Loc) -> list[dict]:
-        if isinstance(node, SequenceNode):
-            sources = [self.build(item, path) for item in node.value]
-        else:
-            sources = [self.build(node, path)]
-        good = [s for s in sources if isinstance(s, dict)]
-        if len(good) != len(sources):
-            self.problem(path, node, "'<<' merges only mappings (an alias like *defaults)")
-        return good
-
-
-def parse(text: str) -> Parsed:
-    """Composes and constructs ``text``; raises :class:`YamlProblem` for unusable input.
-
-    Problems that do not stop construction (duplicate keys, unsupported tags) are
-    returned in ``Parsed.problems`` so they are reported together with validation errors.
-    """
-    try:
-        root = compose(text)
-    except RecursionError as exc:
-        raise YamlProblem(1, 1, "the document is nested too deeply") from exc
-    if root is None or (isinstance(root, ScalarNode) and root.tag.endswith(":null")):
+    if root is None:
         raise YamlProblem(1, 1, "the file is empty; expected a mapping with organization, "
                                 "security and deployment")
-    if not isinstance(root, MappingNode):
-        kind = "a list" if isinstance(root, SequenceNode) else f"the text {root.value!r}"
-        raise YamlProblem(*_position(root.start_mark), (
-            f"expected a mapping (key: value) at the top level, got {kind}"))
-    builder = _Builder()
-    builder.lines[()] = _position(root.start_mark)
-    try:
-        builder.parsed.data = builder.build(root, ())
-    except RecursionError as exc:
-        raise YamlProblem(1, 1, "the document is nested too deeply") from exc
-    return builder.parsed
+    if not isinstance(root, dict):
+        kind = "a list" if isinstance(root, list) else f"the value {root!r}"
+        line, column = parsed.lines.get((), (1, 1))
+        raise YamlProblem(line, column, f"expected a mapping (key: value) at the top level, "
+                                        f"got {kind}")
+    parsed.data = root
+    return parsed
+
+
+def _events(loader):
+    while loader.check_event():
+        yield loader.get_event()
