@@ -71,14 +71,23 @@ def parser() -> argparse.ArgumentParser:
                       help="exit 0 when nothing would change, 2 when something would")
     plan.add_argument("--volumes", type=int, default=None,
                       help="protected volumes per account and region, for the cost estimate")
-    command("deploy", "deploy artifacts, the central stack, the StackSet and its instances",
-            _lazy("rollout.commands", "deploy"), aws=True)
-    command("drift", "detect StackSet drift and report it per instance",
-            _lazy("rollout.commands", "drift"), aws=True)
-    command("import-accounts", "merge the organization's OUs and accounts into the config",
-            _lazy("rollout.commands", "import_accounts"), aws=True)
-    command("demo", "run the whole flow on a simulated organization (no AWS needed)",
-            _lazy("rollout.commands", "demo"))
+    deploy = command("deploy", "deploy artifacts, the central stack, the StackSet and its instances",
+                     _lazy("rollout.commands", "deploy"), aws=True)
+    deploy.add_argument("--poll-seconds", type=float, default=10.0,
+                        help="seconds between status checks of a stack or StackSet operation")
+    drift = command("drift", "detect StackSet drift and report it per instance "
+                    "(exit 0 in sync, 2 drifted, 1 detection failed)",
+                    _lazy("rollout.commands", "drift"), aws=True)
+    drift.add_argument("--poll-seconds", type=float, default=10.0,
+                       help="seconds between status checks of the drift detection")
+    imports = command("import-accounts", "merge the organization's OUs and accounts into the config",
+                      _lazy("rollout.commands", "import_accounts"), aws=True)
+    imports.add_argument("--dry-run", action="store_true",
+                         help="print the merged config instead of writing it")
+    demo = command("demo", "run the whole flow on a simulated organization (no AWS needed)",
+                   _lazy("rollout.commands", "demo"))
+    demo.add_argument("--days", type=int, default=30,
+                      help="days of daily backups to simulate (the last one is the attack)")
     return root
 
 

@@ -1,0 +1,276 @@
+"""Make moto behave like AWS where the rollout and the demo depend on it.
+
+Each patch closes one documented gap of moto 5.2 so that the SAME rollout code runs
+against it unchanged; none changes what the code under test sends. Applied only by the
+demo and the tests, inside :func:`faithful_moto`, and undone on exit.
+
+1. Organizations reads from a member account (the delegated admin) answer from the
+   organization, as AWS answers a delegated administrator; moto answers from an empty
+   per-account backend.
+2. SERVICE_MANAGED stack instances: moto ignores ``AccountFilterType``, reads the
+   organization of the StackSet's own account (empty for a delegated admin), goes only one
+   OU level down, and would deploy to the management account. AWS does none of this.
+3. Update/DeleteStackInstances with ``DeploymentTargets`` (SERVICE_MANAGED): moto reads only
+   ``Accounts`` and so updates or deletes nothing.
+4. ``AutoDeployment`` and ``ManagedExecution`` are stored and returned by DescribeStackSet
+   (moto drops them, which would make every plan show a change).
+5. EventBridge: a rule targeting another account's bus keeps the event's ``account``,
+   ``region``, ``time`` and ``resources`` (moto re-stamps them with the receiving account),
+   and a rule targeting SNS publishes to the topic (moto raises NotImplementedError).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Any
+from unittest import mock
+
+from moto.cloudformation import models as cfn_models
+from moto.cloudformation import responses as cfn_responses
+from moto.events import models as events_models
+from moto.organizations import models as org_models
+from moto.organizations import responses as org_responses
+from moto.organizations import utils as org_utils
+
+
+def _org_backend(account_id: str, partition: str = "aws") -> Any:
+    master = org_models.organizations_backends.master_accounts.get(account_id)
+    owner, part = master if master else (account_id, partition)
+    return org_models.organizations_backends[owner][part]
+
+
+# -- 1 ----------------------------------------------------------------------------------------
+
+
+def _organizations_backend(self: Any) -> Any:
+    return _org_backend(self.current_account, self.partition)
+
+
+# -- 2 and 3 ----------------------------------------------------------------------------------
+
+
+def _accounts_under(org: Any, ou_ids: list[str]) -> list[str]:
+    found: list[str] = []
+    pending = list(ou_ids)
+    seen: set[str] = set()
+    while pending:
+        current = pending.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        found += [a.id for a in org.accounts if a.parent_id == current and a.status == "ACTIVE"]
+        pending += [ou.id for ou in org.ou if getattr(ou, "parent_id", None) == current]
+    return found
+
+
+def _resolve_targets(
+    account_id: str, partition: str, accounts: list[str], targets: dict[str, Any] | None
+) -> list[str]:
+    if not targets or not targets.get("OrganizationalUnitIds"):
+        return list(accounts)
+    org = _org_backend(account_id, partition)
+    members = _accounts_under(org, targets["OrganizationalUnitIds"])
+    listed = set(targets.get("Accounts") or [])
+    kind = targets.get("AccountFilterType")
+    if kind == "INTERSECTION":
+        members = [a for a in members if a in listed]
+    elif kind == "DIFFERENCE":
+        members = [a for a in members if a not in listed]
+    elif kind == "UNION":
+        members = members + [a for a in listed if a not in members]
+    management = org.org.master_account_id if org.org else None
+    return list(dict.fromkeys(a for a in members if a != management))
+
+
+def _create_instances(
+    self: Any,
+    accounts: list[str],
+    regions: list[str],
+    parameters: Any,
+    deployment_targets: dict[str, Any],
+    permission_model: str,
+) -> list[dict[str, Any]]:
+    targets = _resolve_targets(self.account_id, self.partition, accounts, deployment_targets)
+    new = []
+    for region in regions:
+        for account in targets:
+            if self.get_instance(account, region) is not None:
+                continue
+            new.append(
+                cfn_models.StackInstance(
+                    account_id=account,
+                    region_name=region,
+                    stackset_id=self.stackset_id,
+                    stack_name=self.stack_name,
+                    name=self.stackset_name,
+                    template=self.template,
+                    parameters=parameters,
+                    permission_model=permission_model,
+                )
+            )
+    self.stack_instances += new
+    return [i.to_dict() for i in new]
+
+
+def _targets_param(response: Any) -> list[str]:
+    backend = response.cloudformation_backend
+    return _resolve_targets(
+        backend.account_id,
+        backend.partition,
+        response._get_param("Accounts", []),
+        response._get_params().get("DeploymentTargets"),
+    )
+
+
+def _update_stack_instances(self: Any) -> Any:
+    operation = self.cloudformation_backend.update_stack_instances(
+        self._get_param("StackSetName"),
+        _targets_param(self),
+        self._get_param("Regions", []),
+        self._get_param("ParameterOverrides", []),
+    )
+    return cfn_responses.ActionResult({"OperationId": operation["OperationId"]})
+
+
+def _delete_stack_instances(self: Any) -> Any:
+    stackset = self.cloudformation_backend.delete_stack_instances(
+        self._get_param("StackSetName"),
+        _targets_param(self),
+        self._get_param("Regions", []),
+    )
+    return cfn_responses.ActionResult({"OperationId": stackset.operations[-1]["OperationId"]})
+
+
+# -- 4 ----------------------------------------------------------------------------------------
+
+
+def _remember_settings(original: Any) -> Any:
+    def wrapper(self: Any) -> Any:
+        result = original(self)
+        stackset = self.cloudformation_backend.describe_stack_set(self._get_param("StackSetName"))
+        params = self._get_params()
+        if "AutoDeployment" in params:
+            stackset.auto_deployment = {
+                "Enabled": params["AutoDeployment"].get("Enabled") in (True, "true"),
+                "RetainStacksOnAccountRemoval": params["AutoDeployment"].get(
+                    "RetainStacksOnAccountRemoval"
+                )
+                in (True, "true"),
+            }
+        if "ManagedExecution" in params:
+            stackset._managed = params["ManagedExecution"].get("Active") in (True, "true")
+        return result
+
+    return wrapper
+
+
+def _managed_execution(self: Any) -> dict[str, Any]:
+    return {"Active": getattr(self, "_managed", False)}
+
+
+# -- 5 ----------------------------------------------------------------------------------------
+
+_original_send = events_models.Rule.send_to_targets
+
+
+def _send_to_targets(
+    self: Any, original_event: dict[str, Any], transform_input: bool = True
+) -> None:
+    if not self.event_pattern.matches_event(original_event):
+        return
+    special, rest = [], []
+    for target in self.targets:
+        arn = target["Arn"].split(":")
+        bus = arn[2] == "events" and arn[5].startswith("event-bus/")
+        (special if bus or arn[2] == "sns" else rest).append(target)
+    for target in special:
+        _deliver(self, target, original_event, transform_input)
+    if rest:
+        saved, self.targets = self.targets, rest
+        try:
+            _original_send(self, original_event, transform_input)
+        finally:
+            self.targets = saved
+
+
+def _deliver(rule: Any, target: dict[str, Any], event: dict[str, Any], transform: bool) -> None:
+    _, partition, service, region, account, resource = target["Arn"].split(":", 5)
+    if service == "events":
+        bus_name = resource.split("/", 1)[1]
+        backend = events_models.events_backends[account][region]
+        bus = backend.describe_event_bus(bus_name)
+        for other in list(bus.rules.values()):
+            other.send_to_targets(dict(event))
+        return
+    from moto.sns.models import sns_backends
+
+    message: Any = event
+    if transform and target.get("InputTransformer"):
+        transformer = target["InputTransformer"]
+        message = events_models.EventTemplateParser.parse(
+            input_template=transformer.get("InputTemplate"),
+            input_paths_map=transformer.get("InputPathsMap", {}),
+            event=event,
+        )
+    text = message if isinstance(message, str) else json.dumps(message)
+    sns_backends[account][region].publish(message=text, arn=target["Arn"])
+
+
+# -- applying ---------------------------------------------------------------------------------
+
+
+@contextmanager
+def faithful_moto() -> Iterator[None]:
+    """Applies every patch above for the duration of the block (inside ``mock_aws``)."""
+    with ExitStack() as stack:
+        patches = [
+            mock.patch.object(
+                org_responses.OrganizationsResponse,
+                "organizations_backend",
+                property(_organizations_backend),
+            ),
+            mock.patch.object(cfn_models.StackInstances, "create_instances", _create_instances),
+            mock.patch.object(
+                cfn_responses.CloudFormationResponse,
+                "update_stack_instances",
+                _update_stack_instances,
+            ),
+            mock.patch.object(
+                cfn_responses.CloudFormationResponse,
+                "delete_stack_instances",
+                _delete_stack_instances,
+            ),
+            mock.patch.object(
+                cfn_responses.CloudFormationResponse,
+                "create_stack_set",
+                _remember_settings(cfn_responses.CloudFormationResponse.create_stack_set),
+            ),
+            mock.patch.object(
+                cfn_responses.CloudFormationResponse,
+                "update_stack_set",
+                _remember_settings(cfn_responses.CloudFormationResponse.update_stack_set),
+            ),
+            mock.patch.object(
+                cfn_models.StackSet, "managed_execution", property(_managed_execution)
+            ),
+            mock.patch.object(events_models.Rule, "send_to_targets", _send_to_targets),
+        ]
+        for patch in patches:
+            stack.enter_context(patch)
+        yield
+
+
+@contextmanager
+def chosen_ids(account_ids: list[str], ou_ids: list[str]) -> Iterator[None]:
+    """CreateAccount / CreateOrganizationalUnit hand out these ids in order.
+
+    moto draws random ids; the demo and the tests need the config's own.
+    """
+    accounts, ous = iter(account_ids), iter(ou_ids)
+    with (
+        mock.patch.object(org_utils, "make_random_account_id", lambda: next(accounts)),
+        mock.patch.object(org_utils, "make_random_ou_id", lambda root_id: next(ous)),
+    ):
+        yield

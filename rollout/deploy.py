@@ -1,0 +1,201 @@
+"""Deploy: artifacts, the central stack, the StackSet, then its instances; then verify.
+
+Order matters: the artifacts stacks make the buckets the code is uploaded to; the
+StackSet's template and code must be in place before any instance is created; the
+central bus should exist before members forward to it. Every StackSet operation is
+waited on, and at the end every instance that is not CURRENT is listed: an operation can
+SUCCEED within its failure tolerance while some accounts failed.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from generator.config.model import OrgConfig, PermissionModel
+from generator.naming import Names
+from rollout.artifacts import Built, object_url, upload
+from rollout.desired import StackSetSpec, stack_targets, stackset_spec, target_regions
+from rollout.display import Display
+from rollout.operations import InstanceOperation, instance_operations, operation_preferences
+from rollout.plan import (
+    DeployedInstance,
+    Plan,
+    call_as,
+    list_instances,
+    plan_stackset,
+    read_org,
+    render,
+)
+from rollout.sessions import AwsSessions
+from rollout.stacks import DeployFailed, apply, observe
+from rollout.stackset_ops import OperationRunner
+
+DESCRIPTION = "Backup anomaly detection in every member account and region (managed by build.py)"
+
+
+@dataclass
+class DeployResult:
+    """What a deploy did and what it left behind."""
+
+    plan: Plan
+    operations: list[str] = field(default_factory=list)
+    not_current: list[DeployedInstance] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.not_current
+
+
+def make_plan(config: OrgConfig, sessions: AwsSessions, built: Built) -> Plan:
+    """Reads what is deployed and compares it with the config and the local build."""
+    names = Names(config.name)
+    admin, home = config.admin_account_id, config.security.home_region
+    bodies = {
+        k: built.body(k) for k in ("artifacts", "central", "stackset-roles") if k in built.templates
+    }
+    home_bucket = names.artifact_bucket(admin, home)
+    targets = stack_targets(config, bodies, template_url=lambda _name: None)
+    stacks = [observe(sessions.client("cloudformation", t.account, t.region), t) for t in targets]
+    spec = stackset_spec(
+        config,
+        built.body("member"),
+        object_url(sessions, home_bucket, home, built.member_key),
+        built.lambda_key,
+    )
+    org = read_org(sessions, config)
+    cfn = sessions.client("cloudformation", admin, home)
+    state, changes, unchanged, desired = plan_stackset(cfn, config, spec, org)
+    return Plan(config, stacks, spec, state, changes, unchanged, desired, org)
+
+
+def stackset_request(spec: StackSetSpec, config: OrgConfig) -> dict[str, Any]:
+    """Arguments shared by CreateStackSet and UpdateStackSet."""
+    request: dict[str, Any] = {
+        "StackSetName": spec.name,
+        "Description": DESCRIPTION,
+        "TemplateURL": spec.template_url,
+        "Parameters": [
+            {"ParameterKey": k, "ParameterValue": v} for k, v in spec.parameters.items()
+        ],
+        "Capabilities": ["CAPABILITY_NAMED_IAM"],
+        "Tags": [{"Key": k, "Value": v} for k, v in spec.tags.items()],
+        "ManagedExecution": {"Active": spec.managed_execution},
+        **call_as(config),
+    }
+    if spec.auto_deployment is not None:
+        request["AutoDeployment"] = spec.auto_deployment
+    if spec.administration_role_arn:
+        request["AdministrationRoleARN"] = spec.administration_role_arn
+        request["ExecutionRoleName"] = spec.execution_role_name
+    return request
+
+
+def instance_request(
+    op: InstanceOperation, spec: StackSetSpec, config: OrgConfig
+) -> tuple[str, dict]:
+    """The API method and arguments of one instance operation."""
+    service = config.deployment.permission_model is PermissionModel.SERVICE_MANAGED
+    request: dict[str, Any] = {
+        "StackSetName": spec.name,
+        "Regions": list(op.regions),
+        "OperationPreferences": operation_preferences(
+            config.deployment.operation_preferences, op.regions
+        ),
+        **op.targets(service),
+        **call_as(config),
+    }
+    if op.kind == "delete":
+        request["RetainStacks"] = config.deployment.retain_stacks_on_removal
+        return "delete_stack_instances", request
+    request["ParameterOverrides"] = [
+        {"ParameterKey": k, "ParameterValue": v} for k, v in op.overrides
+    ]
+    return f"{op.kind}_stack_instances", request
+
+
+def deploy(
+    config: OrgConfig,
+    sessions: AwsSessions,
+    built: Built,
+    display: Display,
+    poll_seconds: float = 10.0,
+) -> DeployResult:
+    """Makes the deployment match the config; see the module docstring for the order."""
+    plan = make_plan(config, sessions, built)
+    render(plan, display)
+    result = DeployResult(plan)
+    admin, home = config.admin_account_id, config.security.home_region
+    cfn = sessions.client("cloudformation", admin, home)
+    runner = OperationRunner(cfn, plan.spec.name, call_as(config), display, poll_seconds)
+    display.line("\n[bold]Deploying[/]")
+    try:
+        for state in plan.stacks:
+            if state.target.label.startswith("artifacts"):
+                apply(
+                    sessions.client("cloudformation", state.target.account, state.target.region),
+                    state,
+                    display,
+                    poll_seconds,
+                )
+        upload(sessions, config, built, display)
+        for state in plan.stacks:
+            if not state.target.label.startswith("artifacts"):
+                apply(
+                    sessions.client("cloudformation", state.target.account, state.target.region),
+                    state,
+                    display,
+                    poll_seconds,
+                )
+        _apply_stackset(plan, cfn, runner, config, display)
+        desired_count = Counter(d.group for d in plan.desired.values())
+        for op in instance_operations(config, plan.instances, desired_count):
+            method, request = instance_request(op, plan.spec, config)
+            runner.run(op.describe(), lambda m=method, r=request: getattr(cfn, m)(**r))
+    except DeployFailed as exc:
+        result.error = str(exc)
+        display.line(f"[red]failed[/]: {exc}")
+    result.operations = runner.operations
+    result.not_current = check_instances(cfn, plan.spec.name, config, display)
+    return result
+
+
+def _apply_stackset(
+    plan: Plan, cfn: Any, runner: OperationRunner, config: OrgConfig, display: Display
+) -> None:
+    request = stackset_request(plan.spec, config)
+    if plan.stackset.action == "create":
+        request["PermissionModel"] = plan.spec.permission_model.value
+        cfn.create_stack_set(**request)
+        display.line(f"  StackSet {plan.spec.name}: created")
+    elif plan.stackset.action == "update":
+        # No Accounts/Regions/DeploymentTargets: the update reaches every instance.
+        request["OperationPreferences"] = operation_preferences(
+            config.deployment.operation_preferences, tuple(target_regions(config))
+        )
+        runner.run(f"update StackSet {plan.spec.name}", lambda: cfn.update_stack_set(**request))
+
+
+def check_instances(
+    cfn: Any, name: str, config: OrgConfig, display: Display
+) -> list[DeployedInstance]:
+    """Lists every instance that is not CURRENT, with its reason."""
+    from botocore.exceptions import ClientError
+
+    try:
+        instances = list_instances(cfn, name, config)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "StackSetNotFoundException":
+            return []
+        raise
+    bad = [i for i in instances if i.status != "CURRENT"]
+    if bad:
+        display.line(f"\n[red]{len(bad)} of {len(instances)} stack instance(s) are not CURRENT[/]:")
+        for i in sorted(bad, key=lambda i: (i.account, i.region)):
+            detail = f" ({i.detailed_status})" if i.detailed_status else ""
+            display.line(f"  {i.account} {i.region}: {i.status}{detail} {i.status_reason}".rstrip())
+    else:
+        display.line(f"\nall {len(instances)} stack instance(s) are CURRENT")
+    return bad

@@ -1,0 +1,240 @@
+"""What the config asks to be deployed: the StackSet's settings and its stack instances.
+
+Instances are computed per (account, region) from the instance groups, so the plan can
+compare them one by one with ``ListStackInstances``; under SERVICE_MANAGED the OU targets
+are resolved to accounts through Organizations, the way StackSets itself resolves them
+(child OUs included, the management account never).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from generator import naming
+from generator.config.model import (
+    BackupOverrides,
+    DetectionOverrides,
+    OrgConfig,
+    PermissionModel,
+)
+from generator.errors import UserError
+from generator.instance_groups import InstanceGroup, instance_groups, parameter_overrides
+from generator.naming import Names
+from rollout.organization import OrgTree
+from rollout.stacks import StackTarget
+
+Overrides = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class DesiredInstance:
+    """One stack instance the config asks for."""
+
+    account: str
+    region: str
+    overrides: Overrides
+    group: InstanceGroup
+    ou: str | None = None
+
+
+@dataclass(frozen=True)
+class StackSetSpec:
+    """The StackSet as the config describes it."""
+
+    name: str
+    template_body: str
+    template_url: str
+    parameters: dict[str, str]
+    permission_model: PermissionModel
+    call_as: str
+    auto_deployment: dict[str, bool] | None
+    managed_execution: bool
+    administration_role_arn: str | None
+    execution_role_name: str | None
+    tags: dict[str, str]
+
+    def template_dict(self) -> dict[str, Any]:
+        return json.loads(self.template_body)
+
+
+def stackset_parameters(config: OrgConfig, code_key: str, declared: set[str]) -> dict[str, str]:
+    """StackSet-level parameter values: the code location and the config's defaults.
+
+    Only parameters the member template declares are passed (StackSets rejects others).
+    """
+    d = config.detection
+    defaults = dict(
+        parameter_overrides(
+            DetectionOverrides(
+                band_width=d.band_width,
+                ceiling_percent=d.ceiling_percent,
+                alarm_period_seconds=d.alarm_period_seconds,
+                evaluation_periods=d.evaluation_periods,
+            ),
+            BackupOverrides(
+                schedule=config.backup.schedule, retention_days=config.backup.retention_days
+            ),
+        )
+    )
+    names = Names(config.name)
+    values = {
+        naming.PARAM_CODE_BUCKET_PREFIX: names.artifact_bucket_prefix(config.admin_account_id),
+        naming.PARAM_CODE_KEY: code_key,
+        **defaults,
+    }
+    return {k: v for k, v in sorted(values.items()) if k in declared}
+
+
+def stackset_spec(
+    config: OrgConfig, template_body: str, template_url: str, code_key: str
+) -> StackSetSpec:
+    """The desired StackSet for ``config`` and the built member template."""
+    names = Names(config.name)
+    declared = set(json.loads(template_body).get("Parameters", {}))
+    deployment = config.deployment
+    service = deployment.permission_model is PermissionModel.SERVICE_MANAGED
+    admin = config.admin_account_id
+    return StackSetSpec(
+        name=names.stackset,
+        template_body=template_body,
+        template_url=template_url,
+        parameters=stackset_parameters(config, code_key, declared),
+        permission_model=deployment.permission_model,
+        call_as=deployment.call_as.value,
+        auto_deployment=(
+            {
+                "Enabled": deployment.auto_deployment.enabled,
+                "RetainStacksOnAccountRemoval": (
+                    deployment.auto_deployment.retain_stacks_on_account_removal
+                ),
+            }
+            if service
+            else None
+        ),
+        managed_execution=deployment.managed_execution,
+        administration_role_arn=(
+            None if service else f"arn:aws:iam::{admin}:role/{naming.STACKSET_ADMIN_ROLE}"
+        ),
+        execution_role_name=None if service else naming.STACKSET_EXECUTION_ROLE,
+        tags=dict(config.tags),
+    )
+
+
+def target_regions(config: OrgConfig) -> list[str]:
+    """Every region any target deploys to, in config order (artifact buckets go there)."""
+    regions: dict[str, None] = {}
+    for region in config.deployment.regions:
+        regions[region] = None
+    for target in config.targets():
+        for region in target.regions:
+            regions[region] = None
+    return list(regions)
+
+
+def target_ous(config: OrgConfig) -> list[str]:
+    """OU (and root) ids that SERVICE_MANAGED groups target."""
+    ous: dict[str, None] = {}
+    for group in instance_groups(config):
+        for ou in group.organizational_unit_ids:
+            ous[ou] = None
+    return list(ous)
+
+
+def desired_instances(
+    config: OrgConfig, org: OrgTree | None = None
+) -> dict[tuple[str, str], DesiredInstance]:
+    """Every (account, region) instance the config asks for.
+
+    Args:
+        config: the organization config.
+        org: the organization below the targeted OUs (SERVICE_MANAGED only).
+
+    Raises:
+        UserError: an account falls under two targets with different settings.
+    """
+    management = config.organization.management_account_id
+    found: dict[tuple[str, str], DesiredInstance] = {}
+    for group in instance_groups(config):
+        for account, ou in _group_accounts(config, group, org):
+            if config.deployment.permission_model is PermissionModel.SERVICE_MANAGED and (
+                account == management
+            ):
+                continue  # StackSets never deploys to the management account
+            for region in group.regions:
+                instance = DesiredInstance(account, region, group.parameter_overrides, group, ou)
+                previous = found.get((account, region))
+                if previous is not None and previous.overrides != instance.overrides:
+                    raise UserError(
+                        f"account {account} in {region} is targeted twice with different "
+                        f"settings (through {previous.ou or previous.account} and "
+                        f"{ou or account}); target it once"
+                    )
+                found[(account, region)] = instance
+    return dict(sorted(found.items()))
+
+
+def _group_accounts(
+    config: OrgConfig, group: InstanceGroup, org: OrgTree | None
+) -> list[tuple[str, str | None]]:
+    if config.deployment.permission_model is PermissionModel.SELF_MANAGED:
+        return [(a, None) for a in group.accounts]
+    if org is None:
+        raise ValueError("SERVICE_MANAGED targets need the organization tree")
+    members: dict[str, str] = {}
+    for ou in group.organizational_unit_ids:
+        for account in org.accounts_under(ou):
+            members.setdefault(account.id, ou)
+    listed = set(group.accounts)
+    if group.account_filter_type == "INTERSECTION":
+        members = {a: ou for a, ou in members.items() if a in listed}
+    elif group.account_filter_type == "DIFFERENCE":
+        members = {a: ou for a, ou in members.items() if a not in listed}
+    return sorted(members.items())
+
+
+def stack_targets(
+    config: OrgConfig, bodies: dict[str, str], template_url: Any
+) -> list[StackTarget]:
+    """The stacks outside the StackSet, in deploy order: artifacts, roles, central.
+
+    Args:
+        config: the organization config.
+        bodies: template name (``artifacts``, ``stackset-roles``, ``central``) -> JSON body.
+        template_url: ``(name) -> URL`` of a template uploaded to the home region's bucket,
+            used when a body is too large to pass inline.
+    """
+    names = Names(config.name)
+    admin = config.admin_account_id
+    home = config.security.home_region
+    tags = dict(config.tags)
+    targets = [
+        StackTarget(
+            "artifacts stack", names.artifacts_stack, admin, region, bodies["artifacts"], tags=tags
+        )
+        for region in target_regions(config)
+    ]
+    if config.deployment.permission_model is PermissionModel.SELF_MANAGED:
+        targets.append(
+            StackTarget(
+                "StackSet roles stack",
+                names.stack(naming.STACKSET_ROLES_STACK_SUFFIX),
+                admin,
+                home,
+                bodies["stackset-roles"],
+                tags=tags,
+            )
+        )
+    targets.append(
+        StackTarget(
+            "central stack",
+            names.central_stack,
+            config.security.account_id,
+            home,
+            bodies["central"],
+            template_url=template_url("central"),
+            tags=tags,
+        )
+    )
+    return targets
