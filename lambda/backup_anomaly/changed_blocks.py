@@ -289,7 +289,7 @@ class _Range:
     next: int
     end: int | None
     token: str | None = None
-    stride: float = PAGE_SIZE  # estimated block indexes one full page covers
+    stride: float = 0.0  # block indexes one full page was seen to cover (0: unknown)
 
 
 class _Stop(Exception):
@@ -309,6 +309,7 @@ class _Counter:
         workers: int,
         remaining: Callable[[], float] | None,
         margin: float,
+        page_size: int,
     ) -> None:
         self.client, self.first, self.second = client, first, second
         self.count, self.calls = cp.changed_blocks, cp.api_calls
@@ -316,6 +317,7 @@ class _Counter:
         self.pending = [_Range(a, b, t) for a, b, t in cp.ranges]
         self.active: list[_Range] = []
         self.workers = workers
+        self.page_size = page_size
         self.remaining, self.margin = remaining, margin
         self.limiter = _RateLimiter(rate)
         self.cond = threading.Condition()
@@ -326,12 +328,16 @@ class _Counter:
     # -- scheduling (all under self.cond) -----------------------------------------------
 
     def _estimated_pages(self, r: _Range) -> float:
-        return 0.0 if r.end is None else (r.end - r.next) / max(r.stride, PAGE_SIZE)
+        return 0.0 if r.end is None else (r.end - r.next) / self._stride(r)
+
+    def _stride(self, r: _Range) -> float:
+        """Index span a page of ``r`` is expected to cover: at least a page of blocks."""
+        return max(r.stride, self.page_size)
 
     def _split(self, r: _Range, parts: int) -> bool:
         """Cut the unlisted rest of ``r`` into ``parts``; r keeps the first, the rest queue."""
         span = r.end - r.next
-        step = max(span // parts, math.ceil(r.stride))
+        step = max(span // parts, math.ceil(self._stride(r)))
         cuts = list(range(r.next + step, r.end, step))[: parts - 1]
         bounds = [*cuts, r.end]
         r.end = bounds[0]
@@ -383,8 +389,8 @@ class _Counter:
                 self._split_after_discovery(r, s, requested_from)
             self.count += s.count_below(r.end)
             if s.last_index is not None:
-                if s.blocks >= PAGE_SIZE:
-                    r.stride = max(PAGE_SIZE, s.last_index + 1 - requested_from)
+                if s.blocks >= self.page_size:
+                    r.stride = s.last_index + 1 - requested_from
                 r.next = max(r.next, s.last_index + 1)
             r.token = token
             if not token:
@@ -396,9 +402,9 @@ class _Counter:
     def _split_after_discovery(self, r: _Range, s: _Summary, requested_from: int) -> None:
         """Once the volume size is known, spread the rest over the workers."""
         after = s.last_index + 1 if s.last_index is not None else r.next
-        if s.blocks >= PAGE_SIZE:
-            r.stride = max(PAGE_SIZE, after - requested_from)
-        left = (r.end - after) / r.stride
+        if s.blocks >= self.page_size:
+            r.stride = after - requested_from
+        left = (r.end - after) / self._stride(r)
         parts = max(1, min(self.workers, int(left)))
         if parts > 1 and after < r.end:
             # r keeps [r.next, first cut) and goes on with its token; the rest queue up.
@@ -424,7 +430,7 @@ class _Counter:
             params = {
                 "FirstSnapshotId": self.first,
                 "SecondSnapshotId": self.second,
-                "MaxResults": PAGE_SIZE,
+                "MaxResults": self.page_size,
             }
             if r.token:
                 params["NextToken"] = r.token
@@ -432,6 +438,8 @@ class _Counter:
                 params["StartingBlockIndex"] = r.next
             self._check_deadline()
             self.limiter.wait()
+            if self.stopping:  # decided while this worker waited for its slot
+                raise _Stop
             with self.cond:
                 self.calls += 1
             try:
@@ -509,7 +517,7 @@ class _Counter:
                 self.second,
                 self.count,
                 self.calls,
-                tuple((r.next, r.end) for r in left),
+                tuple((r.next, r.end, r.token) for r in left),
                 self.volume_size,
                 self.block_size,
             )
@@ -532,6 +540,7 @@ def count_changed_blocks(
     max_requests_per_second: float = 40.0,
     workers: int = 8,
     safety_margin_seconds: float = DEFAULT_SAFETY_MARGIN_SECONDS,
+    page_size: int = PAGE_SIZE,
 ) -> CountResult:
     """Count the blocks that differ between two snapshots of one volume lineage.
 
@@ -547,6 +556,7 @@ def count_changed_blocks(
         max_requests_per_second: Request budget for this count, shared by all workers.
         workers: Concurrent requests (capped by the client's connection pool).
         safety_margin_seconds: How much of ``remaining_seconds`` to keep in reserve.
+        page_size: MaxResults per request (100..10000); smaller only makes tests cheap.
 
     Returns:
         The count; ``complete`` False with a ``checkpoint`` when it stopped early.
@@ -569,6 +579,8 @@ def count_changed_blocks(
         raise ValueError("checkpoint is for another snapshot pair")
     if max_requests_per_second <= 0 or workers < 1:
         raise ValueError("max_requests_per_second and workers must be positive")
+    if not 100 <= page_size <= 10000:
+        raise ValueError("page_size must be within 100..10000 (the API's MaxResults range)")
     _install_hook(ebs_client)
     counter = _Counter(
         ebs_client,
@@ -579,5 +591,6 @@ def count_changed_blocks(
         max(1, min(workers, _pool_size(ebs_client))),
         remaining_seconds,
         safety_margin_seconds,
+        page_size,
     )
     return counter.run()
