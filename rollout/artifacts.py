@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 from generator.config.model import OrgConfig
 from generator.errors import UserError
 from generator.naming import Names
-from rollout.desired import target_regions
+from generator.synth import artifact_regions
 from rollout.display import Display
 from rollout.sessions import AwsSessions
 
@@ -77,7 +77,7 @@ def upload(
     names = Names(config.name)
     admin = config.admin_account_id
     done: list[Upload] = []
-    for region in target_regions(config):
+    for region in artifact_regions(config):
         s3 = sessions.client("s3", admin, region)
         bucket = names.artifact_bucket(admin, region)
         _require_bucket(s3, bucket, admin)

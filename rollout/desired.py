@@ -13,15 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from generator import naming
-from generator.config.model import (
-    BackupOverrides,
-    DetectionOverrides,
-    OrgConfig,
-    PermissionModel,
-)
+from generator.config.model import OrgConfig, PermissionModel
 from generator.errors import UserError
-from generator.instance_groups import InstanceGroup, instance_groups, parameter_overrides
+from generator.instance_groups import InstanceGroup, instance_groups
 from generator.naming import Names
+from generator.synth import artifact_regions
+from generator.templates.stackset import stackset_parameters
 from rollout.organization import OrgTree
 from rollout.stacks import StackTarget
 
@@ -59,40 +56,11 @@ class StackSetSpec:
         return json.loads(self.template_body)
 
 
-def stackset_parameters(config: OrgConfig, code_key: str, declared: set[str]) -> dict[str, str]:
-    """StackSet-level parameter values: the code location and the config's defaults.
-
-    Only parameters the member template declares are passed (StackSets rejects others).
-    """
-    d = config.detection
-    defaults = dict(
-        parameter_overrides(
-            DetectionOverrides(
-                band_width=d.band_width,
-                ceiling_percent=d.ceiling_percent,
-                alarm_period_seconds=d.alarm_period_seconds,
-                evaluation_periods=d.evaluation_periods,
-            ),
-            BackupOverrides(
-                schedule=config.backup.schedule, retention_days=config.backup.retention_days
-            ),
-        )
-    )
-    names = Names(config.name)
-    values = {
-        naming.PARAM_CODE_BUCKET_PREFIX: names.artifact_bucket_prefix(config.admin_account_id),
-        naming.PARAM_CODE_KEY: code_key,
-        **defaults,
-    }
-    return {k: v for k, v in sorted(values.items()) if k in declared}
-
-
 def stackset_spec(
     config: OrgConfig, template_body: str, template_url: str, code_key: str
 ) -> StackSetSpec:
     """The desired StackSet for ``config`` and the built member template."""
     names = Names(config.name)
-    declared = set(json.loads(template_body).get("Parameters", {}))
     deployment = config.deployment
     service = deployment.permission_model is PermissionModel.SERVICE_MANAGED
     admin = config.admin_account_id
@@ -100,7 +68,7 @@ def stackset_spec(
         name=names.stackset,
         template_body=template_body,
         template_url=template_url,
-        parameters=stackset_parameters(config, code_key, declared),
+        parameters=stackset_parameters(config, code_key),
         permission_model=deployment.permission_model,
         call_as=deployment.call_as.value,
         auto_deployment=(
@@ -213,19 +181,25 @@ def stack_targets(
         StackTarget(
             "artifacts stack", names.artifacts_stack, admin, region, bodies["artifacts"], tags=tags
         )
-        for region in target_regions(config)
+        for region in artifact_regions(config)
     ]
     if config.deployment.permission_model is PermissionModel.SELF_MANAGED:
-        targets.append(
+        # The execution role must exist in every target before StackSets can deploy there,
+        # so this bootstrap stack is the one thing deployed account by account.
+        accounts = [admin] + sorted(
+            {a for g in instance_groups(config) for a in g.accounts} - {admin}
+        )
+        targets += [
             StackTarget(
                 "StackSet roles stack",
                 names.stack(naming.STACKSET_ROLES_STACK_SUFFIX),
-                admin,
+                account,
                 home,
                 bodies["stackset-roles"],
                 tags=tags,
             )
-        )
+            for account in accounts
+        ]
     targets.append(
         StackTarget(
             "central stack",

@@ -10,6 +10,8 @@ demo and the tests, inside :func:`faithful_moto`, and undone on exit.
 2. SERVICE_MANAGED stack instances: moto ignores ``AccountFilterType``, reads the
    organization of the StackSet's own account (empty for a delegated admin), goes only one
    OU level down, and would deploy to the management account. AWS does none of this.
+   And an instance's stack gets the StackSet's parameters with the overrides on top (moto
+   uses the overrides alone, so a stack misses every parameter not overridden).
 3. Update/DeleteStackInstances with ``DeploymentTargets`` (SERVICE_MANAGED): moto reads only
    ``Accounts`` and so updates or deletes nothing.
 4. ``AutoDeployment`` and ``ManagedExecution`` are stored and returned by DescribeStackSet
@@ -17,6 +19,10 @@ demo and the tests, inside :func:`faithful_moto`, and undone on exit.
 5. EventBridge: a rule targeting another account's bus keeps the event's ``account``,
    ``region``, ``time`` and ``resources`` (moto re-stamps them with the receiving account),
    and a rule targeting SNS publishes to the topic (moto raises NotImplementedError).
+6. ``AWS::KMS::Key`` in CloudFormation: moto reads the resource's ``Tags`` in the KMS API's
+   shape (TagKey/TagValue) and fails on CloudFormation's Key/Value.
+7. ``Ref`` to an ``AWS::Events::EventBus`` is its name in AWS; moto hands the object over,
+   and a rule on that bus then fails to create.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from unittest import mock
 from moto.cloudformation import models as cfn_models
 from moto.cloudformation import responses as cfn_responses
 from moto.events import models as events_models
+from moto.kms import models as kms_models
 from moto.organizations import models as org_models
 from moto.organizations import responses as org_responses
 from moto.organizations import utils as org_utils
@@ -93,25 +100,52 @@ def _create_instances(
     permission_model: str,
 ) -> list[dict[str, Any]]:
     targets = _resolve_targets(self.account_id, self.partition, accounts, deployment_targets)
+    overrides = parameters if isinstance(parameters, list) else []
+    merged = {
+        **getattr(self, "_stackset_parameters", {}),
+        **{p["ParameterKey"]: p["ParameterValue"] for p in overrides},
+    }
     new = []
     for region in regions:
         for account in targets:
             if self.get_instance(account, region) is not None:
                 continue
-            new.append(
-                cfn_models.StackInstance(
-                    account_id=account,
-                    region_name=region,
-                    stackset_id=self.stackset_id,
-                    stack_name=self.stack_name,
-                    name=self.stackset_name,
-                    template=self.template,
-                    parameters=parameters,
-                    permission_model=permission_model,
-                )
+            instance = cfn_models.StackInstance(
+                account_id=account,
+                region_name=region,
+                stackset_id=self.stackset_id,
+                stack_name=self.stack_name,
+                name=self.stackset_name,
+                template=self.template,
+                parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in merged.items()],
+                permission_model=permission_model,
             )
+            instance.parameters = overrides  # what DescribeStackInstance reports
+            new.append(instance)
     self.stack_instances += new
     return [i.to_dict() for i in new]
+
+
+_original_create = cfn_models.StackSet.create_stack_instances
+
+
+def _create_stack_instances(
+    self: Any,
+    accounts: list[str],
+    regions: list[str],
+    deployment_targets: Any,
+    parameters: list[dict[str, Any]],
+) -> str:
+    # The instances are created from the StackSet's current template and parameters.
+    self.instances._stackset_parameters = dict(self.parameters)
+    self.instances.template = self.template
+    return _original_create(
+        self,
+        accounts=accounts,
+        regions=regions,
+        deployment_targets=deployment_targets,
+        parameters=parameters or [],
+    )
 
 
 def _targets_param(response: Any) -> list[str]:
@@ -218,6 +252,36 @@ def _deliver(rule: Any, target: dict[str, Any], event: dict[str, Any], transform
     sns_backends[account][region].publish(message=text, arn=target["Arn"])
 
 
+# -- 6 ----------------------------------------------------------------------------------------
+
+_original_key = kms_models.Key.create_from_cloudformation_json.__func__
+
+
+def _key_from_cloudformation(
+    cls: Any,
+    resource_name: str,
+    cloudformation_json: Any,
+    account_id: str,
+    region_name: str,
+    **kwargs: Any,
+) -> Any:
+    properties = dict(cloudformation_json.get("Properties", {}))
+    properties["Tags"] = [
+        {"TagKey": t["Key"], "TagValue": t["Value"]} if "Key" in t else t
+        for t in properties.get("Tags", [])
+    ]
+    if isinstance(properties.get("KeyPolicy"), dict):
+        properties["KeyPolicy"] = json.dumps(properties["KeyPolicy"])
+    return _original_key(
+        cls,
+        resource_name,
+        {**cloudformation_json, "Properties": properties},
+        account_id,
+        region_name,
+        **kwargs,
+    )
+
+
 # -- applying ---------------------------------------------------------------------------------
 
 
@@ -232,6 +296,9 @@ def faithful_moto() -> Iterator[None]:
                 property(_organizations_backend),
             ),
             mock.patch.object(cfn_models.StackInstances, "create_instances", _create_instances),
+            mock.patch.object(
+                cfn_models.StackSet, "create_stack_instances", _create_stack_instances
+            ),
             mock.patch.object(
                 cfn_responses.CloudFormationResponse,
                 "update_stack_instances",
@@ -256,6 +323,17 @@ def faithful_moto() -> Iterator[None]:
                 cfn_models.StackSet, "managed_execution", property(_managed_execution)
             ),
             mock.patch.object(events_models.Rule, "send_to_targets", _send_to_targets),
+            mock.patch.object(
+                events_models.EventBus,
+                "physical_resource_id",
+                property(lambda self: self.name),
+                create=True,
+            ),
+            mock.patch.object(
+                kms_models.Key,
+                "create_from_cloudformation_json",
+                classmethod(_key_from_cloudformation),
+            ),
         ]
         for patch in patches:
             stack.enter_context(patch)
