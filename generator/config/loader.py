@@ -83,6 +83,8 @@ def validate(parsed: Parsed, file: str) -> tuple[OrgConfig | None, list[ConfigIs
         for error in exc.errors(include_url=False):
             for raw_loc, item in expand(error):
                 loc, is_key = clean_loc(raw_loc, parsed.data)
+                if loc in parsed.unreadable:
+                    continue  # "unsupported tag" already says it; "got null" would mislead
                 source = None if is_key else parsed.scalars.get(loc)
                 text = item["msg"] if item["type"] == "rule" else message(
                     item, OrgConfig, loc, source)

@@ -119,7 +119,8 @@ def _quote_hint(value: object, source: str | None) -> str:
 
 
 def _choices(expected: str) -> list[str]:
-    return re.findall(r"'([^']*)'", expected)
+    # pydantic writes "'A', 'B' or 'C'" for enums and "1" for Literal[1].
+    return re.findall(r"'([^']*)'", expected) or re.split(r",\s*|\s+or\s+", expected)
 
 
 def message(error: dict, root: type[BaseModel], loc: Loc, source: str | None) -> str:
@@ -163,11 +164,11 @@ def message(error: dict, root: type[BaseModel], loc: Loc, source: str | None) ->
         words, key = bounds[kind]
         return f"must be {words} {ctx[key]}, got {source or value}"
     if kind in ("too_short", "too_long"):
-        unit = "characters" if isinstance(value, str) else (
-            "keys" if isinstance(value, dict) else "items")
-        if kind == "too_short":
-            return f"must have at least {ctx['min_length']} {unit}, got {ctx['actual_length']}"
-        return f"must have at most {ctx['max_length']} {unit}, got {ctx['actual_length']}"
+        unit = "key" if isinstance(value, dict) else "item"
+        limit = ctx["min_length"] if kind == "too_short" else ctx["max_length"]
+        words = "at least" if kind == "too_short" else "at most"
+        plural = "" if limit == 1 else "s"
+        return f"must have {words} {limit} {unit}{plural}, got {ctx['actual_length']}"
     if kind in ("string_too_short", "string_too_long"):
         limit = ctx.get("min_length", ctx.get("max_length"))
         words = "at least" if kind == "string_too_short" else "at most"

@@ -39,7 +39,6 @@ from pydantic import (
     model_validator,
 )
 
-from generator import naming
 from generator.config.fields import (
     NAME_RE,
     AccountId,
@@ -58,10 +57,10 @@ from generator.config.fields import (
     VaultName,
 )
 from generator.config.regions import partition_of
+from generator.config.schedule import schedule_interval
 
 Loc = tuple[str | int, ...]
 
-MAX_ALARM_WINDOW_SECONDS = 7 * 86400
 
 
 class RuleViolations(ValueError):
@@ -275,23 +274,6 @@ class Detection(_Model):
         _raise(_duplicates(value, "resource type"))
         return value
 
-    @model_validator(mode="after")
-    def _window(self) -> Detection:
-        problem = _window_problem(self.alarm_period_seconds, self.evaluation_periods)
-        _raise([(("evaluation_periods",), problem)] if problem else [])
-        return self
-
-
-def _window_problem(period: int, evaluations: int) -> str | None:
-    # CloudWatch caps period x evaluation periods at 7 days for periods of an hour or more.
-    if period * evaluations > MAX_ALARM_WINDOW_SECONDS:
-        return (
-            f"alarm_period_seconds x evaluation_periods is {period} x {evaluations} = "
-            f"{period * evaluations} s; CloudWatch allows at most 7 days "
-            f"({MAX_ALARM_WINDOW_SECONDS})"
-        )
-    return None
-
 
 class DetectionOverrides(_Model):
     band_width: Float | None = Field(default=None, gt=0, le=10)
@@ -473,7 +455,8 @@ class OrgConfig(_Model):
     """The whole organization as the security team describes it."""
 
     name: str = Field(default="backup-anomaly", max_length=40)
-    """Prefix of every stack, StackSet and resource name: lowercase letters, digits, '-'."""
+    """Prefix of every stack, StackSet and resource name: lowercase letters, digits, '-'.
+    At most 40 characters, so that IAM role names (prefix, a word, the region) fit in 64."""
     organization: Organization
     security: Security
     deployment: Deployment
@@ -544,43 +527,52 @@ class OrgConfig(_Model):
                     for i, target in enumerate(items)
                     if "backup" in target.overrides.model_fields_set
                 ]
-        problems += self._alarm_windows()
-        problems += self._name_fits(deployment.regions)
+        problems += self._periods_match_schedules()
         _raise(problems)
         return self
 
-    def _alarm_windows(self) -> list[tuple[Loc, str]]:
-        """Per-target overrides may combine into a window CloudWatch refuses."""
-        ous = {ou.id: ou.overrides.detection for ou in self.deployment.targets.organizational_units}
-        base = self.detection
-        problems = []
-        for kind, items in (("organizational_units", self.deployment.targets.organizational_units),
-                            ("accounts", self.deployment.targets.accounts)):
-            for index, target in enumerate(items):
-                own = target.overrides.detection
-                parent = ous.get(getattr(target, "ou", None) or "") if kind == "accounts" else None
-                layers = [own, parent] if parent else [own]
-                period = next((d.alarm_period_seconds for d in layers
-                               if d.alarm_period_seconds is not None), base.alarm_period_seconds)
-                evaluations = next((d.evaluation_periods for d in layers
-                                    if d.evaluation_periods is not None), base.evaluation_periods)
-                if own.alarm_period_seconds is None and own.evaluation_periods is None:
-                    continue  # nothing of its own: the OU or the defaults were checked there
-                problem = _window_problem(period, evaluations)
-                if problem:
-                    problems.append((("deployment", "targets", kind, index, "overrides",
-                                      "detection"), problem))
-        return problems
+    def _periods_match_schedules(self) -> list[tuple[Loc, str]]:
+        """The alarm period must equal the backup interval: one data point per period.
 
-    def _name_fits(self, regions: list[str]) -> list[tuple[Loc, str]]:
-        longest = max(regions, key=len)
-        bucket = naming.Names(self.name).artifact_bucket("0" * 12, longest)
-        if len(bucket) <= 63:
+        Checked for the defaults and for every target that sets a schedule or a period of
+        its own; skipped for schedules without one fixed interval (weekly, irregular).
+        """
+        if self.backup.mode is not BackupMode.CREATE:
             return []
-        room = len(self.name) - (len(bucket) - 63)
-        return [(("name",), (
-            f"is too long: the artifact bucket {bucket!r} would be {len(bucket)} characters "
-            f"(S3 allows 63); use at most {room} characters"))]
+        targets = self.deployment.targets
+        ous = {ou.id: ou.overrides for ou in targets.organizational_units}
+        checks = [((), [], "")]
+        for kind, items in (("organizational_units", targets.organizational_units),
+                            ("accounts", targets.accounts)):
+            for index, target in enumerate(items):
+                parent = ous.get(getattr(target, "ou", None) or "") if kind == "accounts" else None
+                layers = [target.overrides] + ([parent] if parent else [])
+                checks.append((("deployment", "targets", kind, index, "overrides"), layers, kind))
+        problems = []
+        for where, layers, _ in checks:
+            own = layers[0] if layers else None
+            if own is not None and own.detection.alarm_period_seconds is None \
+                    and own.backup.schedule is None:
+                continue  # inherits both from its OU or the defaults, checked there
+            schedule = next((o.backup.schedule for o in layers if o.backup.schedule),
+                            self.backup.schedule)
+            period = next((o.detection.alarm_period_seconds for o in layers
+                           if o.detection.alarm_period_seconds),
+                          self.detection.alarm_period_seconds)
+            interval = schedule_interval(schedule)
+            if interval is None or interval == period:
+                continue
+            if own is None:
+                loc: Loc = ("detection", "alarm_period_seconds")
+            elif own.detection.alarm_period_seconds is not None:
+                loc = (*where, "detection", "alarm_period_seconds")
+            else:
+                loc = (*where, "backup", "schedule")
+            problems.append((loc, (
+                f"alarm period {period} s does not match the backup schedule {schedule}, "
+                f"which runs every {interval} s; set alarm_period_seconds to {interval} "
+                "(one measurement per period)")))
+        return problems
 
     @cached_property
     def admin_account_id(self) -> str:

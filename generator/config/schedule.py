@@ -105,3 +105,34 @@ def backup_schedule(value: str) -> str:
             "jobs at least 60 minutes apart"
         )
     return value
+
+
+def schedule_interval(value: str) -> int | None:
+    """Seconds between runs of a valid cron that runs at one fixed interval of a day or less.
+
+    ``cron(0 5 ? * * *)`` is 86400, ``cron(15 * ? * * *)`` 3600, ``cron(0 0/6 ? * * *)``
+    and ``cron(0 1,7,13,19 ? * * *)`` 21600. ``None`` for anything else (weekly, monthly,
+    uneven hours), where no single alarm period fits.
+    """
+    match = _CRON_RE.match(value)
+    if not match:
+        return None
+    fields = match["body"].split()
+    if len(fields) != 6 or not fields[0].isdigit():
+        return None
+    _, hours, day_of_month, month, day_of_week, year = fields
+    if {day_of_month, day_of_week} != {"*", "?"} or month != "*" or year != "*":
+        return None
+    if hours == "*":
+        return 3600
+    base, slash, step = hours.partition("/")
+    if slash:
+        start = 0 if base == "*" else int(base) if base.isdigit() else None
+        if step.isdigit() and start is not None and start < int(step) and 24 % int(step) == 0:
+            return int(step) * 3600
+        return None
+    if not all(h.isdigit() for h in hours.split(",")):
+        return None
+    runs = sorted({int(h) for h in hours.split(",")})
+    gaps = {b - a for a, b in zip(runs, runs[1:] + [runs[0] + 24], strict=True)}
+    return gaps.pop() * 3600 if len(gaps) == 1 else None

@@ -41,6 +41,7 @@ Loc = tuple[str | int, ...]
 _STR = "tag:yaml.org,2002:str"
 _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
+_NULL = "tag:yaml.org,2002:null"
 _MERGE_KEY = "<<"
 _SCALARS = SafeConstructor.yaml_constructors
 _CONSTRUCTOR = SafeConstructor()
@@ -69,6 +70,8 @@ class Parsed:
     lines: dict[Loc, tuple[int, int]] = field(default_factory=dict)
     scalars: dict[Loc, str] = field(default_factory=dict)
     problems: list[tuple[Loc, int, int, str]] = field(default_factory=list)
+    unreadable: set[Loc] = field(default_factory=set)
+    """Values replaced by None because YAML could not construct them (already reported)."""
 
 
 def _position(mark) -> tuple[int, int]:
@@ -169,6 +172,8 @@ def _build(events, parsed: Parsed) -> object:
                     value: object = event.value
                 else:
                     value = _scalar(event, tag, path, problem)
+                    if value is None and tag != _NULL:
+                        parsed.unreadable.add(path)
                     if event.implicit[0] and not event.style:
                         scalars[path] = event.value
                 if event.anchor is not None:
