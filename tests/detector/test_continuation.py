@@ -1,0 +1,181 @@
+"""Counts that outlast one invocation: checkpoint in state, continuation through SQS.
+
+These run the real ``lambda_handler`` (clients built by the handler, EBS pointed at the fake
+server through ``AWS_ENDPOINT_URL_EBS``) with a context whose deadline is a fraction of a
+second past the counting function's safety margin, so every invocation stops mid-count.
+"""
+
+from __future__ import annotations
+
+import json
+
+from backup_anomaly import changed_blocks, handler
+from backup_anomaly.detector import POST_COUNT_RESERVE_SECONDS
+from tests.detector.conftest import FakeContext, recent
+
+MARGIN = getattr(changed_blocks, "DEFAULT_SAFETY_MARGIN_SECONDS", 20.0)
+CHANGED = set(range(0, 2048, 3))
+
+
+def short_context(work_seconds: float = 0.25) -> FakeContext:
+    """A context that leaves ``work_seconds`` of counting before the deadline."""
+    return FakeContext(MARGIN + POST_COUNT_RESERVE_SECONDS + work_seconds)
+
+
+def _sqs(*bodies):
+    return {"Records": [
+        {"messageId": f"m{i}", "eventSource": "aws:sqs",
+         "body": body if isinstance(body, str) else json.dumps(body)}
+        for i, body in enumerate(bodies)
+    ]}
+
+
+def _queued(world, queue_url) -> int:
+    attributes = world.sqs._client.get_queue_attributes(
+        QueueUrl=queue_url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed"],
+    )["Attributes"]
+    return sum(int(value) for value in attributes.values())
+
+
+def _receive(world, queue_url):
+    if not _queued(world, queue_url):
+        return []
+    messages = world.sqs._client.receive_message(
+        QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=2)
+    found = messages.get("Messages", [])
+    for message in found:
+        world.sqs._client.delete_message(QueueUrl=queue_url,
+                                         ReceiptHandle=message["ReceiptHandle"])
+    return [m["Body"] for m in found]
+
+
+def _slow_volume(world, handler_env, writes=None):
+    world.fake.scan_window = 64  # 32 requests for a 1 GiB volume
+    world.fake.latency = 0.03
+    queue_url = world.queue()
+    handler_env.setenv("WORK_QUEUE_URL", queue_url)
+    vol = world.volume()
+    snaps = world.lineage(vol, writes or [set(), CHANGED])
+    handler.lambda_handler(_sqs(world.ebs_event(snaps[0], vol, recent(30))), FakeContext())
+    return vol, snaps, queue_url
+
+
+def _changed_blocks_puts(world, vol):
+    data = world.cloudwatch._client.get_metric_statistics(
+        Namespace="BackupAnomalyDetection", MetricName="ChangedBlocks",
+        Dimensions=[{"Name": "VolumeId", "Value": vol}], StartTime=recent(120),
+        EndTime=recent(-5), Period=60, Statistics=["Maximum", "SampleCount"])["Datapoints"]
+    return [(d["Maximum"], d["SampleCount"]) for d in data]
+
+
+def test_long_count_completes_exactly_once_across_invocations(world, handler_env, lines):
+    vol, (s1, s2), queue_url = _slow_volume(world, handler_env)
+    event = world.ebs_event(s2, vol, recent(10))
+    lines()
+
+    response = handler.lambda_handler(_sqs(event), short_context())
+    hops, generations, sent = 0, [], []
+    pending = _receive(world, queue_url)
+    while pending:
+        body = pending.pop(0)
+        sent.append(body)
+        generations.append(json.loads(body)["detail"]["generation"])
+        assert handler.lambda_handler(_sqs(body), short_context()) == {"batchItemFailures": []}
+        hops += 1
+        pending += _receive(world, queue_url)
+        assert hops < 60, "the count must progress every invocation"
+
+    assert response == {"batchItemFailures": []}
+    decisions = [line["decision"] for line in lines()]
+    assert decisions[-1] == "measured" and set(decisions[:-1]) == {"continued"}
+    assert hops >= 2
+    assert generations == list(range(1, hops + 1))
+    assert world.store.get(world.volume_arn(vol)).snapshot_id == s2
+    assert world.store.get(world.volume_arn(vol)).progress is None
+    assert _changed_blocks_puts(world, vol) == [(len(CHANGED), 1)]
+
+    # Redelivered continuations and the redelivered original are no-ops.
+    for body in [sent[0], sent[-1], json.dumps(event)]:
+        assert handler.lambda_handler(_sqs(body), short_context()) == {"batchItemFailures": []}
+    assert [line["decision"] for line in lines()] == ["duplicate"] * 3
+    assert _changed_blocks_puts(world, vol) == [(len(CHANGED), 1)]
+    assert _queued(world, queue_url) == 0
+
+
+def test_duplicate_continuation_and_duplicate_original_while_in_progress(world, handler_env,
+                                                                          lines):
+    vol, (s1, s2), queue_url = _slow_volume(world, handler_env)
+    event = world.ebs_event(s2, vol, recent(10))
+    handler.lambda_handler(_sqs(event), short_context())
+    (gen1,) = _receive(world, queue_url)
+    handler.lambda_handler(_sqs(gen1), short_context(0.1))  # resumes: saves generation 2
+    lines()
+
+    again = handler.lambda_handler(_sqs(gen1, event), short_context())
+
+    assert again == {"batchItemFailures": []}
+    assert [(line["decision"]) for line in lines()] == ["duplicate", "in_progress"]
+    state = world.store.get(world.volume_arn(vol))
+    assert state.progress["generation"] == 2 and state.snapshot_id == s1
+
+
+def test_newer_backup_waits_for_the_count_in_progress(world, handler_env, lines):
+    vol, (s1, s2, s3), queue_url = _slow_volume(
+        world, handler_env, writes=[set(), CHANGED, {2047}])
+    handler.lambda_handler(_sqs(world.ebs_event(s2, vol, recent(20))), short_context())
+    newer = world.ebs_event(s3, vol, recent(10))
+    lines()
+
+    busy = handler.lambda_handler(_sqs(newer), short_context())
+
+    assert busy == {"batchItemFailures": [{"itemIdentifier": "m0"}]}
+    assert lines()[0]["reason"] == "VolumeBusy"
+    for body in iter(lambda: _receive(world, queue_url), []):
+        for item in body:
+            handler.lambda_handler(_sqs(item), FakeContext())
+    assert handler.lambda_handler(_sqs(newer), FakeContext()) == {"batchItemFailures": []}
+    assert world.store.get(world.volume_arn(vol)).snapshot_id == s3
+    values = sorted(v for v, _ in _changed_blocks_puts(world, vol))
+    assert values == sorted([len(CHANGED), len(CHANGED | {2047}) - len(CHANGED)])
+
+
+def test_continuation_ahead_of_its_checkpoint_is_retried(world, handler_env, lines):
+    vol, (s1, s2), queue_url = _slow_volume(world, handler_env)
+    handler.lambda_handler(_sqs(world.ebs_event(s2, vol, recent(10))), short_context())
+    (gen1,) = _receive(world, queue_url)
+    early = json.loads(gen1)
+    early["detail"]["generation"] = 2  # as if sent just before its checkpoint was saved
+    lines()
+
+    response = handler.lambda_handler(_sqs(early), short_context())
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": "m0"}]}
+    assert lines()[0]["reason"] == "ProgressNotVisible"
+
+
+def test_without_a_work_queue_the_count_runs_to_the_end(world, handler_env, lines):
+    vol, (s1, s2), _ = _slow_volume(world, handler_env)
+    handler_env.delenv("WORK_QUEUE_URL")
+    handler.reset()
+    lines()
+
+    handler.lambda_handler(_sqs(world.ebs_event(s2, vol, recent(10))), short_context(0.05))
+
+    (line,) = lines()
+    assert (line["decision"], line["changed_blocks"]) == ("measured", len(CHANGED))
+
+
+def test_too_little_time_to_count_is_retried_not_looped(world, handler_env, lines):
+    vol, (s1, s2), queue_url = _slow_volume(world, handler_env)
+    lines()
+
+    response = handler.lambda_handler(
+        _sqs(world.ebs_event(s2, vol, recent(10))),
+        FakeContext(POST_COUNT_RESERVE_SECONDS + MARGIN / 2),
+    )
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": "m0"}]}
+    assert lines()[0]["reason"] == "CountStalled"
+    assert _queued(world, queue_url) == 0
+    assert world.store.get(world.volume_arn(vol)).progress is None
