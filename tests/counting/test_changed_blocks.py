@@ -303,3 +303,23 @@ def test_request_rate_stays_under_budget(fake, client):
     assert result.changed_blocks == 16_384
     # n requests spaced 1/25 s apart need at least (n - 1) / 25 seconds.
     assert elapsed >= (result.api_calls - 1) / 25 * 0.95
+
+
+def test_summary_reads_any_key_order_and_whitespace():
+    import json
+
+    page = {
+        "NextToken": "abc=",
+        "ChangedBlocks": [
+            {"SecondBlockToken": "AAAA", "BlockIndex": 7},
+            {"BlockIndex": 9, "FirstBlockToken": "BBBB", "SecondBlockToken": "CCCC"},
+        ],
+        "VolumeSize": 1,
+    }
+    small, summary = cb._summarize(json.dumps(page, indent=2).encode())
+    assert json.loads(small) == {**page, "ChangedBlocks": []}
+    assert (summary.blocks, summary.last_index) == (2, 9)
+    assert [summary.count_below(e) for e in (None, 7, 8, 10)] == [2, 0, 1, 2]
+    small, summary = cb._summarize(b'{"ChangedBlocks" : [ ],"VolumeSize":1}')
+    assert (summary.blocks, summary.last_index) == (0, None)
+    assert cb._summarize(b'{"VolumeSize":1}') is None
