@@ -15,6 +15,7 @@ from events with a resolver specialised to what a config holds is several times 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import yaml
@@ -74,8 +75,22 @@ class Parsed:
     """Values replaced by None because YAML could not construct them (already reported)."""
 
 
+_BREAKS = re.compile("\r\n|[\r\n\x85\u2028\u2029]")  # what YAML counts as line breaks
+
+
 def _position(mark) -> tuple[int, int]:
     return mark.line + 1, mark.column + 1
+
+
+def _clamped(text: str, line: int, column: int) -> tuple[int, int]:
+    # At the end of the input libyaml reports the line after the last one, which an
+    # editor may not even show: name the last line of the file instead.
+    breaks = _BREAKS.findall(text)
+    last = len(breaks) + 1
+    if breaks and text.endswith(breaks[-1]):
+        last -= 1  # a final line break ends the last line; it does not start another
+    last = max(1, last)
+    return (last, 1) if line > last else (line, column)
 
 
 def _resolve(value: str) -> str:
@@ -270,14 +285,15 @@ def parse(text: str) -> Parsed:
         root = _build(_events(loader), parsed)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line, column = _position(mark) if mark else (1, 1)
+        line, column = _clamped(text, *_position(mark)) if mark else (1, 1)
         problem = exc.problem or exc.context or "invalid YAML"
         context = f" ({exc.context} at line {exc.context_mark.line + 1})" if (
             exc.context and exc.problem and exc.context_mark) else ""
         raise YamlProblem(line, column, f"YAML syntax error: {problem}{context}") from exc
     except yaml.reader.ReaderError as exc:
-        line = text.count("\n", 0, exc.position) + 1
-        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        before = text[: exc.position]
+        line = len(_BREAKS.findall(before)) + 1
+        column = len(_BREAKS.split(before)[-1]) + 1
         raise YamlProblem(
             line, column, f"character {exc.character!r} is not allowed in YAML"
         ) from exc

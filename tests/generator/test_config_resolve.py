@@ -1,0 +1,92 @@
+"""Override resolution: account over OU over defaults, regions the same way."""
+
+from __future__ import annotations
+
+from generator.config.loader import load_config
+from generator.config.model import BackupOverrides, DetectionOverrides
+from generator.instance_groups import instance_groups
+from tests.generator.config_helpers import write
+
+CONFIG = """\
+organization:
+  management_account_id: "111111111111"
+security:
+  account_id: "333333333333"
+  home_region: us-east-1
+deployment:
+  regions: [us-east-1, eu-west-1, eu-central-1]
+  targets:
+    organizational_units:
+      - id: ou-ab12-prod0001
+        regions: [us-east-1, eu-west-1]
+        overrides:
+          detection: {band_width: 3, ceiling_percent: 30}
+          backup: {retention_days: 90}
+      - id: ou-ab12-work0002
+    accounts:
+      - id: "444444444444"            # own band width, inherits the OU's ceiling and regions
+        ou: ou-ab12-prod0001
+        overrides:
+          detection: {band_width: 4}
+      - id: "555555555555"            # nothing of its own: exactly its OU
+        ou: ou-ab12-prod0001
+      - id: "666666666666"            # own regions beat the OU's
+        ou: ou-ab12-prod0001
+        regions: [eu-central-1]
+      - id: "777777777777"            # its OU is not a target: only its own settings
+        ou: ou-ab12-othr0003
+        overrides:
+          backup: {retention_days: 7}
+"""
+
+
+def _targets(tmp_path):
+    return {t.id: t for t in load_config(write(tmp_path, CONFIG)).targets()}
+
+
+def test_account_over_ou_over_defaults(tmp_path):
+    targets = _targets(tmp_path)
+    assert targets["444444444444"].detection == DetectionOverrides(band_width=4, ceiling_percent=30)
+    assert targets["444444444444"].backup == BackupOverrides(retention_days=90)
+    assert targets["444444444444"].regions == ("us-east-1", "eu-west-1")
+
+
+def test_account_without_settings_is_its_ou(tmp_path):
+    targets = _targets(tmp_path)
+    account, ou = targets["555555555555"], targets["ou-ab12-prod0001"]
+    assert (account.regions, account.detection, account.backup) == (
+        ou.regions, ou.detection, ou.backup)
+
+
+def test_own_regions_win(tmp_path):
+    assert _targets(tmp_path)["666666666666"].regions == ("eu-central-1",)
+
+
+def test_ou_without_regions_uses_deployment_regions(tmp_path):
+    targets = _targets(tmp_path)
+    assert targets["ou-ab12-work0002"].regions == ("us-east-1", "eu-west-1", "eu-central-1")
+    assert targets["ou-ab12-work0002"].detection == DetectionOverrides()
+
+
+def test_account_outside_target_ous_has_only_its_own_settings(tmp_path):
+    target = _targets(tmp_path)["777777777777"]
+    assert target.detection == DetectionOverrides()
+    assert target.backup == BackupOverrides(retention_days=7)
+    assert target.regions == ("us-east-1", "eu-west-1", "eu-central-1")
+
+
+def test_targets_returns_a_fresh_list(tmp_path):
+    config = load_config(write(tmp_path, CONFIG))
+    first = config.targets()
+    first.clear()
+    assert len(config.targets()) == 6
+
+
+def test_instance_groups_carve_out_accounts_with_own_settings(tmp_path):
+    groups = instance_groups(load_config(write(tmp_path, CONFIG)))
+    carved = [g for g in groups if g.account_filter_type == "DIFFERENCE"]
+    assert [(g.organizational_unit_ids, g.accounts) for g in carved] == [
+        (("ou-ab12-prod0001",), ("444444444444", "666666666666"))
+    ]
+    own = sorted(a for g in groups if g.account_filter_type == "INTERSECTION" for a in g.accounts)
+    assert own == ["444444444444", "666666666666", "777777777777"]
