@@ -168,7 +168,10 @@ def message(error: dict, root: type[BaseModel], loc: Loc, source: str | None) ->
         limit = ctx["min_length"] if kind == "too_short" else ctx["max_length"]
         words = "at least" if kind == "too_short" else "at most"
         plural = "" if limit == 1 else "s"
-        return f"must have {words} {limit} {unit}{plural}, got {ctx['actual_length']}"
+        actual = ctx.get("actual_length")
+        if actual is None and isinstance(value, dict | list):
+            actual = len(value)  # pydantic leaves it out for mappings
+        return f"must have {words} {limit} {unit}{plural}, got {actual}"
     if kind in ("string_too_short", "string_too_long"):
         limit = ctx.get("min_length", ctx.get("max_length"))
         words = "at least" if kind == "string_too_short" else "at most"

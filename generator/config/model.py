@@ -28,7 +28,6 @@ Decisions a reader might question, stated once:
 from __future__ import annotations
 
 from enum import StrEnum
-from functools import cached_property
 from typing import Literal
 
 from pydantic import (
@@ -441,6 +440,17 @@ class Deployment(_Model):
                 problems.append((("auto_deployment",), "applies only to SERVICE_MANAGED "
                                                        "StackSets; remove it"))
         else:
+            roots = [i for i, ou in enumerate(ous) if ou.id.startswith("r-")]
+            if roots:
+                # Every OU is under the root: two groups would deploy the same stack
+                # instances with different settings, and the last operation would win.
+                problems += [
+                    (("targets", "organizational_units", i, "id"), (
+                        f"the root {ous[roots[0]].id} (organizational_units[{roots[0]}]) already "
+                        "covers every OU; target OUs instead of the root to give them "
+                        "settings of their own"))
+                    for i, ou in enumerate(ous) if i not in roots
+                ]
             problems += [
                 (("targets", "accounts", i, "ou"), (
                     "required under SERVICE_MANAGED: the id of the account's OU (or root), "
@@ -574,21 +584,19 @@ class OrgConfig(_Model):
                 "(one measurement per period)")))
         return problems
 
-    @cached_property
+    # Plain properties, not cached: model_copy() copies an instance's cache along with its
+    # fields, so a cached value would survive a copy that changed what it depends on.
+    @property
     def admin_account_id(self) -> str:
         """The account that owns the StackSet: the delegated admin when set."""
         org = self.organization
         return org.delegated_admin_account_id or org.management_account_id
 
-    @cached_property
-    def _resolved(self) -> tuple[ResolvedTarget, ...]:
-        from generator.config.resolve import resolve_targets
-
-        return tuple(resolve_targets(self))
-
     def targets(self) -> list[ResolvedTarget]:
         """Every deployment target with its regions and fully resolved overrides."""
-        return list(self._resolved)
+        from generator.config.resolve import resolve_targets
+
+        return resolve_targets(self)
 
 
 class ResolvedTarget(_Model):

@@ -236,6 +236,16 @@ CASES = [
         ['14: deployment.targets: no targets: list at least one organizational unit or account'],
     ),
     case(
+        'root-and-ou',
+        [('            ceiling_percent: 30\n', '            ceiling_percent: 30\n      - id: r-ab12\n')],
+        ['16: deployment.targets.organizational_units[0].id: the root r-ab12 (organizational_units[1]) already covers every OU; target OUs instead of the root to give them settings of their own'],
+    ),
+    case(
+        'too-many-tags',
+        [('  Project: backup-anomaly-detection\n', "".join(f"  T{i}: v\n" for i in range(41)))],
+        ['33: tags: must have at most 40 keys, got 41'],
+    ),
+    case(
         'tag-aws-prefix',
         [('  Project: backup-anomaly-detection', '  aws:project: x')],
         ["34: tags['aws:project']: tag key 'aws:project': the 'aws:' prefix is reserved for AWS"],

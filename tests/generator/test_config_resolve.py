@@ -90,3 +90,24 @@ def test_instance_groups_carve_out_accounts_with_own_settings(tmp_path):
     ]
     own = sorted(a for g in groups if g.account_filter_type == "INTERSECTION" for a in g.accounts)
     assert own == ["444444444444", "666666666666", "777777777777"]
+
+
+def test_copies_do_not_keep_stale_derived_values(tmp_path):
+    config = load_config(write(tmp_path, CONFIG))
+    assert config.admin_account_id == "111111111111"
+    config.targets()
+    copy = config.model_copy(update={
+        "organization": config.organization.model_copy(
+            update={"delegated_admin_account_id": "222222222222"}),
+        "deployment": config.deployment.model_copy(update={
+            "targets": config.deployment.targets.model_copy(update={"accounts": []})}),
+    })
+    assert copy.admin_account_id == "222222222222"
+    assert [t.id for t in copy.targets()] == ["ou-ab12-prod0001", "ou-ab12-work0002"]
+
+
+def test_the_root_as_the_only_ou_target_is_valid(tmp_path):
+    text = CONFIG.replace("      - id: ou-ab12-work0002\n", "").replace(
+        "ou-ab12-prod0001", "r-ab12")
+    targets = load_config(write(tmp_path, text)).targets()
+    assert [t.id for t in targets if t.kind == "ou"] == ["r-ab12"]
