@@ -7,6 +7,7 @@ field expects. Paths are cleaned of pydantic's internal union tags by walking th
 
 from __future__ import annotations
 
+import datetime
 import re
 import types
 import typing
@@ -104,6 +105,8 @@ def describe(value: object, source: str | None) -> str:
         return f"the number {source or value}"
     if isinstance(value, str):
         return f"the text {value!r}"
+    if isinstance(value, datetime.date):
+        return f"the date {source or value}"
     if isinstance(value, dict):
         return "a mapping"
     if isinstance(value, list):
@@ -112,8 +115,9 @@ def describe(value: object, source: str | None) -> str:
 
 
 def _quote_hint(value: object, source: str | None) -> str:
-    if source is not None and isinstance(value, bool | int | float):
-        kind = "boolean" if isinstance(value, bool) else "number"
+    if source is not None and isinstance(value, bool | int | float | datetime.date):
+        kind = ("boolean" if isinstance(value, bool) else
+                "date" if isinstance(value, datetime.date) else "number")
         return f"expected text, but YAML read {source} as a {kind}; quote it: \"{source}\""
     return f"expected text, got {describe(value, source)}"
 

@@ -261,6 +261,16 @@ CASES = [
         ['34: tags.Enabled: expected text, but YAML read yes as a boolean; quote it: "yes"'],
     ),
     case(
+        'tag-value-date',
+        [('  Project: backup-anomaly-detection', '  Since: 2024-01-01')],
+        ['34: tags.Since: expected text, but YAML read 2024-01-01 as a date; quote it: "2024-01-01"'],
+    ),
+    case(
+        'ou-as-number',
+        [('        ou: ou-ab12-prod0001\n', '        ou: 5\n')],
+        ['22: deployment.targets.accounts[0].ou: expected text, but YAML read 5 as a number; quote it: "5"'],
+    ),
+    case(
         'tag-key-long',
         [('  Project: backup-anomaly-detection', '  kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk: v')],
         ["34: tags.kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk: tag key 'kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk' must be 1-128 letters, digits, spaces or _ . : / = + - @"],
