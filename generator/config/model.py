@@ -27,6 +27,7 @@ Decisions a reader might question, stated once:
 
 from __future__ import annotations
 
+import weakref
 from enum import StrEnum
 from typing import Literal
 
@@ -584,8 +585,6 @@ class OrgConfig(_Model):
                 "(one measurement per period)")))
         return problems
 
-    # Plain properties, not cached: model_copy() copies an instance's cache along with its
-    # fields, so a cached value would survive a copy that changed what it depends on.
     @property
     def admin_account_id(self) -> str:
         """The account that owns the StackSet: the delegated admin when set."""
@@ -596,7 +595,17 @@ class OrgConfig(_Model):
         """Every deployment target with its regions and fully resolved overrides."""
         from generator.config.resolve import resolve_targets
 
-        return resolve_targets(self)
+        # Cached per deployment section (the only input), outside the model so that
+        # equality and model_copy() are untouched; the entry goes when the section does.
+        key = id(self.deployment)
+        found = _RESOLVED.get(key)
+        if found is None:
+            found = _RESOLVED[key] = tuple(resolve_targets(self))
+            weakref.finalize(self.deployment, _RESOLVED.pop, key, None)
+        return list(found)
+
+
+_RESOLVED: dict[int, tuple[ResolvedTarget, ...]] = {}
 
 
 class ResolvedTarget(_Model):
