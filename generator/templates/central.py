@@ -265,13 +265,15 @@ class CentralTemplate:
             "AlarmStateRule",
             Name=self.names.central_alarm_rule,
             Description="Backup anomaly alarm state changes forwarded by member accounts",
-            EventBusName=self.bus.ref(),
+            # The ARN, not Ref (the name): both work in CloudFormation; moto resolves only this.
+            EventBusName=self.bus.get_att("Arn"),
             EventPattern={
                 "source": [ALARM_EVENT_SOURCE],
                 "detail-type": [ALARM_DETAIL_TYPE],
                 "detail": {"alarmName": [{"prefix": self.alarm_prefix}]},
             },
             State="ENABLED",
+            Tags=common.tags(self.config),
             Targets=[
                 tevents.Target(
                     Id="AlertTopic",
@@ -297,12 +299,14 @@ class CentralTemplate:
             "MeasurementRule",
             Name=self.names.central_measurement_rule,
             Description="Every changed-block measurement, for the audit trail",
-            EventBusName=self.bus.ref(),
+            # The ARN, not Ref (the name): both work in CloudFormation; moto resolves only this.
+            EventBusName=self.bus.get_att("Arn"),
             EventPattern={
                 "source": [naming.EVENT_SOURCE],
                 "detail-type": [naming.MEASUREMENT_DETAIL_TYPE],
             },
             State="ENABLED",
+            Tags=common.tags(self.config),
             Targets=[
                 tevents.Target(
                     Id="AuditQueue",

@@ -329,6 +329,7 @@ class MemberTemplate:
             Description="Completed AWS Backup jobs of EBS volumes and EC2 instances",
             EventPattern=self.event_pattern(),
             State="ENABLED",
+            Tags=common.tags(self.config),
             Targets=[
                 tevents.Target(
                     Id="WorkQueue",
@@ -545,6 +546,7 @@ class MemberTemplate:
             # Caps concurrent invocations without throttling the SQS pollers; all of them
             # share the account's ~50 ListChangedBlocks requests per second.
             ScalingConfig=_EsmScalingConfig(MaximumConcurrency=self.detector.max_concurrency),
+            Tags=common.tags(self.config),
         )
 
     # -- operational alarms -----------------------------------------------------------
@@ -626,6 +628,7 @@ class MemberTemplate:
                 "detail": {"alarmName": [{"prefix": self.alarm_prefix}]},
             },
             State="ENABLED",
+            Tags=common.tags(self.config),
             Targets=[
                 tevents.Target(
                     Id="CentralBus",

@@ -1,0 +1,173 @@
+"""The central template: bus policy scope, topic policy, rules, notification, audit queue."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from generator import naming
+from generator.errors import UserError
+from generator.naming import Names
+from generator.templates import central
+from tests.generator import template_helpers as h
+
+
+def _central(variant: str) -> dict:
+    return h.template(variant, "central")
+
+
+def _bus_statement(tpl: dict) -> dict:
+    bus = h.one(tpl, "AWS::Events::EventBus")["Properties"]
+    (statement,) = h.statements(bus["Policy"])
+    return statement
+
+
+def test_bus_is_named_and_admits_only_the_organization():
+    config = h.config("example")
+    tpl = _central("example")
+    bus = h.one(tpl, "AWS::Events::EventBus")["Properties"]
+    assert bus["Name"] == Names(config.name).central_bus
+    statement = _bus_statement(tpl)
+    assert statement["Action"] == ["events:PutEvents"]
+    assert statement["Principal"] == {"AWS": "*"}
+    assert statement["Condition"] == {
+        "StringEquals": {"aws:PrincipalOrgID": config.organization.org_id}
+    }
+    assert statement["Resource"] == [
+        {
+            "Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:"
+            f"event-bus/{Names(config.name).central_bus}"
+        }
+    ]
+
+
+def test_bus_without_org_id_admits_exactly_the_listed_accounts():
+    statement = _bus_statement(_central("self-existing"))
+    assert statement["Principal"] == {
+        "AWS": ["arn:aws:iam::444444444444:root", "arn:aws:iam::555555555555:root"]
+    }
+    assert "Condition" not in statement
+
+
+def test_ou_targets_without_org_id_are_refused():
+    data = h.raw("example")
+    del data["organization"]["org_id"]
+    with pytest.raises(UserError, match="org_id is required"):
+        central.build(h.config_from(data))
+
+
+def test_topic_is_encrypted_and_has_one_email_subscription_per_address():
+    config = h.config("service-existing")
+    tpl = _central("service-existing")
+    topic = h.one(tpl, "AWS::SNS::Topic")["Properties"]
+    assert topic["TopicName"] == Names(config.name).alert_topic
+    assert topic["KmsMasterKeyId"] == {"Fn::GetAtt": ["CentralKey", "Arn"]}
+    subscriptions = h.resources(tpl, "AWS::SNS::Subscription").values()
+    assert sorted(s["Properties"]["Endpoint"] for s in subscriptions) == sorted(
+        config.security.notification_emails
+    )
+    assert {s["Properties"]["Protocol"] for s in subscriptions} == {"email"}
+
+
+def test_topic_policy_admits_only_our_rule_and_our_alarm():
+    policy = h.one(_central("example"), "AWS::SNS::TopicPolicy")["Properties"]["PolicyDocument"]
+    allows = [s for s in h.statements(policy) if s["Effect"] == "Allow"]
+    assert {(s["Principal"]["Service"], s["Sid"]) for s in allows} == {
+        ("events.amazonaws.com", "AlarmRulePublishes"),
+        ("cloudwatch.amazonaws.com", "DeadLetterAlarmPublishes"),
+    }
+    sources = {
+        s["Principal"]["Service"]: s["Condition"]["ArnEquals"]["aws:SourceArn"] for s in allows
+    }
+    assert sources == {
+        "events.amazonaws.com": {"Fn::GetAtt": ["AlarmStateRule", "Arn"]},
+        "cloudwatch.amazonaws.com": {"Fn::GetAtt": ["CentralDeadLetterAlarm", "Arn"]},
+    }
+
+
+def test_key_policy_grants_services_only_for_this_account():
+    key = h.one(_central("example"), "AWS::KMS::Key")["Properties"]
+    assert key["EnableKeyRotation"] is True
+    services = [s for s in h.statements(key["KeyPolicy"]) if "Service" in s["Principal"]]
+    assert {s["Principal"]["Service"] for s in services} == {
+        "events.amazonaws.com",
+        "cloudwatch.amazonaws.com",
+    }
+    for statement in services:
+        assert statement["Condition"] == {
+            "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+        }
+
+
+def _rules(tpl: dict) -> dict[str, dict]:
+    rules = h.resources(tpl, "AWS::Events::Rule").values()
+    return {r["Properties"]["Name"]: r["Properties"] for r in rules}
+
+
+def test_alarm_rule_matches_forwarded_alarms_and_notifies_with_a_readable_message():
+    config = h.config("example")
+    names = Names(config.name)
+    rule = _rules(_central("example"))[names.central_alarm_rule]
+    assert rule["EventBusName"] == {"Fn::GetAtt": ["CentralBus", "Arn"]}
+    assert rule["EventPattern"] == {
+        "source": ["aws.cloudwatch"],
+        "detail-type": ["CloudWatch Alarm State Change"],
+        "detail": {"alarmName": [{"prefix": config.detection.alarm_prefix}]},
+    }
+    targets = {t["Id"]: t for t in rule["Targets"]}
+    assert set(targets) == {"AlertTopic", "AuditQueue"}
+    transformer = targets["AlertTopic"]["InputTransformer"]
+    used = set(re.findall(r"<(\w+)>", transformer["InputTemplate"]))
+    assert used == set(transformer["InputPathsMap"])
+    assert {"account", "region", "alarm", "volume", "state", "reason"} <= used
+    assert "console.aws.amazon.com/cloudwatch" in transformer["InputTemplate"]
+    for target in targets.values():
+        assert target["DeadLetterConfig"]["Arn"] == {
+            "Fn::GetAtt": ["CentralDeadLetterQueue", "Arn"]
+        }
+
+
+def test_input_transformer_paths_exist_in_a_real_alarm_event(tmp_path):
+    sample = h.REPO / "tests" / "detector" / "events"
+    candidates = list(sample.glob("*alarm*.json")) if sample.is_dir() else []
+    if not candidates:
+        pytest.skip("no alarm state change sample event in tests/detector/events")
+    import json
+
+    event = json.loads(candidates[0].read_text())
+    for name, path in central.ALERT_PATHS.items():
+        node = event
+        for part in re.findall(r"[\w-]+|\[\d+\]", path[2:]):
+            node = node[int(part[1:-1])] if part.startswith("[") else node[part]
+        assert node not in (None, ""), name
+
+
+def test_measurement_rule_sends_every_measurement_to_the_audit_queue():
+    names = Names("backup-anomaly")
+    rule = _rules(_central("example"))[names.central_measurement_rule]
+    assert rule["EventPattern"] == {
+        "source": [naming.EVENT_SOURCE],
+        "detail-type": [naming.MEASUREMENT_DETAIL_TYPE],
+    }
+    (target,) = rule["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": ["AuditQueue", "Arn"]}
+
+
+def test_queue_policies_admit_only_our_two_rules():
+    for policy in h.resources(_central("example"), "AWS::SQS::QueuePolicy").values():
+        allow, deny = h.statements(policy["Properties"]["PolicyDocument"])
+        assert allow["Principal"] == {"Service": "events.amazonaws.com"}
+        assert allow["Condition"]["ArnEquals"]["aws:SourceArn"] == [
+            {"Fn::GetAtt": ["AlarmStateRule", "Arn"]},
+            {"Fn::GetAtt": ["MeasurementRule", "Arn"]},
+        ]
+        assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_dead_letter_alarm_notifies_the_topic():
+    alarm = h.one(_central("example"), "AWS::CloudWatch::Alarm")["Properties"]
+    assert alarm["AlarmActions"] == [{"Ref": "AlertTopic"}]
+    assert alarm["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["CentralDeadLetterQueue", "QueueName"]}}
+    ]

@@ -1,0 +1,250 @@
+"""The StackSet, StackSet roles and artifact bucket templates."""
+
+from __future__ import annotations
+
+import pytest
+
+from generator import naming
+from generator.config.model import BackupOverrides, DetectionOverrides
+from generator.instance_groups import instance_groups, parameter_overrides
+from generator.naming import Names
+from generator.templates import stackset, stackset_roles
+from tests.generator import template_helpers as h
+
+
+def _stackset(variant: str) -> dict:
+    return h.one(h.template(variant, "stackset"), "AWS::CloudFormation::StackSet")["Properties"]
+
+
+def test_service_managed_stackset():
+    config = h.config("example")
+    props = _stackset("example")
+    assert props["StackSetName"] == Names(config.name).stackset
+    assert props["PermissionModel"] == "SERVICE_MANAGED"
+    assert props["AutoDeployment"] == {"Enabled": True, "RetainStacksOnAccountRemoval": False}
+    assert props["CallAs"] == "DELEGATED_ADMIN"
+    assert props["ManagedExecution"] == {"Active": True}
+    assert props["Capabilities"] == ["CAPABILITY_NAMED_IAM"]
+    assert props["OperationPreferences"] == {
+        "FailureTolerancePercentage": 0,
+        "MaxConcurrentPercentage": 25,
+        "RegionConcurrencyType": "PARALLEL",
+        "ConcurrencyMode": "STRICT_FAILURE_TOLERANCE",
+    }
+    assert "AdministrationRoleARN" not in props
+
+
+def test_template_url_names_the_member_template_by_its_sha256():
+    result = h.synth("example")
+    config = h.config("example")
+    bucket = Names(config.name).artifact_bucket(config.admin_account_id, "us-east-1")
+    assert _stackset("example")["TemplateURL"] == (
+        f"https://{bucket}.s3.us-east-1.amazonaws.com/{result.member_template_key}"
+    )
+    assert result.member_template_sha256 in result.member_template_key
+
+
+def test_parameters_carry_code_location_and_every_overridable_default():
+    result = h.synth("example")
+    config = h.config("example")
+    params = {p["ParameterKey"]: p["ParameterValue"] for p in _stackset("example")["Parameters"]}
+    assert params == {
+        naming.PARAM_CODE_BUCKET_PREFIX: Names(config.name).artifact_bucket_prefix("222222222222"),
+        naming.PARAM_CODE_KEY: result.lambda_package.key,
+        naming.PARAM_BAND_WIDTH: "2",
+        naming.PARAM_CEILING_PERCENT: "50",
+        naming.PARAM_ALARM_PERIOD: "86400",
+        naming.PARAM_EVALUATION_PERIODS: "1",
+        naming.PARAM_BACKUP_SCHEDULE: config.backup.schedule,
+        naming.PARAM_RETENTION_DAYS: "35",
+    }
+
+
+@pytest.mark.parametrize("variant", h.VARIANTS)
+def test_stack_instance_groups_mirror_instance_groups(variant):
+    config = h.config(variant)
+    groups = _stackset(variant)["StackInstancesGroup"]
+    expected = instance_groups(config)
+    assert len(groups) == len(expected)
+    for got, want in zip(groups, expected, strict=True):
+        assert got["Regions"] == list(want.regions)
+        targets = got["DeploymentTargets"]
+        assert targets.get("OrganizationalUnitIds", []) == list(want.organizational_unit_ids)
+        assert targets.get("Accounts", []) == list(want.accounts)
+        assert targets.get("AccountFilterType") == want.account_filter_type
+        overrides = {
+            p["ParameterKey"]: p["ParameterValue"] for p in got.get("ParameterOverrides", [])
+        }
+        assert overrides == dict(want.parameter_overrides)
+
+
+def test_overrides_reach_the_instances_of_the_example():
+    groups = _stackset("example")["StackInstancesGroup"]
+    payments = [g for g in groups if g["DeploymentTargets"].get("Accounts") == ["444444444444"]
+                and g["DeploymentTargets"].get("AccountFilterType") == "INTERSECTION"]
+    (group,) = payments
+    overrides = {p["ParameterKey"]: p["ParameterValue"] for p in group["ParameterOverrides"]}
+    assert overrides == {naming.PARAM_BAND_WIDTH: "3", naming.PARAM_CEILING_PERCENT: "30"}
+
+
+def test_existing_mode_never_overrides_backup_parameters():
+    # The config rejects backup overrides in mode existing; the grouping drops them anyway,
+    # since StackSets refuse overrides of parameters the template does not declare.
+    backup = BackupOverrides(retention_days=9)
+    detection = DetectionOverrides(band_width=3)
+    assert parameter_overrides(detection, backup, with_backup=False) == (
+        (naming.PARAM_BAND_WIDTH, "3"),
+    )
+    assert (naming.PARAM_RETENTION_DAYS, "9") in parameter_overrides(detection, backup)
+    params = stackset.stackset_parameters(h.config("self-existing"), "k.zip")
+    assert naming.PARAM_RETENTION_DAYS not in params
+    assert naming.PARAM_BACKUP_SCHEDULE not in params
+
+
+def test_self_managed_stackset_names_its_roles():
+    props = _stackset("self-create")
+    assert props["PermissionModel"] == "SELF_MANAGED"
+    assert props["AdministrationRoleARN"] == (
+        f"arn:aws:iam::111111111111:role/{naming.STACKSET_ADMIN_ROLE}"
+    )
+    assert props["ExecutionRoleName"] == naming.STACKSET_EXECUTION_ROLE
+    assert "AutoDeployment" not in props
+    assert "CallAs" not in props
+    assert props["OperationPreferences"] == {
+        "FailureToleranceCount": 1,
+        "MaxConcurrentCount": 2,
+        "RegionConcurrencyType": "SEQUENTIAL",
+        "RegionOrder": ["eu-west-1", "ap-southeast-2"],
+        "ConcurrencyMode": "STRICT_FAILURE_TOLERANCE",
+    }
+
+
+def test_stackset_roles_only_for_self_managed():
+    assert "stackset-roles" in h.synth("self-create").templates
+    assert "stackset-roles" not in h.synth("example").templates
+
+
+def test_administration_role_assumes_only_the_execution_roles():
+    tpl = h.template("self-existing", "stackset-roles")
+    admin = tpl["Resources"]["AdministrationRole"]
+    assert admin["Condition"] == stackset_roles.IS_ADMIN
+    props = admin["Properties"]
+    assert props["RoleName"] == naming.STACKSET_ADMIN_ROLE
+    (trust,) = h.statements(props["AssumeRolePolicyDocument"])
+    assert trust["Principal"] == {"Service": "cloudformation.amazonaws.com"}
+    (policy,) = props["Policies"]
+    (statement,) = h.statements(policy["PolicyDocument"])
+    assert statement["Action"] == ["sts:AssumeRole"]
+    assert statement["Resource"] == [
+        f"arn:aws:iam::{a}:role/{naming.STACKSET_EXECUTION_ROLE}"
+        for a in ("444444444444", "555555555555")
+    ]
+    assert tpl["Conditions"][stackset_roles.IS_ADMIN] == {
+        "Fn::Equals": [{"Ref": "AWS::AccountId"}, "111111111111"]
+    }
+
+
+def test_execution_role_trusts_only_the_administration_role():
+    tpl = h.template("self-existing", "stackset-roles")
+    role = tpl["Resources"]["ExecutionRole"]
+    assert role["Condition"] == stackset_roles.IS_TARGET  # not in the admin account
+    props = role["Properties"]
+    assert props["RoleName"] == naming.STACKSET_EXECUTION_ROLE
+    (trust,) = h.statements(props["AssumeRolePolicyDocument"])
+    assert trust["Principal"] == {"AWS": "arn:aws:iam::111111111111:root"}
+    assert trust["Condition"] == {
+        "ArnEquals": {
+            "aws:PrincipalArn": f"arn:aws:iam::111111111111:role/{naming.STACKSET_ADMIN_ROLE}"
+        }
+    }
+    assert "ManagedPolicyArns" not in props  # never AdministratorAccess
+
+
+def test_execution_role_exists_in_the_admin_account_when_it_is_a_target():
+    tpl = h.template("self-create", "stackset-roles")
+    assert "Condition" not in tpl["Resources"]["ExecutionRole"]
+    assert stackset_roles.IS_TARGET not in tpl.get("Conditions", {})
+
+
+def test_execution_role_covers_backups_only_in_create_mode():
+    def sids(variant):
+        tpl = h.template(variant, "stackset-roles")
+        (policy,) = tpl["Resources"]["ExecutionRole"]["Properties"]["Policies"]
+        return {s["Sid"] for s in h.statements(policy["PolicyDocument"])}
+
+    assert {"ManageOwnVault", "ManageOwnPlan"} <= sids("self-create")
+    assert not {"ManageOwnVault", "ManageOwnPlan"} & sids("self-existing")
+
+
+def test_execution_role_resources_are_named_with_the_prefix():
+    tpl = h.template("self-existing", "stackset-roles")
+    (policy,) = tpl["Resources"]["ExecutionRole"]["Properties"]["Policies"]
+    for statement in h.statements(policy["PolicyDocument"]):
+        for resource in statement["Resource"]:
+            text = resource if isinstance(resource, str) else resource["Fn::Sub"]
+            if text == "*":
+                continue
+            assert (
+                "backup-anomaly" in text
+                or text.endswith(":key/*")
+                or text.endswith("backup-plan:*")
+                or text.endswith("event-source-mapping:*")
+            ), (statement["Sid"], text)
+
+
+# -- artifacts --------------------------------------------------------------------------
+
+
+def _bucket(variant: str) -> dict:
+    return h.one(h.template(variant, "artifacts"), "AWS::S3::Bucket")
+
+
+def test_artifact_bucket_is_versioned_encrypted_private_and_retained():
+    bucket = _bucket("example")
+    props = bucket["Properties"]
+    assert props["BucketName"] == {
+        "Fn::Sub": "backup-anomaly-artifacts-222222222222-${AWS::Region}"
+    }
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    (rule,) = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert bucket["DeletionPolicy"] == "Retain"
+
+
+def _bucket_policy(variant: str) -> list[dict]:
+    policy = h.one(h.template(variant, "artifacts"), "AWS::S3::BucketPolicy")
+    return h.statements(policy["Properties"]["PolicyDocument"])
+
+
+def test_bucket_is_readable_by_the_organization_over_tls_only():
+    read, deny = _bucket_policy("example")
+    assert read["Action"] == ["s3:GetObject", "s3:GetObjectVersion"]
+    assert read["Principal"] == {"AWS": "*"}
+    assert read["Condition"] == {"StringEquals": {"aws:PrincipalOrgID": "o-exampleorg1"}}
+    assert deny["Effect"] == "Deny"
+    assert deny["Action"] == ["s3:*"]
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_bucket_without_org_id_is_readable_by_the_listed_accounts_only():
+    read, _ = _bucket_policy("self-existing")
+    assert read["Principal"] == {
+        "AWS": ["arn:aws:iam::444444444444:root", "arn:aws:iam::555555555555:root"]
+    }
+    assert "Condition" not in read
+
+
+def test_bucket_name_fits_s3_for_the_longest_prefix_and_region():
+    config = h.config("service-existing")
+    names = Names(config.name)
+    name = names.artifact_bucket("111111111111", "x" * naming.MAX_REGION_LENGTH)
+    assert len(name) <= naming.S3_BUCKET_MAX
+    assert name == name.lower()
+    longer = Names(config.name + "x")
+    assert names.artifact_bucket_prefix("1" * 12) != longer.artifact_bucket_prefix("1" * 12)
