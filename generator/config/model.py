@@ -19,6 +19,13 @@ Decisions a reader might question, stated once:
   EventBridge does not cross.
 - A target's ``regions`` must be a subset of ``deployment.regions``: the per-region
   artifact buckets (Lambda code must be in the function's region) exist only there.
+- A root (``r-...``) as an OU target excludes other OU targets: they are inside it, and
+  two instance groups would set the same stack instances' parameters differently.
+- The alarm period must equal the backup interval when the schedule has a fixed one of a
+  day or less (defaults and each target's effective pair): one data point per period is
+  what the anomaly band and the ceiling alarm are built on.
+- Account ids are quoted strings; an unquoted id is an error even when it has 12 digits,
+  so that one rule ("quote them") covers the ids YAML would have corrupted.
 - Settings that would be silently ignored are errors: ``backup.existing`` in mode
   ``create``; the plan settings (``vault_name``, ``schedule``, ``retention_days``,
   ``selection_tag``) and per-target ``overrides.backup`` in mode ``existing``;
@@ -60,7 +67,6 @@ from generator.config.regions import partition_of
 from generator.config.schedule import schedule_interval
 
 Loc = tuple[str | int, ...]
-
 
 
 class RuleViolations(ValueError):
