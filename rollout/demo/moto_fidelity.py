@@ -23,19 +23,34 @@ demo and the tests, inside :func:`faithful_moto`, and undone on exit.
    shape (TagKey/TagValue) and fails on CloudFormation's Key/Value.
 7. ``Ref`` to an ``AWS::Events::EventBus`` is its name in AWS; moto hands the object over,
    and a rule on that bus then fails to create.
+8. EBS direct API ``StartSnapshot(ParentSnapshotId=...)``: the new snapshot starts with its
+   parent's blocks (an incremental snapshot, as AWS Backup makes them); moto ignores the
+   parent, so every snapshot would have to rewrite the whole volume.
+9. Lambda runs no code here: an SQS event source mapping leaves the messages in the queue
+   for whoever stands in for Lambda (moto would try to start a docker container per message,
+   fail, and log the failure).
+10. EventBridge delivers the whole event to a target without an input transformer; moto's
+    default template drops its ``account`` field.
+11. PutEvents naming another account's bus by ARN delivers there (AWS does, which is how the
+    detector reports measurements centrally); moto looks for a bus of that name locally.
 """
 
 from __future__ import annotations
 
 import json
+import time
+import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 from unittest import mock
 
+from moto.awslambda import models as lambda_models
 from moto.cloudformation import models as cfn_models
 from moto.cloudformation import responses as cfn_responses
+from moto.ebs import responses as ebs_responses
 from moto.events import models as events_models
+from moto.events import utils as events_utils
 from moto.kms import models as kms_models
 from moto.organizations import models as org_models
 from moto.organizations import responses as org_responses
@@ -240,6 +255,10 @@ def _deliver(rule: Any, target: dict[str, Any], event: dict[str, Any], transform
         return
     from moto.sns.models import sns_backends
 
+    if isinstance(event.get("time"), (int, float)):
+        # moto keeps the envelope's time as epoch seconds; AWS writes ISO 8601.
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(event["time"]))
+        event = {**event, "time": stamp}
     message: Any = event
     if transform and target.get("InputTransformer"):
         transformer = target["InputTransformer"]
@@ -280,6 +299,78 @@ def _key_from_cloudformation(
         region_name,
         **kwargs,
     )
+
+
+# -- 8 ----------------------------------------------------------------------------------------
+
+_original_start = ebs_responses.EBSResponse.start_snapshot
+
+
+def _start_snapshot(self: Any) -> Any:
+    result = _original_start(self)
+    parent_id = self._get_param("ParentSnapshotId")
+    if parent_id:
+        snapshots = self.ebs_backend.snapshots
+        child = snapshots[next(reversed(snapshots))]
+        child.blocks = dict(snapshots[parent_id].blocks)
+    return result
+
+
+# -- 9 ----------------------------------------------------------------------------------------
+
+
+def _leave_in_queue(*_args: Any, **_kwargs: Any) -> bool:
+    return False  # "not processed": moto makes the messages visible again
+
+
+# -- 10 ---------------------------------------------------------------------------------------
+
+_WHOLE_EVENT = (
+    '{"version": "0", "id": "<id>", "detail-type": "<detail-type>", "source": "<source>", '
+    '"account": "<account>", "time": <time>, "region": "<region>", "resources": <resources>, '
+    '"detail": <detail>}'
+)
+
+
+# -- 11 ---------------------------------------------------------------------------------------
+
+_original_put_events = events_models.EventsBackend.put_events
+
+
+def _put_events(self: Any, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    local, entries = [], []
+    for event in events:
+        bus = event.get("EventBusName") or ""
+        parts = bus.split(":")
+        if bus.startswith("arn:") and (parts[4], parts[3]) != (self.account_id, self.region_name):
+            entries.append(_put_remote(self, event, parts[4], parts[3], parts[5].split("/", 1)[1]))
+        else:
+            local.append(event)
+            entries.append(None)
+    results = iter(_original_put_events(self, local) if local else [])
+    return [entry if entry is not None else next(results) for entry in entries]
+
+
+def _put_remote(
+    sender: Any, event: dict[str, Any], account: str, region: str, bus_name: str
+) -> dict[str, Any]:
+    event_id = str(uuid.uuid4())
+    message = {
+        "version": "0",
+        "id": event_id,
+        "detail-type": event["DetailType"],
+        "source": event["Source"],
+        "account": sender.account_id,
+        "time": event.get("Time") or time.time(),
+        "region": sender.region_name,
+        "resources": event.get("Resources", []),
+        "detail": json.loads(event["Detail"]),
+        "ingestion-time": time.time(),
+    }
+    bus = events_models.events_backends[account][region].describe_event_bus(bus_name)
+    for rule in list(bus.rules.values()):
+        rule.send_to_targets(dict(message))
+    return {"EventId": event_id}
 
 
 # -- applying ---------------------------------------------------------------------------------
@@ -333,6 +424,12 @@ def faithful_moto() -> Iterator[None]:
                 kms_models.Key,
                 "create_from_cloudformation_json",
                 classmethod(_key_from_cloudformation),
+            ),
+            mock.patch.object(ebs_responses.EBSResponse, "start_snapshot", _start_snapshot),
+            mock.patch.object(lambda_models.LambdaBackend, "send_sqs_batch", _leave_in_queue),
+            mock.patch.object(events_models.EventsBackend, "put_events", _put_events),
+            mock.patch.object(
+                events_utils.EventTemplateParser, "DEFAULT_EVENT_INPUT_TEMPLATE", _WHOLE_EVENT
             ),
         ]
         for patch in patches:

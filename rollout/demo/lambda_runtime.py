@@ -1,0 +1,135 @@
+"""A stand-in for the Lambda service: runs the REAL detector handler for one account.
+
+moto runs no Lambda code, so the demo does what Lambda would: it gives the handler the
+environment the deployed function carries (read back with GetFunctionConfiguration), the
+account's credentials the way Lambda passes them (environment variables), a fresh boto3
+default session (a cold start), and SQS batches taken from the function's work queue, in
+the shape the SQS event source mapping delivers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+LAMBDA_DIR = Path(__file__).resolve().parents[2] / "lambda"
+
+
+class _Context:
+    """The parts of the Lambda context object the handler reads."""
+
+    def __init__(self, function_name: str):
+        self.function_name = function_name
+        self.aws_request_id = "demo"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 900_000
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.records.append(json.loads(record.getMessage()))
+        except ValueError:
+            self.records.append({"message": record.getMessage()})
+
+
+class LocalLambda:
+    """The detector function of one account and region, run in this process."""
+
+    def __init__(self, session: boto3.Session, region: str, function_name: str):
+        self.region = region
+        self.function_name = function_name
+        config = session.client("lambda", region_name=region).get_function_configuration(
+            FunctionName=function_name
+        )
+        # moto hands back CloudFormation's resolved Number parameters as numbers.
+        variables = config.get("Environment", {}).get("Variables", {})
+        self.environment = {k: str(v) for k, v in variables.items()}
+        self.credentials = session.get_credentials().get_frozen_credentials()
+        self.sqs = session.client("sqs", region_name=region)
+        self.logs = _Collect()
+
+    @contextmanager
+    def running(self) -> Iterator[LocalLambda]:
+        """The function's environment is in place for the duration (restored after)."""
+        if str(LAMBDA_DIR) not in sys.path:
+            sys.path.insert(0, str(LAMBDA_DIR))
+        handler = importlib.import_module("backup_anomaly.handler")
+        saved = dict(os.environ)
+        logger = logging.getLogger("backup_anomaly")
+        saved_handlers = list(logger.handlers)
+        os.environ.update(self.environment)
+        os.environ.update(
+            AWS_ACCESS_KEY_ID=self.credentials.access_key,
+            AWS_SECRET_ACCESS_KEY=self.credentials.secret_key,
+            AWS_SESSION_TOKEN=self.credentials.token or "",
+            AWS_REGION=self.region,
+            AWS_DEFAULT_REGION=self.region,
+        )
+        boto3.setup_default_session()
+        handler.reset()
+        logger.handlers = [self.logs]
+        try:
+            self._handler = handler.lambda_handler
+            yield self
+        finally:
+            logger.handlers = saved_handlers
+            os.environ.clear()
+            os.environ.update(saved)
+            boto3.DEFAULT_SESSION = None
+            handler.reset()
+
+    def drain_work_queue(self) -> list[dict[str, Any]]:
+        """Delivers what the work queue holds to the handler, as SQS batches; returns the
+        detector's log records for them."""
+        queue_url = self.environment["WORK_QUEUE_URL"]
+        attributes = self.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
+        queue_arn = attributes["Attributes"]["QueueArn"]
+        start = len(self.logs.records)
+        while True:
+            messages = self.sqs.receive_message(
+                QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+            ).get("Messages", [])
+            if not messages:
+                break
+            batch = {"Records": [_record(m, queue_arn, self.region) for m in messages]}
+            result = self._handler(batch, _Context(self.function_name))
+            failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
+            for message in messages:
+                if message["MessageId"] not in failed:
+                    self.sqs.delete_message(
+                        QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"]
+                    )
+            if failed:
+                break  # SQS would redeliver after the visibility timeout; report instead
+        return self.logs.records[start:]
+
+
+def _record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
+    body = message["Body"]
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": body,
+        "attributes": {"ApproximateReceiveCount": "1"},
+        "messageAttributes": {},
+        "md5OfBody": hashlib.md5(body.encode()).hexdigest(),  # noqa: S324 - SQS's own field
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": region,
+    }
