@@ -134,7 +134,6 @@ Float = Annotated[float, BeforeValidator(_not_bool)]
 AccountId = Annotated[
     str, BeforeValidator(_account_id), _string(ACCOUNT_RE.pattern, description="12 digits, quoted")
 ]
-OuId = Annotated[str, AfterValidator(_regex(OU_RE, "OU id (ou-xxxx-xxxxxxxx)"))]
 OuOrRootId = Annotated[
     str, AfterValidator(_ou_or_root), _string(f"{OU_RE.pattern}|{ROOT_RE.pattern}")
 ]
