@@ -15,10 +15,26 @@ import sys
 
 # Commercial regions, in a stable order; 17 is the big case.
 REGIONS = (
-    "us-east-1", "us-east-2", "us-west-1", "us-west-2", "eu-west-1", "eu-west-2",
-    "eu-west-3", "eu-central-1", "eu-north-1", "ap-southeast-1", "ap-southeast-2",
-    "ap-northeast-1", "ap-northeast-2", "ap-northeast-3", "ap-south-1", "ca-central-1",
-    "sa-east-1", "af-south-1", "me-south-1", "eu-south-1",
+    "us-east-1",
+    "us-east-2",
+    "us-west-1",
+    "us-west-2",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "eu-central-1",
+    "eu-north-1",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-south-1",
+    "ca-central-1",
+    "sa-east-1",
+    "af-south-1",
+    "me-south-1",
+    "eu-south-1",
 )
 
 
@@ -71,8 +87,7 @@ def org_yaml(accounts: int, ous: int, regions: int) -> str:
             out.append(f"        regions: [{', '.join(chosen[: max(1, regions // 2)])}]\n")
         if a % 10 == 0:
             out.append(
-                "        overrides:\n          detection:\n"
-                f"            band_width: {2 + a % 3}\n"
+                f"        overrides:\n          detection:\n            band_width: {2 + a % 3}\n"
             )
     out.append(
         "backup:\n  schedule: cron(0 5 ? * * *)\n  retention_days: 35\n"
