@@ -46,6 +46,12 @@ S3_BUCKET_MAX = 63
 # Placeholder the member template fills in with Fn::Sub.
 REGION_PLACEHOLDER = "${AWS::Region}"
 
+# Inline policy names (scoped to their role, so fixed strings are unique enough).
+DETECTOR_POLICY = "detector"
+FORWARDER_POLICY = "forward-to-central"
+STACKSET_ADMIN_POLICY = "assume-execution-roles"
+STACKSET_EXECUTION_POLICY = "manage-backup-anomaly-member"
+
 # Fixed by AWS for SELF_MANAGED StackSets unless custom role names are passed.
 STACKSET_ADMIN_ROLE = "AWSCloudFormationStackSetAdministrationRole"
 STACKSET_EXECUTION_ROLE = "AWSCloudFormationStackSetExecutionRole"
@@ -72,6 +78,15 @@ class Names:
     @property
     def stackset(self) -> str:
         return f"{self.prefix}-member"
+
+    @property
+    def stackset_stack(self) -> str:
+        """Stack holding the StackSet resource (the stackset template), if used."""
+        return self.stack(STACKSET_STACK_SUFFIX)
+
+    @property
+    def stackset_roles_stack(self) -> str:
+        return self.stack(STACKSET_ROLES_STACK_SUFFIX)
 
     # -- artifacts ----------------------------------------------------------------------
     def artifact_bucket_prefix(self, account_id: str) -> str:
@@ -150,7 +165,8 @@ class Names:
         return f"/aws/lambda/{self.detector_function}"
 
     def _iam(self, what: str, region: str) -> str:
-        # prefix (<= 41) + what (<= 7) + region (<= 14) + 2 dashes stays within 64.
+        # prefix (<= 40, the config's limit) + what (<= 7) + region (<= 14) + 2 dashes
+        # stays within IAM's 64.
         return f"{self.prefix}-{what}-{region}"
 
     def detector_role(self, region: str) -> str:
@@ -195,11 +211,11 @@ class Names:
 
     @property
     def backup_plan_rule(self) -> str:
-        return f"{self.prefix}-daily"
+        return f"{self.prefix}-rule"
 
     @property
     def backup_selection(self) -> str:
-        # AWS Backup caps selection names at 50 characters; the prefix is at most 41.
+        # AWS Backup caps selection names at 50 characters; the prefix is at most 40.
         return f"{self.prefix}-tagged"
 
     # -- alarms (the detector makes per-volume alarms from ALARM_PREFIX) -----------------

@@ -184,18 +184,35 @@ def manifest(
                 "template": "artifacts",
             },
             "stackset": {
-                "stack_name": names.stack("stackset"),
+                "stack_name": names.stackset_stack,
                 "stackset_name": names.stackset,
                 "account": admin,
                 "region": config.security.home_region,
                 "template": "stackset",
             },
+            **_roles_stack(config, names),
         },
         "artifact_buckets": {
             region: names.artifact_bucket(admin, region) for region in artifact_regions(config)
         },
         "artifacts": sorted(entries, key=lambda e: e["name"]),
         "targets": target_count(config),
+    }
+
+
+def _roles_stack(config: OrgConfig, names: Names) -> dict:
+    """The StackSet roles stack (SELF_MANAGED): admin account plus every target account."""
+    if config.deployment.permission_model is not PermissionModel.SELF_MANAGED:
+        return {}
+    accounts = {t.id for t in config.targets() if t.kind == "account"}
+    accounts.add(config.admin_account_id)
+    return {
+        "stackset-roles": {
+            "stack_name": names.stackset_roles_stack,
+            "accounts": sorted(accounts),
+            "region": config.security.home_region,
+            "template": "stackset-roles",
+        }
     }
 
 

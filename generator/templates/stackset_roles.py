@@ -97,7 +97,7 @@ class StackSetRolesTemplate:
             ),
             Policies=[
                 tiam.Policy(
-                    PolicyName="assume-execution-roles",
+                    PolicyName=naming.STACKSET_ADMIN_POLICY,
                     PolicyDocument=iam.document(
                         iam.allow(
                             "AssumeExecutionRoles",
@@ -192,6 +192,7 @@ class StackSetRolesTemplate:
                     akms.UntagResource,
                     akms.ScheduleKeyDeletion,
                     akms.CreateGrant,
+                    akms.RetireGrant,
                     akms.Encrypt,
                     akms.Decrypt,
                     akms.GenerateDataKey,
@@ -286,7 +287,6 @@ class StackSetRolesTemplate:
                 [
                     alogs.CreateLogGroup,
                     alogs.DeleteLogGroup,
-                    alogs.DescribeLogGroups,
                     alogs.PutRetentionPolicy,
                     alogs.DeleteRetentionPolicy,
                     alogs.AssociateKmsKey,
@@ -297,6 +297,10 @@ class StackSetRolesTemplate:
                     alogs.TagLogGroup,
                 ],
                 [_arn("logs", f"log-group:{self.names.detector_log_group}*")],
+            ),
+            # DescribeLogGroups is evaluated against every log group of the region.
+            iam.allow(
+                "DescribeLogGroups", [alogs.DescribeLogGroups], [_arn("logs", "log-group:*")]
             ),
             iam.allow(
                 "ManageOwnRules",
@@ -380,7 +384,7 @@ class StackSetRolesTemplate:
             ),
             Policies=[
                 tiam.Policy(
-                    PolicyName="manage-backup-anomaly-member",
+                    PolicyName=naming.STACKSET_EXECUTION_POLICY,
                     PolicyDocument=self.execution_policy(),
                 )
             ],

@@ -85,6 +85,18 @@ def test_target_count_is_a_lower_bound_with_ou_targets():
     }
 
 
+def test_manifest_names_the_stackset_roles_stack_for_self_managed():
+    stacks = json.loads(h.synth("self-existing").manifest_path.read_text())["stacks"]
+    assert stacks["stackset-roles"] == {
+        "stack_name": "backup-anomaly-stackset-roles",
+        "accounts": ["111111111111", "444444444444", "555555555555"],
+        "region": "us-east-1",
+        "template": "stackset-roles",
+    }
+    example = json.loads(h.synth("example").manifest_path.read_text())
+    assert "stackset-roles" not in example["stacks"]
+
+
 def test_manifest_names_the_stacks_and_buckets():
     manifest = json.loads(h.synth("example").manifest_path.read_text())
     assert manifest["stacks"]["central"]["account"] == "333333333333"

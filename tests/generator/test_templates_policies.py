@@ -13,6 +13,7 @@ NO_RESOURCE_LEVEL = {
     "cloudwatch:PutMetricData",  # scoped by the cloudwatch:namespace condition
     "ec2:DescribeImages",
     "ec2:DescribeSnapshots",
+    "backup:DescribeBackupJob",  # AWS Backup has no backup-job resource type
     *stackset_roles.NO_RESOURCE_LEVEL_ACTIONS,
 }
 

@@ -189,6 +189,7 @@ def test_execution_role_resources_are_named_with_the_prefix():
                 or text.endswith(":key/*")
                 or text.endswith("backup-plan:*")
                 or text.endswith("event-source-mapping:*")
+                or text.endswith("log-group:*")
             ), (statement["Sid"], text)
 
 
