@@ -86,9 +86,12 @@ def _regex(pattern: re.Pattern[str], what: str):
     return check
 
 
+SUGGEST_CUTOFF = 0.6  # difflib similarity: 'regoins' -> 'regions', 'colour' -> nothing
+
+
 def suggest(word: str, choices) -> str:
     """`` (did you mean 'x'?)`` for the closest of ``choices``, or an empty string."""
-    close = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
+    close = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=SUGGEST_CUTOFF)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from generator.config.messages import clean_loc, dotted, expand, message
+from generator.config.messages import clean_loc, dotted, expand, message, typo_of
 from generator.config.model import OrgConfig
 from generator.config.yamlsource import Parsed, YamlProblem, parse
 
@@ -81,15 +81,20 @@ def validate(parsed: Parsed, file: str) -> tuple[OrgConfig | None, list[ConfigIs
         config = OrgConfig.model_validate(parsed.data)
     except ValidationError as exc:
         config = None
-        for error in exc.errors(include_url=False):
-            for raw_loc, item in expand(error):
-                loc, is_key = clean_loc(raw_loc, parsed.data)
-                if loc in parsed.unreadable:
-                    continue  # "unsupported tag" already says it; "got null" would mislead
-                source = None if is_key else parsed.scalars.get(loc)
-                text = item["msg"] if item["type"] == "rule" else message(
-                    item, OrgConfig, loc, source)
-                issues.append(ConfigIssue(file, *_locate(parsed, loc), dotted(loc), text))
+        located = [(clean_loc(raw_loc, parsed.data), item)
+                   for error in exc.errors(include_url=False) for raw_loc, item in expand(error)]
+        # A misspelt required key is also a missing one; the typo line says both.
+        typos = {(*loc[:-1], typo_of(OrgConfig, loc)) for (loc, _), item in located
+                 if item["type"] == "extra_forbidden"}
+        for (loc, is_key), item in located:
+            if loc in parsed.unreadable:
+                continue  # "unsupported tag" already says it; "got null" would mislead
+            if item["type"] == "missing" and loc in typos:
+                continue
+            source = None if is_key else parsed.scalars.get(loc)
+            text = item["msg"] if item["type"] == "rule" else message(
+                item, OrgConfig, loc, source)
+            issues.append(ConfigIssue(file, *_locate(parsed, loc), dotted(loc), text))
     return config, sorted(set(issues))
 
 

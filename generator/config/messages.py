@@ -8,6 +8,7 @@ field expects. Paths are cleaned of pydantic's internal union tags by walking th
 from __future__ import annotations
 
 import datetime
+import difflib
 import re
 import types
 import typing
@@ -18,6 +19,7 @@ from pydantic import BaseModel
 from generator.config.fields import (
     ACCOUNT_NUMBER_ERROR,
     BOOL_FOR_NUMBER_ERROR,
+    SUGGEST_CUTOFF,
     account_number_message,
     suggest,
 )
@@ -94,6 +96,19 @@ def model_at(root: type[BaseModel], loc: Loc) -> type[BaseModel] | None:
     return current if isinstance(current, type) and issubclass(current, BaseModel) else None
 
 
+def known_keys(root: type[BaseModel], loc: Loc) -> list[str]:
+    """The keys the mapping at ``loc`` accepts, sorted (empty if it is not a model)."""
+    known = model_at(root, loc)
+    return sorted(known.model_fields) if known else []
+
+
+def typo_of(root: type[BaseModel], loc: Loc) -> str | None:
+    """For an unknown key at ``loc``, the known key it most likely misspells."""
+    close = difflib.get_close_matches(str(loc[-1]), known_keys(root, loc[:-1]), n=1,
+                                      cutoff=SUGGEST_CUTOFF)
+    return close[0] if close else None
+
+
 def describe(value: object, source: str | None) -> str:
     """What YAML made of a value, in the user's terms."""
     if value is None:
@@ -134,8 +149,7 @@ def message(error: dict, root: type[BaseModel], loc: Loc, source: str | None) ->
     if kind == "missing":
         return "required key is missing"
     if kind == "extra_forbidden":
-        known = model_at(root, loc[:-1])
-        fields = sorted(known.model_fields) if known else []
+        fields = known_keys(root, loc[:-1])
         hint = suggest(str(loc[-1]), fields)
         if not hint and fields:
             hint = f"; expected one of: {', '.join(fields)}"

@@ -153,7 +153,12 @@ CASES = [
     case(
         'unknown-key-typo',
         [('  regions: [us-east-1, eu-west-1]', '  regoins: [us-east-1, eu-west-1]')],
-        ['10: deployment.regions: required key is missing', "13: deployment.regoins: unknown key 'regoins' (did you mean 'regions'?)"],
+        ["13: deployment.regoins: unknown key 'regoins' (did you mean 'regions'?)"],
+    ),
+    case(
+        'misspelt-section',
+        [('security:\n', 'securty:\n')],
+        ["6: securty: unknown key 'securty' (did you mean 'security'?)"],
     ),
     case(
         'unknown-key-far',
