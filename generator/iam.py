@@ -17,7 +17,6 @@ from awacs.aws import (
     Condition,
     ConditionElement,
     Deny,
-    Policy,
     PolicyDocument,
     Principal,
     Statement,
@@ -108,14 +107,3 @@ def trust(principal: Principal, *conditions: ConditionElement) -> PolicyDocument
         kwargs["Condition"] = Condition(list(conditions))
     return PolicyDocument(Version=POLICY_VERSION, Statement=[Statement(**kwargs)])
 
-
-__all__ = [
-    "Policy",
-    "accounts",
-    "allow",
-    "deny",
-    "document",
-    "service",
-    "this_account",
-    "trust",
-]

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from awacs import kms
 from awacs.aws import Bool, Principal, Statement
-from troposphere import AWSObject, Sub, Tags, Template
+from troposphere import AWSObject, Tags, Template
 from troposphere import kms as tkms
 
 from generator import iam, naming
@@ -132,11 +132,6 @@ def kms_key(
 def kms_alias(title: str, alias: str, key: tkms.Key) -> tkms.Alias:
     """An alias so people find the key by name in the console."""
     return tkms.Alias(title, AliasName=alias, TargetKeyId=key.ref())
-
-
-def region_sub(text: str) -> Sub:
-    """``Fn::Sub`` of a name built with naming.REGION_PLACEHOLDER."""
-    return Sub(text)
 
 
 def insecure_transport_conditions() -> list:

@@ -80,10 +80,6 @@ class _EsmScalingConfig(tlambda.ScalingConfig):
     props = {"MaximumConcurrency": (int, False)}
 
 
-def _sub(name: str) -> Sub:
-    return Sub(name)
-
-
 def _arn(service: str, resource: str) -> Sub:
     """An ARN in this stack's partition, region and account."""
     return Sub(f"arn:${{AWS::Partition}}:{service}:${{AWS::Region}}:${{AWS::AccountId}}:{resource}")
@@ -491,13 +487,14 @@ class MemberTemplate:
 
     @cached_property
     def function(self) -> tlambda.Function:
-        # Memory and timeout are sized for the attack, the worst case: a 16 TiB volume
-        # rewritten is ~3,356 ListChangedBlocks pages of ~2 MB JSON each. Parsing them is
-        # CPU-bound and Lambda's CPU grows with memory (1,769 MB is one full vCPU), so the
-        # default 1,024 MB keeps a page's parse well under the 40 req/s budget; 900 s (the
-        # maximum) lets the count finish in one invocation at that rate (~84 s of requests)
-        # with room for throttling back-off, and the detector re-queues a continuation
-        # before the timeout if it cannot.
+        # Memory and timeout are sized for the worst case, which is the attack: a 16 TiB
+        # volume rewritten is ~3,356 ListChangedBlocks pages of ~2 MB JSON each. Memory is
+        # for CPU, not capacity (the count holds one page at a time): parsing is CPU-bound
+        # and Lambda's CPU grows with memory (1,769 MB is one vCPU), so the default 1,024 MB
+        # buys ~0.6 vCPU where 128 MB would parse a page ~14 times slower. The timeout
+        # defaults to the 900 s maximum: at the 40 req/s budget those pages are ~84 s of
+        # requests, which leaves room for throttling back-off and parse time; a count that
+        # still cannot finish is re-queued by the detector as a continuation.
         function = tlambda.Function(
             "DetectorFunction",
             FunctionName=self.names.detector_function,
@@ -506,7 +503,7 @@ class MemberTemplate:
             Architectures=["arm64"],
             Handler=HANDLER,
             Code=tlambda.Code(
-                S3Bucket=Sub(f"${{{naming.PARAM_CODE_BUCKET_PREFIX}}}-${{AWS::Region}}"),
+                S3Bucket=Sub(f"${{{self.code_bucket_prefix.title}}}-${{AWS::Region}}"),
                 S3Key=self.code_key.ref(),
             ),
             MemorySize=self.detector.memory_mb,

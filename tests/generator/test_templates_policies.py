@@ -3,6 +3,8 @@ offers no resource-level permission, wildcard principals only behind an org cond
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from generator.templates import stackset_roles
@@ -80,3 +82,19 @@ def test_trust_policies_name_one_principal(variant):
             (statement,) = h.statements(document)
             assert statement["Action"] == ["sts:AssumeRole"]
             assert statement["Principal"] not in ("*", {"AWS": "*"}), where
+
+
+# IAM's quota for the inline policies of one role, counted without whitespace.
+ROLE_INLINE_POLICY_CHARS = 10_240
+
+
+@pytest.mark.parametrize("variant", h.VARIANTS)
+def test_inline_policies_fit_the_iam_quota(variant):
+    for name in h.synth(variant).templates:
+        tpl = h.template(variant, name)
+        for logical_id, role in h.resources(tpl, "AWS::IAM::Role").items():
+            policies = role["Properties"].get("Policies", [])
+            size = sum(
+                len(json.dumps(p["PolicyDocument"], separators=(",", ":"))) for p in policies
+            )
+            assert size < ROLE_INLINE_POLICY_CHARS, (name, logical_id, size)
