@@ -8,6 +8,7 @@ so tests count the API calls made, without replacing any code under test.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections import Counter
 from pathlib import Path
@@ -143,20 +144,10 @@ def make_built(out: Path, prefix: str, marker: str = "v1") -> Built:
 
 
 class CallRecorder:
-    """Counts API calls per operation name through botocore's before-call event."""
+    """Records every API call (operation name and the caller's parameters) through
+    botocore's ``before-parameter-build`` event, on every client the code creates."""
 
-    def __init__(self):
-        self.calls: Counter[str] = Counter()
-        self.params: list[tuple[str, dict]] = []
-
-    def __call__(self, model, params, **_kwargs):
-        self.calls[model.name] += 1
-        self.params.append((model.name, params.get("body", params)))
-
-    def reset(self) -> None:
-        self.calls.clear()
-        self.params.clear()
-
+    EVENT = "before-parameter-build"
     STACKSET_OPERATIONS = (
         "CreateStackSet",
         "UpdateStackSet",
@@ -164,6 +155,21 @@ class CallRecorder:
         "UpdateStackInstances",
         "DeleteStackInstances",
     )
+
+    def __init__(self):
+        self.calls: Counter[str] = Counter()
+        self.params: list[tuple[str, dict]] = []
+
+    def __call__(self, params, model, **_kwargs):
+        self.calls[model.name] += 1
+        self.params.append((model.name, copy.deepcopy(params)))
+
+    def reset(self) -> None:
+        self.calls.clear()
+        self.params.clear()
+
+    def requests(self, name: str) -> list[dict]:
+        return [p for n, p in self.params if n == name]
 
     @property
     def stackset_operations(self) -> int:
@@ -181,10 +187,14 @@ def aws():
         yield
 
 
-def org_sessions(config: OrgConfig, recorder: CallRecorder, extra=None) -> AwsSessions:
+def org_sessions(
+    config: OrgConfig, recorder: CallRecorder, extra=None, extra_observers=()
+) -> AwsSessions:
     """Creates the organization of ``config`` and sessions acting as its management account."""
     sim = build_organization(config, extra)
-    return AwsSessions(base=sim.management, observers=[("before-call.cloudformation", recorder)])
+    return AwsSessions(
+        base=sim.management, observers=[(CallRecorder.EVENT, recorder), *extra_observers]
+    )
 
 
 @pytest.fixture
