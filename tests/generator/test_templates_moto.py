@@ -19,6 +19,9 @@ from generator import naming
 from generator.naming import Names
 from tests.generator import template_helpers as h
 
+# moto warns once per resource type it skips; the docstring lists them.
+pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS:UserWarning")
+
 REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's default account
 EVENTS = h.REPO / "tests" / "detector" / "events"
