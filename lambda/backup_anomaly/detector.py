@@ -80,6 +80,9 @@ class CountStalled(RetryLater):
     """The count stopped for the deadline without progress: the invocation has too little time."""
 
 
+WATCHED_CLIENTS = ("ec2", "backup", "cloudwatch", "dynamodb", "events", "sqs")
+
+
 @dataclass
 class Clients:
     """The AWS clients the detector uses (any object with the boto3 methods works)."""
@@ -91,6 +94,13 @@ class Clients:
     dynamodb: object
     events: object
     sqs: object
+
+    def watch(self, hook: Callable[..., None]) -> None:
+        """Registers ``hook`` on every call of the clients but EBS (the count reports its own)."""
+        for name in WATCHED_CLIENTS:
+            meta = getattr(getattr(self, name), "meta", None)
+            if meta is not None:
+                meta.events.register("before-call", hook)
 
 
 @dataclass
@@ -125,11 +135,7 @@ class Detector:
         self._calls = itertools.count()
         self._call_total = 0
         self._run = _Run()
-        for client in (clients.ec2, clients.backup, clients.cloudwatch, clients.dynamodb,
-                       clients.events, clients.sqs):
-            meta = getattr(client, "meta", None)
-            if meta is not None:
-                meta.events.register("before-call", self._on_call)
+        clients.watch(self._on_call)
 
     def _on_call(self, **_kwargs) -> None:
         self._call_total = next(self._calls) + 1

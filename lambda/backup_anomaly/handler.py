@@ -14,30 +14,62 @@ import os
 import boto3
 from botocore.config import Config
 
-from backup_anomaly.detector import POST_COUNT_RESERVE_SECONDS, Clients, Detector
+from backup_anomaly.detector import (
+    POST_COUNT_RESERVE_SECONDS,
+    WATCHED_CLIENTS,
+    Clients,
+    Detector,
+)
 from backup_anomaly.logs import Outcome, emit
 from backup_anomaly.settings import Settings, load
 
 _detector: Detector | None = None
 
 
+class LazyClients(Clients):
+    """boto3 clients built on first use: an invocation that skips its event builds none.
+
+    Args:
+        settings: the environment contract (sizes the EBS connection pool).
+    """
+
+    def __init__(self, settings: Settings):
+        self._settings = settings
+        self._hooks: list = []
+
+    def __getattr__(self, name: str):
+        if name not in Clients.__dataclass_fields__:
+            raise AttributeError(name)
+        client = self._build(name)
+        if name in WATCHED_CLIENTS:
+            for hook in self._hooks:
+                client.meta.events.register("before-call", hook)
+        setattr(self, name, client)
+        return client
+
+    def _build(self, name: str):
+        if name == "ebs":
+            # The counting function retries throttling and 5xx itself, pacing retries with
+            # the shared rate budget; botocore retrying underneath would double the attempts.
+            config = Config(retries={"mode": "standard", "max_attempts": 1}, connect_timeout=5,
+                            read_timeout=60,
+                            max_pool_connections=self._settings.ebs_count_workers + 2)
+        else:
+            config = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5,
+                            read_timeout=30)
+        return boto3.client(name, config=config)
+
+    def watch(self, hook) -> None:
+        """Registers ``hook`` on the clients built so far and on those built later."""
+        self._hooks.append(hook)
+        for name in WATCHED_CLIENTS:
+            if name in self.__dict__:
+                self.__dict__[name].meta.events.register("before-call", hook)
+
+
 def build_clients(settings: Settings) -> Clients:
-    """The boto3 clients, configured for the detector's workload."""
-    standard = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5,
-                      read_timeout=30)
-    # The counting function retries throttling and 5xx itself, with the shared rate
-    # budget in mind; botocore retrying underneath would double the attempts.
-    ebs = Config(retries={"mode": "standard", "max_attempts": 1}, connect_timeout=5,
-                 read_timeout=60, max_pool_connections=settings.ebs_count_workers + 2)
-    return Clients(
-        ebs=boto3.client("ebs", config=ebs),
-        ec2=boto3.client("ec2", config=standard),
-        backup=boto3.client("backup", config=standard),
-        cloudwatch=boto3.client("cloudwatch", config=standard),
-        dynamodb=boto3.client("dynamodb", config=standard),
-        events=boto3.client("events", config=standard),
-        sqs=boto3.client("sqs", config=standard),
-    )
+    """The boto3 clients, configured for the detector's workload, built on first use."""
+    return LazyClients(settings)
 
 
 def get_detector() -> Detector:

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import boto3
 import pytest
-from botocore.config import Config
-from moto import mock_aws
-
 from backup_anomaly import handler
 from backup_anomaly.detector import Clients, Detector
 from backup_anomaly.settings import Settings
 from backup_anomaly.state import StateStore
+from botocore.config import Config
+from moto import mock_aws
+
 from tests.fakes.ebs_direct import FakeEbsDirect
 
 EVENTS = Path(__file__).parent / "events"
@@ -55,13 +55,15 @@ class FakeContext:
 
 
 class Recorder:
-    """Wraps a client, records calls of chosen methods and can fail the next call of one."""
+    """Wraps a client: records calls of chosen methods; fails the next call of one, before
+    it reaches the service (``fail_next``) or after it took effect (``fail_after``)."""
 
     def __init__(self, client, record=()):
         self._client = client
         self._record = set(record)
         self.calls: list[tuple[str, dict]] = []
         self.fail_next: dict[str, Exception] = {}
+        self.fail_after: dict[str, Exception] = {}
         self.meta = client.meta
 
     def __getattr__(self, name):
@@ -75,7 +77,11 @@ class Recorder:
                 raise error
             if name in self._record:
                 self.calls.append((name, copy.deepcopy(kwargs)))
-            return attr(*args, **kwargs)
+            result = attr(*args, **kwargs)
+            error = self.fail_after.pop(name, None)
+            if error is not None:
+                raise error  # the call took effect, but its caller never learns it
+            return result
 
         return call
 
@@ -93,22 +99,17 @@ def client_error(code: str, operation: str = "Call", status: int = 400):
 class World:
     """One moto account plus the fake EBS server, with helpers to build events."""
 
-    def __init__(self, fake: FakeEbsDirect):
+    def __init__(self, fake: FakeEbsDirect, raw: dict):
         self.fake = fake
-        self.ec2 = boto3.client("ec2", region_name=REGION)
-        self.dynamodb = boto3.client("dynamodb", region_name=REGION)
-        self.cloudwatch = Recorder(boto3.client("cloudwatch", region_name=REGION),
-                                   record=("put_metric_data", "put_metric_alarm",
-                                           "describe_alarms"))
-        self.events = Recorder(boto3.client("events", region_name=REGION),
-                               record=("put_events",))
-        self.sqs = Recorder(boto3.client("sqs", region_name=REGION), record=("send_message",))
-        self.backup = boto3.client("backup", region_name=REGION)
-        self.ebs = Recorder(boto3.client(
-            "ebs", region_name=REGION, endpoint_url=fake.url,
-            config=Config(retries={"mode": "standard", "max_attempts": 1},
-                          max_pool_connections=16),
-        ))
+        self.ec2 = raw["ec2"]
+        self.dynamodb = raw["dynamodb"]
+        self.cloudwatch = Recorder(raw["cloudwatch"], record=("put_metric_data",
+                                                             "put_metric_alarm",
+                                                             "describe_alarms"))
+        self.events = Recorder(raw["events"], record=("put_events",))
+        self.sqs = Recorder(raw["sqs"], record=("send_message",))
+        self.backup = raw["backup"]
+        self.ebs = Recorder(raw["ebs"])
         self.dynamodb.create_table(
             TableName=TABLE,
             KeySchema=[{"AttributeName": "VolumeArn", "KeyType": "HASH"}],
@@ -117,6 +118,15 @@ class World:
         )
         self.store = StateStore(TABLE, self.dynamodb)
         self._job = 0
+
+    def fresh(self) -> World:
+        """The same account with new recorders (for many scenarios in one moto account)."""
+        other = copy.copy(self)
+        other.cloudwatch = Recorder(self.cloudwatch._client, record=self.cloudwatch._record)
+        other.events = Recorder(self.events._client, record=self.events._record)
+        other.sqs = Recorder(self.sqs._client, record=self.sqs._record)
+        other.ebs = Recorder(self.ebs._client)
+        return other
 
     # -- AWS objects ------------------------------------------------------------------------
 
@@ -219,13 +229,29 @@ def fake_ebs():
         yield fake
 
 
+def make_raw_clients(fake: FakeEbsDirect) -> dict:
+    """boto3 clients for moto (created once: moto intercepts them inside any mock)."""
+    raw = {name: boto3.client(name, region_name=REGION)
+           for name in ("ec2", "dynamodb", "cloudwatch", "events", "sqs", "backup")}
+    raw["ebs"] = boto3.client(
+        "ebs", region_name=REGION, endpoint_url=fake.url,
+        config=Config(retries={"mode": "standard", "max_attempts": 1}, max_pool_connections=16),
+    )
+    return raw
+
+
+@pytest.fixture(scope="session")
+def raw_clients(fake_ebs):
+    return make_raw_clients(fake_ebs)
+
+
 @pytest.fixture
-def world(fake_ebs):
+def world(fake_ebs, raw_clients):
     fake_ebs.set_quota(None)
     fake_ebs.latency = 0.0
     fake_ebs.scan_window = None
     with mock_aws():
-        yield World(fake_ebs)
+        yield World(fake_ebs, raw_clients)
 
 
 @pytest.fixture

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from backup_anomaly import handler
 from backup_anomaly.events import Act, Arn, BackupJob, MalformedEvent, Skip, classify
 from backup_anomaly.settings import Settings
+
 from tests.detector.conftest import load_event
 
 SETTINGS = Settings(state_table="t")
@@ -63,8 +63,8 @@ SKIPS = [
     ("ebs disabled", _ebs(), Settings(state_table="t", resource_types=frozenset({"EC2"})),
      "resource_type_disabled"),
     ("own measured event",
-     _ebs({"source": "backup-anomaly-detection", "detail-type": "Backup Change Measured"}), SETTINGS,
-     "other_detail_type"),
+     _ebs({"source": "backup-anomaly-detection", "detail-type": "Backup Change Measured"}),
+     SETTINGS, "other_detail_type"),
 ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from backup_anomaly import handler
+
 from tests.detector.conftest import REGION, FakeContext, client_error, load_event, recent
 
 
