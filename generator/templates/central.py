@@ -30,13 +30,14 @@ from generator.templates.member import ALARM_DETAIL_TYPE, ALARM_EVENT_SOURCE
 
 QUEUE_RETENTION_SECONDS = 14 * 86400
 
-# What a human reads in the notification email. Placeholders come from InputPathsMap.
+# What a human reads in the notification email. Placeholders come from InputPathsMap; a
+# path missing from an event (the volume of the detector's own alarms) reads as empty.
 ALERT_TEMPLATE = (
     '"Backup anomaly alarm <alarm> is <state> (was <previous>) in account <account>, '
-    "region <region>, at <time>. Volume: <volume>. Reason: <reason>. "
-    "Investigate recent changes on that volume before its next backup; the alarm, in "
-    "account <account>: https://<region>.console.aws.amazon.com/cloudwatch/home?region="
-    '<region>#alarmsV2:alarm/<alarm>"'
+    "region <region>, at <time>. <description> Volume: <volume>. Reason: <reason>. "
+    "Look for what rewrote that volume before its next backup. The alarm, in account "
+    "<account>: https://<region>.console.aws.amazon.com/cloudwatch/home?region=<region>"
+    '#alarmsV2:alarm/<alarm>"'
 )
 ALERT_PATHS = {
     "account": "$.account",
@@ -46,8 +47,12 @@ ALERT_PATHS = {
     "state": "$.detail.state.value",
     "previous": "$.detail.previousState.value",
     "reason": "$.detail.state.reason",
+    "description": "$.detail.configuration.description",
     "volume": "$.detail.configuration.metrics[0].metricStat.metric.dimensions.VolumeId",
 }
+# Paths only some alarms have (every alarm the toolkit creates has a description, but
+# one created by hand with the prefix might not).
+OPTIONAL_ALERT_PATHS = frozenset({"description", "volume"})
 
 
 class CentralTemplate:
