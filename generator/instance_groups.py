@@ -66,7 +66,7 @@ def parameter_value(value: object) -> str:
     return str(value)
 
 
-_param = parameter_value
+_Overrides = Callable[[ResolvedTarget], tuple[tuple[str, str], ...]]
 
 
 def _has_own_settings(
@@ -75,9 +75,6 @@ def _has_own_settings(
     if parent is None:
         return True
     return account.regions != parent.regions or overrides(account) != overrides(parent)
-
-
-_Overrides = Callable[[ResolvedTarget], tuple[tuple[str, str], ...]]
 
 
 def instance_groups(config: OrgConfig) -> list[InstanceGroup]:
