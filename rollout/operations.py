@@ -110,6 +110,13 @@ def instance_operations(
         else:
             ops.append(InstanceOperation("delete", regions, tuple(accounts)))
 
+    # The OU each account was found through: an INTERSECTION names only the OUs needed.
+    ou_of_account = {c.account: c.desired.ou for c in changes if c.desired and c.desired.ou}
+
+    def ous(group: Any, accounts: list[str]) -> tuple[str, ...]:
+        found = {ou_of_account[a] for a in accounts if a in ou_of_account}
+        return tuple(sorted(found)) or group.organizational_unit_ids
+
     added: dict[Any, list[tuple[str, str]]] = defaultdict(list)
     for c in changes:
         if c.action == "add" and c.desired is not None:
@@ -134,7 +141,7 @@ def instance_operations(
                         "create",
                         regions,
                         tuple(accounts),
-                        group.organizational_unit_ids,
+                        ous(group, accounts),
                         "INTERSECTION",
                         group.parameter_overrides,
                     )
@@ -158,7 +165,7 @@ def instance_operations(
                         "update",
                         regions,
                         tuple(accounts),
-                        group.organizational_unit_ids,
+                        ous(group, accounts),
                         "INTERSECTION",
                         overrides,
                     )

@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 
 from generator.config.model import OrgConfig, PermissionModel
 from generator.errors import UserError
-from rollout.desired import DesiredInstance, StackSetSpec, desired_instances, target_ous
+from rollout.desired import DesiredInstance, StackSetSpec, desired_instances
 from rollout.display import Display
 from rollout.organization import OrgTree, read_organization
 from rollout.stacks import StackState
@@ -295,7 +295,16 @@ def read_org(sessions: Any, config: OrgConfig) -> OrgTree | None:
     if config.deployment.permission_model is not PermissionModel.SERVICE_MANAGED:
         return None
     client = sessions.client("organizations", config.admin_account_id, config.security.home_region)
-    return read_organization(client, start=target_ous(config))
+    # The whole organization, not only the targeted OUs: an instance being removed may sit
+    # in an OU the config no longer targets, and its delete needs that OU.
+    return read_organization(client)
+
+
+def _with_ou(instance: DeployedInstance, org: OrgTree | None) -> DeployedInstance:
+    """Fills in the OU of an instance when ListStackInstances did not report it."""
+    if instance.ou or org is None or instance.account not in org.accounts:
+        return instance
+    return DeployedInstance(**{**instance.__dict__, "ou": org.accounts[instance.account].parent_id})
 
 
 def plan_stackset(
@@ -311,7 +320,7 @@ def plan_stackset(
         deployed = with_overrides(
             cfn, spec.name, config, [d for d in listed if (d.account, d.region) in desired]
         )
-        deployed += [d for d in listed if (d.account, d.region) not in desired]
+        deployed += [_with_ou(d, org) for d in listed if (d.account, d.region) not in desired]
     changes, unchanged = instance_changes(
         desired, deployed, spec.parameters, stackset_redeploys=state.action == "update"
     )

@@ -59,9 +59,16 @@ def build_organization(
     org = management.client("organizations", region_name=region)
     org.create_organization(FeatureSet="ALL")
     root_id = org.list_roots()["Roots"][0]["Id"]
-    ou_targets = [
-        ou for ou in config.deployment.targets.organizational_units if ou.id.startswith("ou-")
-    ]
+    ou_names = {
+        ou.id: ou.name or ou.id
+        for ou in config.deployment.targets.organizational_units
+        if ou.id.startswith("ou-")
+    }
+    for account in config.deployment.targets.accounts:
+        if account.ou and account.ou.startswith("ou-"):
+            ou_names.setdefault(account.ou, account.ou)
+    for ou in extra_accounts or {}:
+        ou_names.setdefault(ou, ou)
     placed: dict[str, str] = {}
     for account in (config.organization.delegated_admin_account_id, config.security.account_id):
         if account and account != config.organization.management_account_id:
@@ -74,9 +81,9 @@ def build_organization(
         for account in accounts:
             placed.setdefault(account, ou)
     placed.pop(config.organization.management_account_id, None)
-    with chosen_ids(list(placed), [ou.id for ou in ou_targets]):
-        for ou in ou_targets:
-            org.create_organizational_unit(ParentId=root_id, Name=ou.name or ou.id)
+    with chosen_ids(list(placed), list(ou_names)):
+        for name in ou_names.values():
+            org.create_organizational_unit(ParentId=root_id, Name=name)
         for account in placed:
             org.create_account(
                 Email=f"aws+{account}@example.com", AccountName=_name(config, account)
@@ -87,7 +94,7 @@ def build_organization(
     # Trusted access for StackSets. Registering the delegated admin is not possible here:
     # moto's RegisterDelegatedAdministrator does not know the StackSets principal.
     org.enable_aws_service_access(ServicePrincipal=STACKSETS_PRINCIPAL)
-    return SimulatedOrg(management, root_id, [ou.id for ou in ou_targets], placed)
+    return SimulatedOrg(management, root_id, list(ou_names), placed)
 
 
 def _name(config: OrgConfig, account: str) -> str:

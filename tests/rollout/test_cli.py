@@ -1,0 +1,54 @@
+"""The commands end to end through build.py, with the real generated templates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import build
+from generator.config.loader import load_config
+from tests.rollout.conftest import CallRecorder, org_sessions
+
+# moto names every resource type its CloudFormation skips (known, see DESIGN.md).
+pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS::.*:UserWarning")
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "accounts.yaml"
+
+
+def test_plan_deploy_plan_package(aws, tmp_path, capsys):
+    org_sessions(load_config(EXAMPLE), CallRecorder(), {"ou-ab12-prod0001": ["777777777777"]})
+    common = ["--config", str(EXAMPLE), "--out", str(tmp_path / "dist")]
+
+    assert build.main(["plan", *common, "--detailed-exitcode"]) == 2
+    out = capsys.readouterr().out
+    assert "+ 777777777777 us-east-1  CeilingPercent=30" in out
+    assert "+ 555555555555 us-east-1" in out and "555555555555 eu-west-1" not in out
+    assert "Estimated monthly cost" in out and "per protected volume" in out
+
+    assert build.main(["deploy", *common, "--poll-seconds", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "all 5 stack instance(s) are CURRENT" in out
+
+    assert build.main(["plan", *common, "--detailed-exitcode", "--volumes", "20"]) == 0
+    out = capsys.readouterr().out
+    assert "Summary: instances 0 to add, 0 to update, 0 to remove" in out
+    assert "total about $" in out
+
+    assert build.main(["package", *common]) == 0
+    assert "0 uploaded, 4 already present" in capsys.readouterr().out
+
+
+def test_missing_bucket_is_a_user_error(aws, tmp_path, capsys):
+    org_sessions(load_config(EXAMPLE), CallRecorder())
+    code = build.main(["package", "--config", str(EXAMPLE), "--out", str(tmp_path)])
+    assert code == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_demo_smoke(tmp_path, capsys):
+    assert build.main(["demo", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "alert topic (email):" in out
+    assert "is ALARM (was OK) in account 444444444444" in out
+    assert "1 x CloudWatch Alarm State Change" in out
