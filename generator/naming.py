@@ -234,3 +234,9 @@ class Names:
     @staticmethod
     def errors_alarm(alarm_prefix: str) -> str:
         return f"{alarm_prefix}detector-errors"
+
+    # -- rollout ------------------------------------------------------------------------
+    @staticmethod
+    def stack_template_key(template: str, sha256: str) -> str:
+        """Key of a stack template too large to pass inline (over 51,200 bytes)."""
+        return f"templates/{template}-{sha256}.json"

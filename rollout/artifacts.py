@@ -6,6 +6,7 @@ is the same bytes: it is skipped after one HeadObject instead of uploaded again.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from generator.naming import Names
 from generator.synth import artifact_regions
 from rollout.display import Display
 from rollout.sessions import AwsSessions
+from rollout.stacks import INLINE_TEMPLATE_LIMIT
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,28 @@ def upload(
         f"in {len(done) // 2} region(s)"
     )
     return done
+
+
+def large_template_url(
+    sessions: AwsSessions, config: OrgConfig, name: str, body: str
+) -> str | None:
+    """Where a stack template over the inline limit is read from (None: pass it inline)."""
+    if len(body.encode()) <= INLINE_TEMPLATE_LIMIT:
+        return None
+    home = config.security.home_region
+    bucket = Names(config.name).artifact_bucket(config.admin_account_id, home)
+    key = Names.stack_template_key(name, hashlib.sha256(body.encode()).hexdigest())
+    return object_url(sessions, bucket, home, key)
+
+
+def put_template(sessions: AwsSessions, config: OrgConfig, url: str, body: str) -> None:
+    """Uploads a large stack template to the home region's bucket (once: the key is its hash)."""
+    home = config.security.home_region
+    bucket = Names(config.name).artifact_bucket(config.admin_account_id, home)
+    key = "templates/" + url.rsplit("/templates/", 1)[1]
+    s3 = sessions.client("s3", config.admin_account_id, home)
+    if not _exists(s3, bucket, key):
+        s3.put_object(Bucket=bucket, Key=key, Body=body.encode())
 
 
 def _require_bucket(s3: Any, bucket: str, account: str) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from generator.config.model import OrgConfig, PermissionModel
 from generator.naming import Names
-from rollout.artifacts import Built, object_url, upload
+from rollout.artifacts import Built, large_template_url, object_url, put_template, upload
 from rollout.desired import StackSetSpec, stack_targets, stackset_spec, target_regions
 from rollout.display import Display
 from rollout.operations import InstanceOperation, instance_operations, operation_preferences
@@ -57,7 +57,11 @@ def make_plan(config: OrgConfig, sessions: AwsSessions, built: Built) -> Plan:
         k: built.body(k) for k in ("artifacts", "central", "stackset-roles") if k in built.templates
     }
     home_bucket = names.artifact_bucket(admin, home)
-    targets = stack_targets(config, bodies, template_url=lambda _name: None)
+    targets = stack_targets(
+        config,
+        bodies,
+        template_url=lambda name: large_template_url(sessions, config, name, bodies[name]),
+    )
     stacks = [observe(sessions.client("cloudformation", t.account, t.region), t) for t in targets]
     spec = stackset_spec(
         config,
@@ -143,6 +147,10 @@ def deploy(
         upload(sessions, config, built, display)
         for state in plan.stacks:
             if not state.target.label.startswith("artifacts"):
+                if state.action != "none" and state.target.template_url:
+                    put_template(
+                        sessions, config, state.target.template_url, state.target.template_body
+                    )
                 apply(
                     sessions.client("cloudformation", state.target.account, state.target.region),
                     state,

@@ -101,15 +101,6 @@ def target_regions(config: OrgConfig) -> list[str]:
     return list(regions)
 
 
-def target_ous(config: OrgConfig) -> list[str]:
-    """OU (and root) ids that SERVICE_MANAGED groups target."""
-    ous: dict[str, None] = {}
-    for group in instance_groups(config):
-        for ou in group.organizational_unit_ids:
-            ous[ou] = None
-    return list(ous)
-
-
 def desired_instances(
     config: OrgConfig, org: OrgTree | None = None
 ) -> dict[tuple[str, str], DesiredInstance]:

@@ -223,12 +223,15 @@ def instance_changes(
     deployed: list[DeployedInstance],
     stackset_parameters: dict[str, str],
     stackset_redeploys: bool,
+    keep_accounts: frozenset[str] = frozenset(),
 ) -> tuple[list[InstanceChange], int]:
     """Instances to add, update and remove, and the number left unchanged.
 
     Overrides are compared by effective value: an override equal to the StackSet's own
     value changes nothing. An override the config no longer sets is neutralized by
     overriding it with the StackSet's value (StackSets keeps overrides across updates).
+    Instances of ``keep_accounts`` (suspended or closing: StackSets skips them) are left
+    alone rather than removed.
     """
     changes: list[InstanceChange] = []
     unchanged = 0
@@ -264,7 +267,7 @@ def instance_changes(
         else:
             unchanged += 1
     for key, have in sorted(seen.items()):
-        if key not in desired:
+        if key not in desired and key[0] not in keep_accounts:
             changes.append(InstanceChange("remove", *key, deployed=have))
     return changes, unchanged
 
@@ -321,8 +324,15 @@ def plan_stackset(
             cfn, spec.name, config, [d for d in listed if (d.account, d.region) in desired]
         )
         deployed += [_with_ou(d, org) for d in listed if (d.account, d.region) not in desired]
+    inactive = frozenset(
+        a.id for a in (org.accounts.values() if org else []) if a.status != "ACTIVE"
+    )
     changes, unchanged = instance_changes(
-        desired, deployed, spec.parameters, stackset_redeploys=state.action == "update"
+        desired,
+        deployed,
+        spec.parameters,
+        stackset_redeploys=state.action == "update",
+        keep_accounts=inactive,
     )
     return state, changes, unchanged, desired
 
@@ -351,12 +361,15 @@ def render(plan: Plan, display: Display) -> None:
     )
     display.line("\n[bold]Stacks[/]")
     for s in plan.stacks:
-        t = s.target
-        symbol = {"create": "+", "update": "~"}.get(s.action)
-        where = f"{t.label} {t.name} in {t.account} {t.region}"
-        display.line(
-            f"  {_mark(symbol)} {where} ({s.reason})" if symbol else f"    {where}: no change"
-        )
+        if s.action != "none":
+            t = s.target
+            symbol = "+" if s.action == "create" else "~"
+            display.line(
+                f"  {_mark(symbol)} {t.label} {t.name} in {t.account} {t.region} ({s.reason})"
+            )
+    unchanged = sum(s.action == "none" for s in plan.stacks)
+    if unchanged:
+        display.line(f"    {unchanged} stack(s) unchanged")
     display.line(f"\n[bold]StackSet {plan.spec.name}[/]")
     if plan.stackset.action == "none":
         display.line("    no change")

@@ -9,6 +9,7 @@ from tests.rollout.conftest import (
     WORK_OU,
     A,
     B,
+    C,
     config_dict,
     load,
     org_sessions,
@@ -65,3 +66,33 @@ def test_self_managed_deploy_then_nothing_to_do(aws, built, recorder, display):
     recorder.reset()
     assert deploy(config, sessions, built, display, poll_seconds=0).ok
     assert recorder.stackset_operations == 0, recorder.calls
+
+
+def test_large_central_template_goes_through_s3(aws, built, recorder, display):
+    import json
+
+    body = json.loads(built.templates["central"].read_text())
+    body["Description"] = "x" * 1000
+    body["Metadata"] = {"Padding": ["y" * 1000] * 60}  # over the 51,200-byte inline limit
+    built.templates["central"].write_text(json.dumps(body))
+    config = load(config_dict())
+    sessions = org_sessions(config, recorder, {PROD_OU: [A]})
+    assert deploy(config, sessions, built, display, poll_seconds=0).ok
+    (create,) = [p for p in recorder.requests("CreateStack") if p["StackName"] == "bad-central"]
+    assert "TemplateBody" not in create
+    assert create["TemplateURL"].startswith(
+        "https://bad-artifacts-222222222222-us-east-1.s3.us-east-1.amazonaws.com/templates/central-"
+    )
+    assert not make_plan(config, sessions, built).has_changes
+
+
+def test_suspended_account_is_left_alone(aws, built, recorder, display):
+    config = load(config_dict())
+    sessions = org_sessions(config, recorder, {PROD_OU: [A, C], WORK_OU: [B]})
+    assert deploy(config, sessions, built, display, poll_seconds=0).ok
+    from moto.organizations.models import organizations_backends
+
+    backend = organizations_backends["111111111111"]["aws"]
+    next(a for a in backend.accounts if a.id == C).status = "SUSPENDED"  # no API suspends
+    plan = make_plan(config, sessions, built)
+    assert not plan.instances, [(c.action, c.account) for c in plan.instances]
