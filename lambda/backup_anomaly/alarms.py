@@ -26,6 +26,8 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from botocore.exceptions import ClientError
+
 from backup_anomaly import metrics
 from backup_anomaly.settings import Settings
 
@@ -218,6 +220,15 @@ class AlarmManager:
             for alarm in wanted
         )
 
+    def _delete_ceiling(self, volume_id: str) -> None:
+        try:
+            self.cloudwatch.delete_alarms(AlarmNames=[ceiling_alarm_name(self.settings,
+                                                                         volume_id)])
+        except ClientError as exc:
+            # Nothing to delete is the state we want, not an error to retry.
+            if exc.response.get("Error", {}).get("Code") != "ResourceNotFound":
+                raise
+
     def ensure(self, state, volume_arn: str, volume_id: str, base_blocks: int | None,
                now: datetime | None = None) -> AlarmOutcome:
         """Puts the volume's alarms when they may be missing or out of date.
@@ -251,8 +262,7 @@ class AlarmManager:
                 self.cloudwatch.put_metric_alarm(**alarm)
             if ceiling_threshold(self.settings, base_blocks) is None and reason != "created":
                 # Ceiling disabled (CEILING_PERCENT=0) or size unknown: remove an old one.
-                self.cloudwatch.delete_alarms(AlarmNames=[ceiling_alarm_name(self.settings,
-                                                                             volume_id)])
+                self._delete_ceiling(volume_id)
             action = reason
         self.store.record_alarms(
             volume_arn,

@@ -163,7 +163,8 @@ class Detector:
         if isinstance(work, Continuation):
             return [self._run_volume(work.volume_arn, work.account, work.region,
                                      lambda state: self._continue(state, work, remaining),
-                                     backup_job_id=None, event_id=work.event.id)]
+                                     snapshot_id=work.snapshot_id, backup_job_id=None,
+                                     event_id=work.event.id)]
         return self._handle_job(work, remaining, started)
 
     def _skip_outcome(self, skip: Skip, started: float) -> Outcome:
@@ -200,7 +201,8 @@ class Detector:
                 records.append(self._run_volume(
                     target.volume_arn, target.account, target.region,
                     lambda state, t=target: self._measure_job(state, t, remaining),
-                    backup_job_id=job.backup_job_id, event_id=job.event.id,
+                    snapshot_id=target.snapshot_id, backup_job_id=job.backup_job_id,
+                    event_id=job.event.id,
                 ))
             except Exception as exc:  # noqa: BLE001 - measure the other volumes, then retry
                 failure = failure or exc
@@ -211,7 +213,7 @@ class Detector:
     # -- one volume -------------------------------------------------------------------------
 
     def _run_volume(self, volume_arn: str, account: str, region: str,
-                    step: Callable[[VolumeState | None], Outcome], *,
+                    step: Callable[[VolumeState | None], Outcome], *, snapshot_id: str,
                     backup_job_id: str | None, event_id: str | None) -> dict:
         run = _Run(calls_before=self._call_total)
         self._run = run
@@ -232,6 +234,7 @@ class Detector:
             record = Outcome(
                 decision="retry" if isinstance(exc, RetryLater) else "error",
                 account=account, region=region, volume=volume_id,
+                snapshots={"current": snapshot_id},
                 reason=type(exc).__name__,
                 api_calls=self._call_total - run.calls_before + run.count_calls,
                 duration_ms=int((time.monotonic() - run.started) * 1000),

@@ -155,6 +155,11 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
     if bus is not None and not bus.startswith("arn:"):
         raise SettingsError(f"CENTRAL_BUS_ARN must be an event bus ARN, got {bus!r}")
 
+    source = get("EVENT_SOURCE") or defaults.event_source
+    if source.startswith("aws."):
+        # PutEvents rejects sources in the aws. namespace (reserved for AWS services).
+        raise SettingsError(f"EVENT_SOURCE must not start with 'aws.', got {source!r}")
+
     return Settings(
         state_table=table,
         metric_namespace=get("METRIC_NAMESPACE") or defaults.metric_namespace,
@@ -165,7 +170,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         evaluation_periods=evaluation,
         resource_types=_resource_types(get("RESOURCE_TYPES") or "EBS,EC2"),
         central_bus_arn=bus,
-        event_source=get("EVENT_SOURCE") or defaults.event_source,
+        event_source=source,
         work_queue_url=get("WORK_QUEUE_URL"),
         ebs_max_requests_per_second=rate,
         ebs_count_workers=workers,

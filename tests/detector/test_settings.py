@@ -87,6 +87,7 @@ BAD = [
     ({"EBS_COUNT_WORKERS": "0"}, "EBS_COUNT_WORKERS"),
     ({"EBS_COUNT_WORKERS": "many"}, "EBS_COUNT_WORKERS"),
     ({"ALARM_ACTIONS_ENABLED": "maybe"}, "ALARM_ACTIONS_ENABLED"),
+    ({"EVENT_SOURCE": "aws.backup"}, "EVENT_SOURCE"),
 ]
 
 
