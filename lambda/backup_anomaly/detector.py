@@ -25,7 +25,6 @@ progress waits (it is retried by SQS) so that every consecutive pair is measured
 
 from __future__ import annotations
 
-import itertools
 import json
 import time
 import uuid
@@ -132,13 +131,12 @@ class Detector:
         self.count = count
         self.store = StateStore(settings.state_table, clients.dynamodb)
         self.alarms = AlarmManager(settings, clients.cloudwatch, self.store)
-        self._calls = itertools.count()
         self._call_total = 0
         self._run = _Run()
         clients.watch(self._on_call)
 
     def _on_call(self, **_kwargs) -> None:
-        self._call_total = next(self._calls) + 1
+        self._call_total += 1
 
     # -- entry point ----------------------------------------------------------------------
 
@@ -195,6 +193,16 @@ class Detector:
                 extra={"message": str(exc), "event_id": job.event.id,
                        "backup_job_id": job.backup_job_id},
             ))]
+        except Exception as exc:
+            emit(Outcome(
+                decision="error", account=job.account, region=job.region,
+                volume=job.resource_arn.resource_id, reason=type(exc).__name__,
+                api_calls=self._call_total - calls_before,
+                duration_ms=int((time.monotonic() - started) * 1000),
+                extra={"message": str(exc), "event_id": job.event.id,
+                       "backup_job_id": job.backup_job_id},
+            ))
+            raise
         records, failure = [], None
         for target in targets:
             try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from backup_anomaly import handler
 
 from tests.detector.conftest import REGION, FakeContext, client_error, load_event, recent
@@ -231,3 +232,22 @@ def test_direct_eventbridge_event_is_measured(world, handler_env):
         Period=60, Statistics=["Maximum"],
     )["Datapoints"]
     assert [d["Maximum"] for d in data] == [3]
+
+
+def test_resolution_error_is_logged_and_retried(world, lines):
+    class DeniedEc2:
+        meta = world.ec2.meta
+
+        def describe_snapshots(self, SnapshotIds):  # noqa: N803 - boto3's parameter name
+            raise client_error("UnauthorizedOperation", "DescribeSnapshots", status=403)
+
+    vol = world.volume()
+    snap = world.snapshot(vol)
+    detector = world.detector(world.clients(ec2=DeniedEc2()))
+    lines()
+
+    with pytest.raises(Exception, match="UnauthorizedOperation"):
+        detector.handle(world.ebs_event(snap, vol, recent(10)))
+
+    (line,) = lines()
+    assert (line["decision"], line["volume"]) == ("error", vol)
