@@ -8,12 +8,43 @@ failed deployment (an operation failed or an instance is not CURRENT).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
+from botocore.exceptions import ClientError, NoCredentialsError
+
 from generator.config.loader import load_config
+from generator.errors import UserError
 from rollout.display import Display
 from rollout.sessions import AwsSessions
+
+
+def _aws_errors(
+    command: Callable[[argparse.Namespace], int],
+) -> Callable[[argparse.Namespace], int]:
+    """An AWS error ends the command with its code and message (exit 1), not a traceback."""
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except NoCredentialsError as exc:
+            raise UserError(
+                "no AWS credentials found: configure the standard chain or pass --profile"
+            ) from exc
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            print(
+                f"AWS error in {exc.operation_name}: {error.get('Code')}: "
+                f"{error.get('Message', exc)}",
+                file=sys.stderr,
+            )
+            return 1
+
+    return run
 
 
 def _setup(args: argparse.Namespace):
@@ -21,6 +52,7 @@ def _setup(args: argparse.Namespace):
     return config, AwsSessions.from_args(args), Display()
 
 
+@_aws_errors
 def package(args: argparse.Namespace) -> int:
     """Builds the zip and member template and uploads them to every region's bucket."""
     from rollout.artifacts import build, upload
@@ -31,6 +63,7 @@ def package(args: argparse.Namespace) -> int:
     return 0
 
 
+@_aws_errors
 def plan(args: argparse.Namespace) -> int:
     """Prints what deploy would change and the estimated monthly cost."""
     from rollout.artifacts import build
@@ -56,6 +89,7 @@ def plan(args: argparse.Namespace) -> int:
     return 0
 
 
+@_aws_errors
 def deploy(args: argparse.Namespace) -> int:
     """Deploys and exits 1 if any operation failed or any instance is not CURRENT."""
     from rollout.artifacts import build
@@ -67,6 +101,7 @@ def deploy(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+@_aws_errors
 def drift(args: argparse.Namespace) -> int:
     """Detects StackSet drift: 0 in sync, 2 drifted, 1 detection failed."""
     from rollout.drift import detect
@@ -75,6 +110,7 @@ def drift(args: argparse.Namespace) -> int:
     return detect(config, sessions, display, poll_seconds=args.poll_seconds).exit_code
 
 
+@_aws_errors
 def import_accounts(args: argparse.Namespace) -> int:
     """Merges the organization's accounts into the config file."""
     from rollout.onboarding import import_accounts as run_import

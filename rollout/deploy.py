@@ -13,6 +13,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from rich.markup import escape
+
 from generator.config.model import OrgConfig, PermissionModel
 from generator.naming import Names
 from rollout.artifacts import Built, large_template_url, object_url, put_template, upload
@@ -164,7 +166,7 @@ def deploy(
             runner.run(op.describe(), lambda m=method, r=request: getattr(cfn, m)(**r))
     except DeployFailed as exc:
         result.error = str(exc)
-        display.line(f"[red]failed[/]: {exc}")
+        display.line(f"[red]failed[/]: {escape(str(exc))}")
     result.operations = runner.operations
     result.not_current = check_instances(cfn, plan.spec.name, config, display)
     return result
@@ -203,7 +205,9 @@ def check_instances(
         display.line(f"\n[red]{len(bad)} of {len(instances)} stack instance(s) are not CURRENT[/]:")
         for i in sorted(bad, key=lambda i: (i.account, i.region)):
             detail = f" ({i.detailed_status})" if i.detailed_status else ""
-            display.line(f"  {i.account} {i.region}: {i.status}{detail} {i.status_reason}".rstrip())
+            display.line(
+                escape(f"  {i.account} {i.region}: {i.status}{detail} {i.status_reason}".rstrip())
+            )
     else:
         display.line(f"\nall {len(instances)} stack instance(s) are CURRENT")
     return bad

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rich.markup import escape
+
 from generator.config.model import OrgConfig
 from generator.naming import Names
 from rollout.desired import target_regions
@@ -58,7 +60,7 @@ def detect(
         )
     except DeployFailed as exc:
         error = str(exc)
-        display.line(f"[red]drift detection failed[/]: {exc}")
+        display.line(f"[red]drift detection failed[/]: {escape(str(exc))}")
     report = DriftReport(
         sorted(list_instances(cfn, name, config), key=lambda i: (i.account, i.region)), error
     )

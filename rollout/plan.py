@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
+from rich.markup import escape
 
 from generator.config.model import OrgConfig, PermissionModel
 from generator.errors import UserError
@@ -365,7 +366,8 @@ def render(plan: Plan, display: Display) -> None:
             t = s.target
             symbol = "+" if s.action == "create" else "~"
             display.line(
-                f"  {_mark(symbol)} {t.label} {t.name} in {t.account} {t.region} ({s.reason})"
+                f"  {_mark(symbol)} {t.label} {t.name} in {t.account} {t.region} "
+                f"({escape(s.reason)})"
             )
     unchanged = sum(s.action == "none" for s in plan.stacks)
     if unchanged:
@@ -376,7 +378,7 @@ def render(plan: Plan, display: Display) -> None:
     else:
         symbol = "+" if plan.stackset.action == "create" else "~"
         for reason in plan.stackset.reasons:
-            display.line(f"  {_mark(symbol)} {reason}")
+            display.line(f"  {_mark(symbol)} {escape(reason)}")
     display.line(f"\n[bold]Stack instances[/] ({plan.unchanged_instances} unchanged)")
     for c in sorted(plan.instances, key=lambda c: ("+~-".index(c.symbol), c.account, c.region)):
         detail = c.reason
@@ -386,7 +388,8 @@ def render(plan: Plan, display: Display) -> None:
             retain = config.deployment.retain_stacks_on_removal
             detail = "stack retained" if retain else "stack deleted"
         display.line(
-            f"  {_mark(c.symbol)} {c.account} {c.region}" + (f"  {detail}" if detail else "")
+            f"  {_mark(c.symbol)} {c.account} {c.region}"
+            + (f"  {escape(detail)}" if detail else "")
         )
     stacks_created = sum(s.action == "create" for s in plan.stacks)
     stacks_updated = sum(s.action == "update" for s in plan.stacks)

@@ -29,8 +29,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from rich.markup import escape
+
 from generator.config.loader import load_config
 from generator.config.model import OrgConfig
+from generator.errors import UserError
 from generator.naming import Names
 from rollout.display import Display
 
@@ -38,6 +41,7 @@ WRITTEN_BLOCKS = 256  # blocks with data on each simulated 1 GiB volume
 CHURN = (0.03, 0.045)  # share of those blocks a normal day rewrites
 ATTACK_SHARE = 0.9  # share the ransomware rewrites on the last day
 SEED = 7
+EXTRA_MEMBER = "100000000001"
 
 _FAKE_ENV = {
     "AWS_ACCESS_KEY_ID": "demo",
@@ -111,11 +115,20 @@ def _simulate(config: OrgConfig, build_dir: Path, display: Display, days: int) -
     region = config.security.home_region
     names = Names(config.name)
     members = _members(config)
-    sim = build_organization(config)
+    # One member the config does not list: the OU target reaches it all the same.
+    extra = (
+        {config.deployment.targets.organizational_units[0].id: [EXTRA_MEMBER]}
+        if (
+            config.deployment.targets.organizational_units
+            and config.deployment.targets.organizational_units[0].id.startswith("ou-")
+        )
+        else {}
+    )
+    sim = build_organization(config, extra)
     display.line(
         f"organization from the config: management {config.organization.management_account_id}, "
         f"StackSet admin {config.admin_account_id}, security {config.security.account_id}, "
-        f"{len(sim.ou_ids)} OU(s), {len(sim.accounts)} member account(s)"
+        f"{len(sim.ou_ids)} OU(s), {len(sim.accounts)} other account(s)"
     )
 
     display.line("\n[bold]1. Deploy[/] (the same code as `build.py deploy`)")
@@ -175,7 +188,10 @@ def _members(config: OrgConfig) -> list[tuple[str, str]]:
         if home in regions and account.id != config.organization.management_account_id:
             chosen.append((account.id, account.name or account.id))
     if len(chosen) < 2:
-        raise SystemExit("the demo needs two member accounts listed in the config's home region")
+        raise UserError(
+            "the demo needs two member accounts listed under deployment.targets.accounts that "
+            f"deploy to the home region {home}"
+        )
     return chosen[:2]
 
 
@@ -359,7 +375,7 @@ def _report(
             text = alert
         body = text if isinstance(text, str) else json.dumps(text, indent=2)
         for line in body.splitlines():
-            display.line(f"    {line}")
+            display.line(f"    {escape(line)}")
     display.line(
         "  audit queue (SIEM): " + ", ".join(f"{n} x {kind}" for kind, n in sorted(kinds.items()))
     )

@@ -52,3 +52,12 @@ def test_demo_smoke(tmp_path, capsys):
     assert "alert topic (email):" in out
     assert "is ALARM (was OK) in account 444444444444" in out
     assert "1 x CloudWatch Alarm State Change" in out
+
+
+def test_aws_error_is_reported_without_traceback(aws, tmp_path, capsys):
+    # No organization exists: Organizations answers with an error, not the code.
+    code = build.main(["import-accounts", "--config", str(EXAMPLE), "--dry-run"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "AWS error in ListRoots: AWSOrganizationsNotInUseException" in err
+    assert "Traceback" not in err
