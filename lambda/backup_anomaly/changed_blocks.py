@@ -6,8 +6,8 @@ block tokens: a page is about 2.2 MB of JSON. A ransomware-sized change (16 TiB 
 
 * **Concurrency under one limiter.** The block index space is cut into ranges listed
   concurrently (``StartingBlockIndex``, stopping at the range's end); idle workers split the
-  range with the most estimated pages left. One shared token bucket paces every request and
-  slows down when the service throttles.
+  range with the most estimated pages left. One shared limiter spaces every request (retries
+  included) to the budget and slows down when the service throttles.
 * **No token parsing.** Only the count matters, so a ``before-parse`` hook registered on the
   client (and active only on this module's worker threads) counts ``"BlockIndex"`` keys in the
   raw body, then hands botocore the same JSON with an empty ``ChangedBlocks`` array. Signing,
@@ -116,7 +116,7 @@ class CountCheckpoint:
                 volume_size_gib=None if d["volume_size_gib"] is None else int(d["volume_size_gib"]),
                 block_size=int(d["block_size"]),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"invalid count checkpoint: {exc}") from exc
 
 

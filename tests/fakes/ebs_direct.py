@@ -35,6 +35,7 @@ import random
 import re
 import socket
 import struct
+import sys
 import threading
 import time
 import uuid
@@ -230,6 +231,17 @@ class _TokenBucket:
             return False
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128
+
+    def handle_error(self, request, client_address) -> None:
+        # A client that hangs up mid-response (a closed pool, a test tearing down) is normal.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
+
 class FakeEbsDirect:
     """In-process fake EBS direct API server on 127.0.0.1.
 
@@ -361,8 +373,7 @@ class FakeEbsDirect:
     def start(self) -> FakeEbsDirect:
         """Start serving on an ephemeral port in a daemon thread."""
         handler = type("Handler", (_Handler,), {"fake": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._httpd.daemon_threads = True
+        self._httpd = _Server(("127.0.0.1", 0), handler)
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
