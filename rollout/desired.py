@@ -18,6 +18,7 @@ from generator.errors import UserError
 from generator.instance_groups import InstanceGroup, instance_groups
 from generator.naming import Names
 from generator.synth import artifact_regions
+from generator.templates.common import tag_map
 from generator.templates.stackset import stackset_parameters
 from rollout.organization import OrgTree
 from rollout.stacks import StackTarget
@@ -86,7 +87,7 @@ def stackset_spec(
             None if service else f"arn:aws:iam::{admin}:role/{naming.STACKSET_ADMIN_ROLE}"
         ),
         execution_role_name=None if service else naming.STACKSET_EXECUTION_ROLE,
-        tags=dict(config.tags),
+        tags=tag_map(config),
     )
 
 
@@ -167,7 +168,7 @@ def stack_targets(
     names = Names(config.name)
     admin = config.admin_account_id
     home = config.security.home_region
-    tags = dict(config.tags)
+    tags = tag_map(config)
     targets = [
         StackTarget(
             "artifacts stack", names.artifacts_stack, admin, region, bodies["artifacts"], tags=tags
