@@ -266,6 +266,7 @@ class Detector:
             self.store.move_baseline(
                 target.volume_arn, volume_id=target.volume_id, snapshot_id=target.snapshot_id,
                 completion_time=target.completion_time, base_blocks=target.base_blocks,
+                volume_size_gib=target.volume_size_gib,
                 expected_version=None, pending=None,
             )
             return self._with_alarms(Outcome("baseline_created", snapshots=snapshots,
@@ -342,6 +343,7 @@ class Detector:
             self.store.move_baseline(
                 target.volume_arn, volume_id=target.volume_id, snapshot_id=target.snapshot_id,
                 completion_time=target.completion_time, base_blocks=target.base_blocks,
+                volume_size_gib=target.volume_size_gib,
                 expected_version=state.version, pending=pending,
             )
             self._publish_pending(target.volume_arn, pending)
@@ -372,6 +374,7 @@ class Detector:
         self.store.move_baseline(
             target.volume_arn, volume_id=target.volume_id, snapshot_id=target.snapshot_id,
             completion_time=target.completion_time, base_blocks=target.base_blocks,
+            volume_size_gib=target.volume_size_gib,
             expected_version=state.version, pending=pending,
         )
         published = self._publish_pending(target.volume_arn, pending)

@@ -41,6 +41,7 @@ class VolumeState:
         completion_time: the baseline backup's completion time.
         version: compare-and-swap counter of baseline transitions.
         base_blocks: blocks written on the volume at the baseline (ceiling alarm base).
+        volume_size_gib: the volume's size at the baseline.
         pending: a measurement to publish (see module docstring), or None.
         progress: a saved partial count, or None.
         alarm_fingerprint: fingerprint of the alarm configuration last put.
@@ -54,6 +55,7 @@ class VolumeState:
     completion_time: datetime
     version: int
     base_blocks: int | None = None
+    volume_size_gib: int | None = None
     pending: dict | None = None
     progress: dict | None = None
     alarm_fingerprint: str | None = None
@@ -117,6 +119,7 @@ class StateStore:
             completion_time=datetime.fromisoformat(_s(item, "CompletionTime")),
             version=_n(item, "Version") or 0,
             base_blocks=_n(item, "BaseBlocks"),
+            volume_size_gib=_n(item, "VolumeSizeGiB"),
             pending=json.loads(pending) if pending else None,
             progress=json.loads(progress) if progress else None,
             alarm_fingerprint=_s(item, "AlarmFingerprint"),
@@ -148,6 +151,7 @@ class StateStore:
         base_blocks: int | None,
         expected_version: int | None,
         pending: dict | None,
+        volume_size_gib: int | None = None,
     ) -> None:
         """Moves the baseline to a snapshot, recording what must be published.
 
@@ -159,6 +163,7 @@ class StateStore:
             base_blocks: blocks written on the volume at that snapshot, when known.
             expected_version: the version read; None when the item must not exist yet.
             pending: the measurement or reset to publish, or None (first sighting).
+            volume_size_gib: the volume's size at that snapshot, when known.
 
         Raises:
             StateConflict: the item changed since it was read.
@@ -179,6 +184,9 @@ class StateStore:
         if base_blocks is not None:
             sets.append("BaseBlocks = :base")
             values[":base"] = {"N": str(base_blocks)}
+        if volume_size_gib is not None:
+            sets.append("VolumeSizeGiB = :size")
+            values[":size"] = {"N": str(volume_size_gib)}
         if pending is not None:
             sets += ["Pending = :pending", "PendingSnapshotId = :snap"]
             values[":pending"] = {"S": json.dumps(pending, sort_keys=True)}

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import math
 from datetime import timedelta
 
+import boto3
 import pytest
 
-from tests.detector.conftest import NAMESPACE, client_error, recent
+from tests.detector.conftest import NAMESPACE, REGION, client_error, recent
 
 
 def _decisions(records):
@@ -23,7 +26,7 @@ def test_first_sighting_sets_baseline_and_creates_alarms(world):
 
     assert _decisions(records) == ["baseline_created"]
     state = world.store.get(world.volume_arn(vol))
-    assert state.snapshot_id == s1
+    assert (state.snapshot_id, state.volume_size_gib, state.base_blocks) == (s1, 1, 2048)
     assert world.metric_puts() == []
     assert set(world.alarms()) == {f"backup-anomaly-{vol}", f"backup-anomaly-{vol}-ceiling"}
 
@@ -265,3 +268,31 @@ def test_ceiling_alarm_threshold_is_a_percent_of_the_volume(world):
 
     assert ceiling["Threshold"] == math.ceil(3 * 2048 * 0.25)
     assert ceiling["Namespace"] == NAMESPACE
+
+
+def _moto_snapshot(ebs, blocks: dict[int, bytes]) -> str:
+    """An EBS direct API snapshot in moto holding real 512 KiB blocks."""
+    snapshot_id = ebs.start_snapshot(VolumeSize=1)["SnapshotId"]
+    for index, fill in blocks.items():
+        data = fill * 524288
+        ebs.put_snapshot_block(
+            SnapshotId=snapshot_id, BlockIndex=index, BlockData=data, DataLength=len(data),
+            Checksum=base64.b64encode(hashlib.sha256(data).digest()).decode(),
+            ChecksumAlgorithm="SHA256")
+    ebs.complete_snapshot(SnapshotId=snapshot_id, ChangedBlocksCount=len(blocks))
+    return snapshot_id
+
+
+def test_moto_ebs_direct_snapshots_with_real_blocks(world):
+    ebs = boto3.client("ebs", region_name=REGION)  # moto's EBS direct API, not the fake
+    before = {index: b"a" for index in range(12)}
+    after = {**before, 2: b"b", 5: b"c", 11: b"d"}
+    s1, s2 = _moto_snapshot(ebs, before), _moto_snapshot(ebs, after)
+    vol = world.volume()
+    detector = world.detector(world.clients(ebs=ebs))
+    detector.handle(world.ebs_event(s1, vol, recent(20)))
+
+    (record,) = detector.handle(world.ebs_event(s2, vol, recent(10)))
+
+    assert (record["decision"], record["changed_blocks"]) == ("measured", 3)
+    assert [d["Value"] for d in world.metric_puts()] == [3]
