@@ -32,6 +32,16 @@ def test_self_managed_onboard_then_offboard(aws, built, recorder, display):
     config = load(data)
     sessions = org_sessions(config, recorder, {PROD_OU: [C]})
     assert deploy(config, sessions, built, display, poll_seconds=0).ok
+    (stackset,) = recorder.requests("CreateStackSet")
+    assert stackset["PermissionModel"] == "SELF_MANAGED" and "CallAs" not in stackset
+    assert stackset["AdministrationRoleARN"] == (
+        f"arn:aws:iam::{ADMIN}:role/AWSCloudFormationStackSetAdministrationRole"
+    )
+    assert stackset["ExecutionRoleName"] == "AWSCloudFormationStackSetExecutionRole"
+    assert "AutoDeployment" not in stackset
+    # the roles stack goes first to the admin account and to every target account
+    roles = [p for p in recorder.requests("CreateStack") if p["StackName"] == "bad-stackset-roles"]
+    assert len(roles) == 3
 
     # Onboard C: listed in the config, then one CreateStackInstances for both regions.
     data["deployment"]["targets"]["accounts"].append({"id": C, "name": "c"})
