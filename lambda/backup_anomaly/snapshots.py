@@ -174,7 +174,15 @@ def resolve(job: BackupJob, *, ec2_client, backup_client) -> list[VolumeSnapshot
         if job.resource_arn.resource_type != "volume":
             raise MalformedEvent(f"EBS job resourceArn is not a volume: {job.resource_arn}")
         described = _describe_snapshots(ec2_client, [point.resource_id])
-        pairs = [(str(job.resource_arn), job.resource_arn.resource_id, point.resource_id)]
+        volume_id = job.resource_arn.resource_id
+        source = described[point.resource_id].get("VolumeId")
+        if source and source not in (volume_id, "vol-ffffffff"):
+            # Pairing a volume with another volume's snapshot would move its baseline to a
+            # foreign lineage: refuse the event rather than trust it.
+            raise MalformedEvent(
+                f"snapshot {point.resource_id} is of volume {source}, not {volume_id}"
+            )
+        pairs = [(str(job.resource_arn), volume_id, point.resource_id)]
     else:
         if point.resource_type != "image":
             raise MalformedEvent(f"EC2 recovery point is not an image: {point}")

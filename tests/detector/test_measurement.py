@@ -288,8 +288,20 @@ def test_moto_ebs_direct_snapshots_with_real_blocks(world):
     before = {index: b"a" for index in range(12)}
     after = {**before, 2: b"b", 5: b"c", 11: b"d"}
     s1, s2 = _moto_snapshot(ebs, before), _moto_snapshot(ebs, after)
-    vol = world.volume()
-    detector = world.detector(world.clients(ebs=ebs))
+    vol = world.ec2.describe_snapshots(SnapshotIds=[s1])["Snapshots"][0]["VolumeId"]
+
+    class SameVolumeEc2:
+        """moto's StartSnapshot makes a new volume per snapshot; AWS keeps one lineage."""
+
+        meta = world.ec2.meta
+
+        def describe_snapshots(self, SnapshotIds):  # noqa: N803 - boto3's parameter name
+            response = world.ec2.describe_snapshots(SnapshotIds=SnapshotIds)
+            for snapshot in response["Snapshots"]:
+                snapshot["VolumeId"] = vol
+            return response
+
+    detector = world.detector(world.clients(ebs=ebs, ec2=SameVolumeEc2()))
     detector.handle(world.ebs_event(s1, vol, recent(20)))
 
     (record,) = detector.handle(world.ebs_event(s2, vol, recent(10)))

@@ -154,6 +154,17 @@ def test_deleted_image_is_dropped_not_retried(world):
     assert (record["decision"], record["reason"]) == ("skipped", "recovery_point_gone")
 
 
+def test_snapshot_of_another_volume_is_refused(world):
+    mine, other = world.volume(), world.volume()
+    (foreign,) = world.lineage(other, [set()])
+
+    (record,) = world.detector().handle(world.ebs_event(foreign, mine, recent(10)))
+
+    assert record["decision"] == "malformed"
+    assert other in record["message"]
+    assert world.store.get(world.volume_arn(mine)) is None
+
+
 def test_ebs_event_with_an_image_recovery_point_is_malformed(world):
     event = world.ebs_event("snap-0123", world.volume(), recent(10))
     event["resources"] = [f"arn:aws:ec2:{REGION}::image/ami-0123"]
