@@ -262,3 +262,17 @@ def test_resolution_error_is_logged_and_retried(world, lines):
 
     (line,) = lines()
     assert (line["decision"], line["volume"]) == ("error", vol)
+
+
+def test_records_left_without_time_are_handed_back(world, handler_env, lines):
+    vol = world.volume()
+    (s1,) = world.lineage(vol, [set()])
+    lines()
+
+    response = handler.lambda_handler(_sqs(world.ebs_event(s1, vol, recent(10))),
+                                      FakeContext(1.0))
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": "m0"}]}
+    (line,) = lines()
+    assert (line["decision"], line["reason"]) == ("deferred", "invocation_deadline")
+    assert world.store.get(world.volume_arn(vol)) is None
