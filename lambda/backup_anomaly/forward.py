@@ -25,9 +25,14 @@ class ForwardResult:
 
 
 def measurement_detail(measurement: dict) -> dict:
-    """The event detail of a pending measurement record (see ``detector``)."""
+    """The event detail of a pending measurement record (see ``detector``).
+
+    ``measurementId`` (volume ARN / previous snapshot / snapshot) is stable across retries,
+    so the audit side can drop the duplicate a retried publication may put.
+    """
     keys = (
-        "account", "region", "volumeId", "volumeArn", "previousSnapshotId", "snapshotId",
+        "measurementId", "account", "region", "volumeId", "volumeArn", "previousSnapshotId",
+        "snapshotId",
         "changedBlocks", "changedBytes", "percentOfVolume", "volumeSizeGiB", "backupJobId",
         "resourceType", "completionTime", "measuredAt",
     )

@@ -189,6 +189,7 @@ def test_every_measurement_reaches_the_central_bus(world):
     assert event["detail-type"] == "Backup Change Measured"
     assert event["source"] == "backup-anomaly-detection"
     assert event["detail"] | {"measuredAt": None} == {
+        "measurementId": f"{world.volume_arn(vol)}/{s1}/{s2}",
         "account": ACCOUNT, "region": REGION, "volumeId": vol,
         "volumeArn": world.volume_arn(vol), "previousSnapshotId": s1, "snapshotId": s2,
         "changedBlocks": 2, "changedBytes": 2 * 524288, "percentOfVolume": round(200 / 2048, 4),
