@@ -161,9 +161,11 @@ def deploy(
                 )
         _apply_stackset(plan, cfn, runner, config, display)
         desired_count = Counter(d.group for d in plan.desired.values())
-        for op in instance_operations(config, plan.instances, desired_count):
+        operations = instance_operations(config, plan.instances, desired_count)
+        for number, op in enumerate(operations, 1):
             method, request = instance_request(op, plan.spec, config)
-            runner.run(op.describe(), lambda m=method, r=request: getattr(cfn, m)(**r))
+            label = f"[{number}/{len(operations)}] {op.describe()}"
+            runner.run(escape(label), lambda m=method, r=request: getattr(cfn, m)(**r))
     except DeployFailed as exc:
         result.error = str(exc)
         display.line(f"[red]failed[/]: {escape(str(exc))}")

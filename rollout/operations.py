@@ -27,10 +27,6 @@ class InstanceOperation:
     account_filter_type: str | None = None
     overrides: tuple[tuple[str, str], ...] = ()
 
-    @property
-    def size(self) -> int:
-        return len(self.accounts) * len(self.regions) if self.accounts else len(self.regions)
-
     def targets(self, service_managed: bool) -> dict[str, Any]:
         """The Accounts or DeploymentTargets argument."""
         if not service_managed:

@@ -42,6 +42,7 @@ class SimulatedVolume:
             Timeout=60,
             **parent,
         )["SnapshotId"]
+        _attribute_to_volume(self.account, self.region, snapshot_id, self.volume_id)
         for index in changed:
             self.versions[index] = self.versions.get(index, 0) + 1
             data = f"{index}:{self.versions[index]}".encode().ljust(PAYLOAD_BYTES, b".")
@@ -56,6 +57,24 @@ class SimulatedVolume:
         self.ebs.complete_snapshot(SnapshotId=snapshot_id, ChangedBlocksCount=len(changed))
         self.snapshots.append(snapshot_id)
         return snapshot_id
+
+
+def _attribute_to_volume(account: str, region: str, snapshot_id: str, volume_id: str) -> None:
+    """Records the snapshot as one of ``volume_id``, as an AWS Backup snapshot is.
+
+    By hand: the EBS direct API has no way to name the source volume (AWS reports such
+    snapshots as of vol-ffffffff, moto invents a new volume per snapshot), while AWS Backup
+    snapshots the volume itself, which the detector checks. So the demo sets the snapshot's
+    volume in moto's EC2 state and drops the volume moto invented.
+    """
+    from moto.ec2.models import ec2_backends
+
+    ec2 = ec2_backends[account][region]
+    snapshot = ec2.snapshots[snapshot_id]
+    invented = snapshot.volume
+    snapshot.volume = ec2.volumes[volume_id]
+    if invented.id != volume_id:
+        ec2.volumes.pop(invented.id, None)
 
 
 def create_volume(

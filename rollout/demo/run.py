@@ -144,8 +144,8 @@ def _simulate(config: OrgConfig, build_dir: Path, display: Display, days: int) -
 
     display.line(f"\n[bold]2. {days} days of daily backups[/] in {region}")
     display.line(
-        "  by hand: AWS Backup's jobs (moto has none): snapshots via the EBS direct API, the job "
-        "event put on the member's default bus"
+        "  by hand: AWS Backup's jobs (moto has none): incremental snapshots of the volume via "
+        "the EBS direct API, the job event put on the member's default bus"
     )
     display.line(
         "  by hand: Lambda (moto runs no code): the REAL handler gets each SQS batch from the "
