@@ -44,6 +44,7 @@ class ImportPlan:
     added: list[NewAccount]
     left: list[str]  # in the config, no longer an active member of the organization
     skipped: list[tuple[str, str]]  # (account, why)
+    untargeted_ous: list[tuple[str, str, int]] = ()  # (OU id, name, accounts) no target covers
 
 
 def plan_import(config: OrgConfig, tree: OrgTree) -> ImportPlan:
@@ -78,7 +79,19 @@ def plan_import(config: OrgConfig, tree: OrgTree) -> ImportPlan:
         for a in config.deployment.targets.accounts
         if a.id not in tree.accounts or tree.accounts[a.id].status != "ACTIVE"
     )
-    return ImportPlan(added, left, skipped)
+    return ImportPlan(added, left, skipped, _untargeted(tree, targeted) if service else [])
+
+
+def _untargeted(tree: OrgTree, targeted: set[str]) -> list[tuple[str, str, int]]:
+    """OUs with accounts that no OU target covers (a hint: target them to protect them all)."""
+    found = []
+    for unit in sorted(tree.units.values(), key=lambda u: u.id):
+        if unit.parent_id is None or any(a in targeted for a in tree.ancestors(unit.id)):
+            continue
+        count = len(tree.accounts_under(unit.id))
+        if count:
+            found.append((unit.id, unit.name, count))
+    return found
 
 
 def _new_account(account: OrgAccount, tree: OrgTree, targeted: set[str]) -> NewAccount:
@@ -208,6 +221,11 @@ def import_accounts(
         display.line(
             f"  [yellow]![/] {account} is in the config but not an active member of the "
             "organization; it is kept: remove it from the config to offboard it"
+        )
+    for ou, name, count in plan.untargeted_ous:
+        display.line(
+            f"    OU {name} ({ou}) holds {count} account(s) and is not a target: list it under "
+            "deployment.targets.organizational_units to protect every account in it"
         )
     display.line(
         f"{len(plan.added)} account(s) added, {len(plan.left)} no longer in the organization; "

@@ -29,6 +29,11 @@ def test_import_merges_new_accounts_and_keeps_everything_else(aws, tmp_path, dis
     new_id = created["CreateAccountStatus"]["AccountId"]
     root = org.list_roots()["Roots"][0]["Id"]
     org.move_account(AccountId=new_id, SourceParentId=root, DestinationParentId=child_id)
+    sandbox = org.create_organizational_unit(ParentId=root, Name="Sandbox")["OrganizationalUnit"]
+    lab = org.create_account(Email="l@example.com", AccountName="lab")["CreateAccountStatus"]
+    org.move_account(
+        AccountId=lab["AccountId"], SourceParentId=root, DestinationParentId=sandbox["Id"]
+    )
     # 555555555555 leaves the organization.
     org.remove_account_from_organization(AccountId="555555555555")
 
@@ -44,6 +49,8 @@ def test_import_merges_new_accounts_and_keeps_everything_else(aws, tmp_path, dis
     assert f"in OU Batch ({child_id})" in merged
     assert 'name: "batch: nightly"' in merged
     assert "111111111111" not in {a.id for a in plan.added}  # management account skipped
+    assert added[lab["AccountId"]].ou == sandbox["Id"]  # an untargeted OU: the account alone
+    assert plan.untargeted_ous == [(sandbox["Id"], "Sandbox", 1)]
     assert plan.left == ["555555555555"]
     assert "555555555555" in merged  # reported, not removed
     reloaded = load_config(path)
