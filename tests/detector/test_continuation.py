@@ -1,8 +1,9 @@
 """Counts that outlast one invocation: checkpoint in state, continuation through SQS.
 
 These run the real ``lambda_handler`` (clients built by the handler, EBS pointed at the fake
-server through ``AWS_ENDPOINT_URL_EBS``) with a context whose deadline is a fraction of a
-second past the counting function's safety margin, so every invocation stops mid-count.
+server through ``AWS_ENDPOINT_URL_EBS``) with a context whose deadline arrives after a given
+number of ListChangedBlocks requests, so every invocation stops mid-count whatever the
+machine's speed.
 """
 
 from __future__ import annotations
@@ -18,9 +19,25 @@ MARGIN = getattr(changed_blocks, "DEFAULT_SAFETY_MARGIN_SECONDS", 20.0)
 CHANGED = set(range(0, 2048, 3))
 
 
-def short_context(work_seconds: float = 0.25) -> FakeContext:
-    """A context that leaves ``work_seconds`` of counting before the deadline."""
-    return FakeContext(MARGIN + POST_COUNT_RESERVE_SECONDS + work_seconds)
+class RequestBudgetContext:
+    """A Lambda context whose deadline comes after ``requests`` EBS requests.
+
+    Until then plenty of time remains; after, less than the counting function's safety
+    margin, so it checkpoints. The handler still has its reserve for what follows.
+    """
+
+    def __init__(self, fake, requests: int):
+        self.fake = fake
+        self.limit = fake.requests_served + requests
+
+    def get_remaining_time_in_millis(self) -> int:
+        seconds = MARGIN + POST_COUNT_RESERVE_SECONDS
+        seconds += 600 if self.fake.requests_served < self.limit else -0.5
+        return int(seconds * 1000)
+
+
+def _budget(world, requests: int = 20) -> RequestBudgetContext:
+    return RequestBudgetContext(world.fake, requests)
 
 
 def _sqs(*bodies):
@@ -52,8 +69,7 @@ def _receive(world, queue_url):
 
 
 def _slow_volume(world, handler_env, writes=None):
-    world.fake.scan_window = 64  # 32 requests for a 1 GiB volume
-    world.fake.latency = 0.03
+    world.fake.scan_window = 32  # 64 requests for a 1 GiB volume
     queue_url = world.queue()
     handler_env.setenv("WORK_QUEUE_URL", queue_url)
     vol = world.volume()
@@ -75,14 +91,15 @@ def test_long_count_completes_exactly_once_across_invocations(world, handler_env
     event = world.ebs_event(s2, vol, recent(10))
     lines()
 
-    response = handler.lambda_handler(_sqs(event), short_context())
+    response = handler.lambda_handler(_sqs(event), _budget(world))
     hops, generations, sent = 0, [], []
     pending = _receive(world, queue_url)
     while pending:
         body = pending.pop(0)
         sent.append(body)
         generations.append(json.loads(body)["detail"]["generation"])
-        assert handler.lambda_handler(_sqs(body), short_context()) == {"batchItemFailures": []}
+        response = handler.lambda_handler(_sqs(body), _budget(world))
+        assert response == {"batchItemFailures": []}
         hops += 1
         pending += _receive(world, queue_url)
         assert hops < 60, "the count must progress every invocation"
@@ -98,7 +115,8 @@ def test_long_count_completes_exactly_once_across_invocations(world, handler_env
 
     # Redelivered continuations and the redelivered original are no-ops.
     for body in [sent[0], sent[-1], json.dumps(event)]:
-        assert handler.lambda_handler(_sqs(body), short_context()) == {"batchItemFailures": []}
+        response = handler.lambda_handler(_sqs(body), _budget(world))
+        assert response == {"batchItemFailures": []}
     assert [line["decision"] for line in lines()] == ["duplicate"] * 3
     assert _changed_blocks_puts(world, vol) == [(len(CHANGED), 1)]
     assert _queued(world, queue_url) == 0
@@ -108,12 +126,12 @@ def test_duplicate_continuation_and_duplicate_original_while_in_progress(world, 
                                                                           lines):
     vol, (s1, s2), queue_url = _slow_volume(world, handler_env)
     event = world.ebs_event(s2, vol, recent(10))
-    handler.lambda_handler(_sqs(event), short_context())
+    handler.lambda_handler(_sqs(event), _budget(world))
     (gen1,) = _receive(world, queue_url)
-    handler.lambda_handler(_sqs(gen1), short_context(0.1))  # resumes: saves generation 2
+    handler.lambda_handler(_sqs(gen1), _budget(world, 4))  # resumes: saves generation 2
     lines()
 
-    again = handler.lambda_handler(_sqs(gen1, event), short_context())
+    again = handler.lambda_handler(_sqs(gen1, event), _budget(world))
 
     assert again == {"batchItemFailures": []}
     assert [(line["decision"]) for line in lines()] == ["duplicate", "in_progress"]
@@ -124,11 +142,11 @@ def test_duplicate_continuation_and_duplicate_original_while_in_progress(world, 
 def test_newer_backup_waits_for_the_count_in_progress(world, handler_env, lines):
     vol, (s1, s2, s3), queue_url = _slow_volume(
         world, handler_env, writes=[set(), CHANGED, {2047}])
-    handler.lambda_handler(_sqs(world.ebs_event(s2, vol, recent(20))), short_context())
+    handler.lambda_handler(_sqs(world.ebs_event(s2, vol, recent(20))), _budget(world))
     newer = world.ebs_event(s3, vol, recent(10))
     lines()
 
-    busy = handler.lambda_handler(_sqs(newer), short_context())
+    busy = handler.lambda_handler(_sqs(newer), _budget(world))
 
     assert busy == {"batchItemFailures": [{"itemIdentifier": "m0"}]}
     assert lines()[0]["reason"] == "VolumeBusy"
@@ -143,13 +161,13 @@ def test_newer_backup_waits_for_the_count_in_progress(world, handler_env, lines)
 
 def test_continuation_ahead_of_its_checkpoint_is_retried(world, handler_env, lines):
     vol, (s1, s2), queue_url = _slow_volume(world, handler_env)
-    handler.lambda_handler(_sqs(world.ebs_event(s2, vol, recent(10))), short_context())
+    handler.lambda_handler(_sqs(world.ebs_event(s2, vol, recent(10))), _budget(world))
     (gen1,) = _receive(world, queue_url)
     early = json.loads(gen1)
     early["detail"]["generation"] = 2  # as if sent just before its checkpoint was saved
     lines()
 
-    response = handler.lambda_handler(_sqs(early), short_context())
+    response = handler.lambda_handler(_sqs(early), _budget(world))
 
     assert response == {"batchItemFailures": [{"itemIdentifier": "m0"}]}
     assert lines()[0]["reason"] == "ProgressNotVisible"
@@ -161,7 +179,8 @@ def test_without_a_work_queue_the_count_runs_to_the_end(world, handler_env, line
     handler.reset()
     lines()
 
-    handler.lambda_handler(_sqs(world.ebs_event(s2, vol, recent(10))), short_context(0.05))
+    handler.lambda_handler(_sqs(world.ebs_event(s2, vol, recent(10))),
+                           FakeContext(MARGIN + POST_COUNT_RESERVE_SECONDS + 0.05))
 
     (line,) = lines()
     assert (line["decision"], line["changed_blocks"]) == ("measured", len(CHANGED))
