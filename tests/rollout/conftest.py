@@ -34,7 +34,11 @@ def config_dict(model: str = "SERVICE_MANAGED", **deployment) -> dict:
     """A small valid config; SERVICE_MANAGED targets two OUs, SELF_MANAGED two accounts."""
     data = {
         "name": "bad",
-        "organization": {"management_account_id": MANAGEMENT, "delegated_admin_account_id": ADMIN},
+        "organization": {
+            "management_account_id": MANAGEMENT,
+            "delegated_admin_account_id": ADMIN,
+            "org_id": "o-testorg0001",
+        },
         "security": {"account_id": SECURITY, "home_region": "us-east-1"},
         "deployment": {
             "permission_model": model,

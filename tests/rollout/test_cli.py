@@ -61,3 +61,30 @@ def test_aws_error_is_reported_without_traceback(aws, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "AWS error in ListRoots: AWSOrganizationsNotInUseException" in err
     assert "Traceback" not in err
+
+
+def test_endpoint_url_against_a_moto_server(tmp_path, monkeypatch, capsys):
+    """Across a process-like boundary: every call goes over HTTP to a moto server."""
+    import socket
+
+    from moto.server import ThreadedMotoServer
+
+    from rollout.demo.moto_fidelity import faithful_moto
+
+    with socket.socket() as probe:
+        probe.bind(("localhost", 0))
+        port = probe.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="localhost", port=port, verbose=False)
+    server.start()
+    url = f"http://localhost:{port}"
+    try:
+        with faithful_moto():
+            with monkeypatch.context() as env:
+                env.setenv("AWS_ENDPOINT_URL", url)  # the organization is built there too
+                org_sessions(load_config(EXAMPLE), CallRecorder())
+            common = ["--config", str(EXAMPLE), "--out", str(tmp_path), "--endpoint-url", url]
+            assert build.main(["deploy", *common, "--poll-seconds", "0"]) == 0
+            assert build.main(["plan", *common, "--detailed-exitcode"]) == 0
+    finally:
+        server.stop()
+    assert "all 3 stack instance(s) are CURRENT" in capsys.readouterr().out
