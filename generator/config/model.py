@@ -69,6 +69,11 @@ from generator.config.schedule import schedule_interval
 Loc = tuple[str | int, ...]
 
 
+# Accounts a resource policy can list before it outgrows its size limit (SNS topic and
+# EventBridge bus policies are the tightest); beyond it only aws:PrincipalOrgID scales.
+MAX_POLICY_ACCOUNTS = 300
+
+
 class RuleViolations(ValueError):
     """Problems found by a cross-field rule, each with its path relative to the model.
 
@@ -544,9 +549,33 @@ class OrgConfig(_Model):
                     for i, target in enumerate(items)
                     if "backup" in target.overrides.model_fields_set
                 ]
+        problems += self._org_id_scope()
         problems += self._periods_match_schedules()
         _raise(problems)
         return self
+
+    def _org_id_scope(self) -> list[tuple[Loc, str]]:
+        """Without an org id, resource policies must list every account by hand.
+
+        The central bus and the artifact buckets admit the organization by
+        ``aws:PrincipalOrgID``; without it they list the target accounts, which cannot be
+        done for OUs (their members are not in the config) nor for more accounts than a
+        policy document holds.
+        """
+        if self.organization.org_id:
+            return []
+        targets = self.deployment.targets
+        if targets.organizational_units:
+            return [(("organization",), (
+                "org_id is required when deployment targets include OUs: the central bus "
+                "and the artifact buckets admit the organization by its id, and an OU's "
+                "accounts are not listed in the config"))]
+        listed = len({a.id for a in targets.accounts})
+        if listed > MAX_POLICY_ACCOUNTS:
+            return [(("organization",), (
+                f"org_id is required with more than {MAX_POLICY_ACCOUNTS} target accounts "
+                f"({listed} listed): a resource policy cannot list them all"))]
+        return []
 
     def _periods_match_schedules(self) -> list[tuple[Loc, str]]:
         """The alarm period must equal the backup interval: one data point per period.

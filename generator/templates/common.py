@@ -11,7 +11,6 @@ from troposphere import kms as tkms
 
 from generator import iam, naming
 from generator.config.model import OrgConfig
-from generator.errors import UserError
 
 TEMPLATE_FORMAT_VERSION = "2010-09-09"
 
@@ -45,10 +44,6 @@ KEY_USE_ACTIONS = [
 ]
 # What a service principal needs to write to an encrypted SQS queue or SNS topic.
 SERVICE_PUBLISH_ACTIONS = [kms.GenerateDataKey, kms.Decrypt]
-
-# Resource policies (event bus about 10 KB, bucket 20 KB) cannot list accounts one by one
-# past a few hundred; beyond that the organization id is the only scope left.
-MAX_LISTED_ACCOUNTS = 300
 
 # In a key policy the resource is always the key itself; "*" is the only valid value.
 KEY_POLICY_RESOURCE = "*"
@@ -155,25 +150,9 @@ def scope_accounts(config: OrgConfig) -> list[str] | None:
 
     Returns:
         None when ``organization.org_id`` is set (policies use ``aws:PrincipalOrgID``),
-        else the sorted target accounts.
-
-    Raises:
-        UserError: SERVICE_MANAGED targets OUs whose accounts are not known here, or too
-            many accounts to list in a policy: only the organization id can scope them.
+        else the sorted target accounts. The config model already rejects OU targets and
+        more than ``MAX_POLICY_ACCOUNTS`` accounts without an org id, with their line.
     """
     if config.organization.org_id:
         return None
-    targets = config.deployment.targets
-    if targets.organizational_units:
-        raise UserError(
-            "organization.org_id is required when targets include OUs: the central bus and "
-            "the artifact buckets admit the organization by its id, and the accounts of an "
-            "OU are not listed in the config"
-        )
-    accounts = sorted({a.id for a in targets.accounts})
-    if len(accounts) > MAX_LISTED_ACCOUNTS:
-        raise UserError(
-            f"organization.org_id is required with more than {MAX_LISTED_ACCOUNTS} target "
-            f"accounts ({len(accounts)} listed): resource policies cannot list them all"
-        )
-    return accounts
+    return sorted({a.id for a in config.deployment.targets.accounts})

@@ -101,6 +101,11 @@ CASES = [
         ["5: organization.org_id: 'o-short' is not a valid organization id (o- and 10-32 lowercase letters or digits)"],
     ),
     case(
+        'ou-targets-without-org-id',
+        [('  org_id: o-exampleorg1\n', '')],
+        ["2: organization: org_id is required when deployment targets include OUs: the central bus and the artifact buckets admit the organization by its id, and an OU's accounts are not listed in the config"],
+    ),
+    case(
         'bad-email',
         [('[secops@example.com]', '[secops@example]')],
         ["9: security.notification_emails[0]: 'secops@example' is not a valid email address"],

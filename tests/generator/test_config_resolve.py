@@ -10,6 +10,7 @@ from tests.generator.config_helpers import write
 CONFIG = """\
 organization:
   management_account_id: "111111111111"
+  org_id: o-exampleorg1
 security:
   account_id: "333333333333"
   home_region: us-east-1

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from generator import naming
-from generator.errors import UserError
+from generator.config.loader import ConfigError
 from generator.naming import Names
 from generator.templates import central
 from tests.generator import template_helpers as h
@@ -50,11 +50,14 @@ def test_bus_without_org_id_admits_exactly_the_listed_accounts():
     assert "Condition" not in statement
 
 
-def test_ou_targets_without_org_id_are_refused():
+def test_ou_targets_without_org_id_are_refused_with_their_line():
     data = h.raw("example")
     del data["organization"]["org_id"]
-    with pytest.raises(UserError, match="org_id is required"):
-        central.build(h.config_from(data))
+    with pytest.raises(ConfigError) as caught:
+        h.config_from(data)
+    (issue,) = caught.value.issues
+    assert issue.path == "organization"
+    assert issue.message.startswith("org_id is required when deployment targets include OUs")
 
 
 def test_topic_is_encrypted_and_has_one_email_subscription_per_address():
