@@ -92,9 +92,10 @@ def layouts(draw):
     scan_window=st.sampled_from([None, None, 5_000, 30_000]),
     workers=st.integers(1, 8),
     interruptions=st.lists(st.integers(1, 12), max_size=4),
+    fault_rate=st.sampled_from([0.0, 0.0, 0.1]),
 )
 def test_fast_count_equals_sequential_loop(
-    fake, client, layout, page_size, server_cap, scan_window, workers, interruptions
+    fake, client, layout, page_size, server_cap, scan_window, workers, interruptions, fault_rate
 ):
     first, second = new_pair_ids()
     fake.add_layout(first, second, layout)
@@ -102,6 +103,7 @@ def test_fast_count_equals_sequential_loop(
     try:
         expected = sequential_count(client, first, second)
         assert expected == layout.count()
+        fake.fault_rate = fault_rate  # 5xx on the fast count only: it retries, the loop can't
 
         checkpoint = None
         for checks in [*interruptions, None]:
@@ -128,6 +130,7 @@ def test_fast_count_equals_sequential_loop(
         assert result.block_size == 524288
     finally:
         fake.max_page_blocks = fake.scan_window = None
+        fake.fault_rate = 0.0
 
 
 # --- behaviour -----------------------------------------------------------------------------
@@ -323,3 +326,21 @@ def test_summary_reads_any_key_order_and_whitespace():
     small, summary = cb._summarize(b'{"ChangedBlocks" : [ ],"VolumeSize":1}')
     assert (summary.blocks, summary.last_index) == (0, None)
     assert cb._summarize(b'{"VolumeSize":1}') is None
+
+
+def test_hook_is_registered_on_the_given_client_only(fake, client):
+    first, second = new_pair_ids()
+    fake.add_pair(first, second, 16, [(0, 12_000)])
+    count_changed_blocks(client, first, second, max_requests_per_second=10_000)
+    other = make_client(fake.url)  # same default session, its own event emitter
+    sizes = []
+
+    def list_as_a_counting_thread():
+        cb._counting.active = True  # even a thread flagged as counting is untouched
+        page = other.list_changed_blocks(FirstSnapshotId=first, SecondSnapshotId=second)
+        sizes.append(len(page["ChangedBlocks"]))
+
+    thread = threading.Thread(target=list_as_a_counting_thread)
+    thread.start()
+    thread.join()
+    assert sizes == [10_000]
