@@ -1,0 +1,33 @@
+"""The generator and the detector name the same things the same way.
+
+The detector builds per-volume alarm names from ALARM_PREFIX (set by the member template
+from the config); the central rule, the demo and the deploy code use ``generator.naming``.
+If either side changes its format, alerts stop matching: these tests catch that.
+"""
+
+import pytest
+from backup_anomaly import alarms, settings
+
+from generator import naming
+from generator.naming import Names
+
+
+@pytest.mark.parametrize("prefix", ["backup-anomaly-", "org.x_"])
+@pytest.mark.parametrize("volume_id", ["vol-0b5ae24f2ee72d926", "vol-1"])
+def test_alarm_names_agree(prefix, volume_id):
+    detector = settings.load({"STATE_TABLE": "t", "ALARM_PREFIX": prefix})
+    assert alarms.anomaly_alarm_name(detector, volume_id) == Names.volume_alarm(prefix, volume_id)
+    assert alarms.ceiling_alarm_name(detector, volume_id) == Names.volume_ceiling_alarm(
+        prefix, volume_id
+    )
+
+
+def test_operational_alarms_share_the_volume_alarm_prefix():
+    # The member forward rule matches alarm names by prefix: the DLQ and error alarms must
+    # carry it so they reach the security account like anomalies do.
+    for name in (Names.dlq_alarm("p-"), Names.errors_alarm("p-")):
+        assert name.startswith("p-")
+
+
+def test_event_source_default_is_the_generators():
+    assert settings.load({"STATE_TABLE": "t"}).event_source == naming.EVENT_SOURCE
