@@ -45,7 +45,9 @@ def _lazy(module: str, function: str) -> Callable[[argparse.Namespace], int]:
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="build.py",
-        description="Generate, package, deploy and demo backup anomaly detection for an AWS organization.",
+        description=(
+            "Generate, package, deploy and demo backup anomaly detection for an AWS organization."
+        ),
     )
     _common(root)
     sub = root.add_subparsers(dest="command", metavar="COMMAND")
@@ -58,36 +60,85 @@ def parser() -> argparse.ArgumentParser:
         p.set_defaults(run=run)
         return p
 
-    command("synth", "write every template, the Lambda zip and manifest.json (default)",
-            _lazy("generator.commands", "synth"))
-    command("validate", "validate the config and cfn-lint every generated template",
-            _lazy("generator.commands", "validate"))
+    command(
+        "synth",
+        "write every template, the Lambda zip and manifest.json (default)",
+        _lazy("generator.commands", "synth"),
+    )
+    command(
+        "validate",
+        "validate the config and cfn-lint every generated template",
+        _lazy("generator.commands", "validate"),
+    )
     command("schema", "print the JSON Schema of the config", _lazy("generator.commands", "schema"))
-    command("package", "upload the Lambda zip and member template to every region's artifact bucket",
-            _lazy("rollout.commands", "package"), aws=True)
-    plan = command("plan", "show what deploy would change, with a monthly cost estimate",
-                   _lazy("rollout.commands", "plan"), aws=True)
-    plan.add_argument("--detailed-exitcode", action="store_true",
-                      help="exit 0 when nothing would change, 2 when something would")
-    plan.add_argument("--volumes", type=int, default=None,
-                      help="protected volumes per account and region, for the cost estimate")
-    deploy = command("deploy", "deploy artifacts, the central stack, the StackSet and its instances",
-                     _lazy("rollout.commands", "deploy"), aws=True)
-    deploy.add_argument("--poll-seconds", type=float, default=10.0,
-                        help="seconds between status checks of a stack or StackSet operation")
-    drift = command("drift", "detect StackSet drift and report it per instance "
-                    "(exit 0 in sync, 2 drifted, 1 detection failed)",
-                    _lazy("rollout.commands", "drift"), aws=True)
-    drift.add_argument("--poll-seconds", type=float, default=10.0,
-                       help="seconds between status checks of the drift detection")
-    imports = command("import-accounts", "merge the organization's OUs and accounts into the config",
-                      _lazy("rollout.commands", "import_accounts"), aws=True)
-    imports.add_argument("--dry-run", action="store_true",
-                         help="print the merged config instead of writing it")
-    demo = command("demo", "run the whole flow on a simulated organization (no AWS needed)",
-                   _lazy("rollout.commands", "demo"))
-    demo.add_argument("--days", type=int, default=30,
-                      help="days of daily backups to simulate (the last one is the attack)")
+    command(
+        "package",
+        "upload the Lambda zip and member template to every region's artifact bucket",
+        _lazy("rollout.commands", "package"),
+        aws=True,
+    )
+    plan = command(
+        "plan",
+        "show what deploy would change, with a monthly cost estimate",
+        _lazy("rollout.commands", "plan"),
+        aws=True,
+    )
+    plan.add_argument(
+        "--detailed-exitcode",
+        action="store_true",
+        help="exit 0 when nothing would change, 2 when something would",
+    )
+    plan.add_argument(
+        "--volumes",
+        type=int,
+        default=None,
+        help="protected volumes per account and region, for the cost estimate",
+    )
+    deploy = command(
+        "deploy",
+        "deploy artifacts, the central stack, the StackSet and its instances",
+        _lazy("rollout.commands", "deploy"),
+        aws=True,
+    )
+    deploy.add_argument(
+        "--poll-seconds",
+        type=float,
+        default=10.0,
+        help="seconds between status checks of a stack or StackSet operation",
+    )
+    drift = command(
+        "drift",
+        "detect StackSet drift and report it per instance "
+        "(exit 0 in sync, 2 drifted, 1 detection failed)",
+        _lazy("rollout.commands", "drift"),
+        aws=True,
+    )
+    drift.add_argument(
+        "--poll-seconds",
+        type=float,
+        default=10.0,
+        help="seconds between status checks of the drift detection",
+    )
+    imports = command(
+        "import-accounts",
+        "merge the organization's OUs and accounts into the config",
+        _lazy("rollout.commands", "import_accounts"),
+        aws=True,
+    )
+    imports.add_argument(
+        "--dry-run", action="store_true", help="print the merged config instead of writing it"
+    )
+    demo = command(
+        "demo",
+        "run the whole flow on a simulated organization (no AWS needed)",
+        _lazy("rollout.commands", "demo"),
+    )
+    demo.add_argument(
+        "--days",
+        type=int,
+        default=30,
+        help="days of daily backups to simulate (the last one is the attack)",
+    )
     return root
 
 
@@ -114,8 +165,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
         if getattr(args, "debug", False):
             raise
-        print(f"internal error: {type(exc).__name__}: {exc} (run with --debug for a traceback)",
-              file=sys.stderr)
+        print(
+            f"internal error: {type(exc).__name__}: {exc} (run with --debug for a traceback)",
+            file=sys.stderr,
+        )
         return 1
 
 
