@@ -156,6 +156,9 @@ class BackupJobEvent(EventBridgeEvent):
 
     @property
     def completion_time(self) -> datetime:
+        """``detail.completionDate``; the event's ``time`` when AWS Backup left it out."""
+        if self.detail.get("completionDate") is None:
+            return parse_time(self._raw.get("time"), "event.time (no detail.completionDate)")
         return parse_time(self.detail.get("completionDate"), "detail.completionDate")
 
     @property

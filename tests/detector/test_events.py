@@ -35,6 +35,15 @@ def test_sample_ec2_event_is_work():
     assert decision.work.recovery_point_arn.resource_id == "ami-0c55b159cbfafe1f0"
 
 
+def test_missing_completion_date_falls_back_to_the_event_time():
+    event = load_event("backup-job-completed-ebs")
+    del event["detail"]["completionDate"]
+
+    decision = classify(event, SETTINGS)
+
+    assert decision.work.completion_time.isoformat() == "2026-05-02T05:41:17+00:00"
+
+
 def test_completed_with_issues_is_work():
     event = load_event("backup-job-completed-ebs")
     event["detail"]["statusMessage"] = "Completed with issues: some files skipped"
@@ -106,7 +115,9 @@ MALFORMED = [
     ("no state", _drop(["detail", "state"]), "detail.state"),
     ("state a number", _set(["detail", "state"], 3), "detail.state"),
     ("no resource type", _drop(["detail", "resourceType"]), "detail.resourceType"),
-    ("no completion date", _drop(["detail", "completionDate"]), "detail.completionDate"),
+    ("no completion date nor time",
+     _drop(["time"]) | {"detail": _drop(["detail", "completionDate"])["detail"]},
+     "detail.completionDate"),
     ("bad completion date", _set(["detail", "completionDate"], "yesterday"),
      "detail.completionDate"),
     ("no job id", _drop(["detail", "backupJobId"]), "detail.backupJobId"),
