@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 from backup_anomaly import handler
 from backup_anomaly.settings import Settings, SettingsError, load
@@ -114,3 +116,15 @@ def test_handler_honours_resource_types(handler_env, lines):
 
     (line,) = lines()
     assert (line["decision"], line["reason"]) == ("skipped", "resource_type_disabled")
+
+
+def test_in_lambda_a_bad_environment_fails_the_cold_start(handler_env):
+    handler_env.setenv("AWS_LAMBDA_FUNCTION_NAME", "backup-anomaly-detector")
+    handler_env.setenv("ALARM_PERIOD_SECONDS", "45")
+
+    try:
+        with pytest.raises(SettingsError, match="ALARM_PERIOD_SECONDS"):
+            importlib.reload(handler)
+    finally:
+        handler_env.delenv("AWS_LAMBDA_FUNCTION_NAME")
+        importlib.reload(handler)
