@@ -383,7 +383,7 @@ class MemberTemplate:
             ),
             iam.allow(
                 "State",
-                [addb.GetItem, addb.PutItem, addb.UpdateItem, addb.DeleteItem, addb.Query],
+                [addb.GetItem, addb.UpdateItem],
                 [self.table.get_att("Arn")],
             ),
             # PutMetricData has no resource-level permission; the namespace condition is

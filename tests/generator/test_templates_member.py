@@ -218,10 +218,7 @@ def test_detector_role_allows_exactly_what_the_code_calls():
     actions = {sid: sorted(s["Action"]) for sid, s in statements.items()}
     assert actions == {
         "CountChangedBlocks": ["ebs:ListChangedBlocks"],
-        "State": sorted(
-            ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
-             "dynamodb:DeleteItem", "dynamodb:Query"]
-        ),
+        "State": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
         "PublishChangedBlocks": ["cloudwatch:PutMetricData"],
         "ManageVolumeAlarms": sorted(
             ["cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms",
