@@ -4,7 +4,9 @@ One group per distinct (regions, parameter overrides): the StackSet resource's
 ``StackInstancesGroup`` and the deploy code's ``CreateStackInstances`` calls both take
 these, so a thousand accounts with default settings are one group, not a thousand calls.
 Under SERVICE_MANAGED an account with settings of its own is carved out of its OU's group
-(``DIFFERENCE``) and deployed through its own group (``INTERSECTION`` with its OU).
+(``DIFFERENCE``) and deployed through its own group (``INTERSECTION`` with its OU); an
+excluded account (``exclude: true``) is carved out the same way and gets no group at all.
+Under SELF_MANAGED an excluded account is simply in no group.
 """
 
 from __future__ import annotations
@@ -87,7 +89,8 @@ def instance_groups(config: OrgConfig) -> list[InstanceGroup]:
 
     if config.deployment.permission_model is PermissionModel.SELF_MANAGED:
         return _self_managed(targets, overrides)
-    return _service_managed(targets, overrides)
+    excluded = [(a.id, a.ou) for a in config.deployment.targets.excluded()]
+    return _service_managed(targets, excluded, overrides)
 
 
 def _self_managed(targets: list[ResolvedTarget], overrides: _Overrides) -> list[InstanceGroup]:
@@ -102,9 +105,24 @@ def _self_managed(targets: list[ResolvedTarget], overrides: _Overrides) -> list[
     )
 
 
-def _service_managed(targets: list[ResolvedTarget], overrides: _Overrides) -> list[InstanceGroup]:
+def _service_managed(
+    targets: list[ResolvedTarget],
+    excluded: list[tuple[str, str | None]],
+    overrides: _Overrides,
+) -> list[InstanceGroup]:
+    """Groups for OU targets, carve-outs and accounts with settings of their own.
+
+    Args:
+        targets: the resolved targets (excluded accounts are not among them).
+        excluded: (account, its OU) of every excluded account.
+        overrides: the parameter overrides of a target.
+    """
     ous = {t.id: t for t in targets if t.kind == "ou"}
     carved: dict[str, list[str]] = defaultdict(list)  # OU id -> accounts excluded from it
+    for account, ou in excluded:
+        # Under an OU that is no target nothing reaches the account: no carve-out needed.
+        if ou in ous:
+            carved[ou].append(account)
     own: dict[tuple, tuple[set[str], list[str]]] = {}
     for account in (t for t in targets if t.kind == "account"):
         parent = ous.get(account.ou or "")

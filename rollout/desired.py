@@ -111,8 +111,11 @@ def desired_instances(
         config: the organization config.
         org: the organization below the targeted OUs (SERVICE_MANAGED only).
 
+    Excluded accounts are never desired: their instances, if any, are removed.
+
     Raises:
-        UserError: an account falls under two targets with different settings.
+        UserError: an account falls under two targets with different settings, or an
+            excluded account is reached through an OU it is not carved out of.
     """
     management = config.organization.management_account_id
     found: dict[tuple[str, str], DesiredInstance] = {}
@@ -132,7 +135,27 @@ def desired_instances(
                         f"{ou or account}); target it once"
                     )
                 found[(account, region)] = instance
+    _check_excluded(config, found)
     return dict(sorted(found.items()))
+
+
+def _check_excluded(config: OrgConfig, found: dict[tuple[str, str], DesiredInstance]) -> None:
+    """An excluded account must not be desired.
+
+    It can be only under SERVICE_MANAGED, when its ``ou`` is not the targeted OU that
+    reaches it (a child OU of a target, or an OU it has left): the carve-out then names the
+    wrong OU, and the config cannot know that without Organizations.
+    """
+    excluded = {a.id: a for a in config.deployment.targets.excluded()}
+    if not excluded:
+        return
+    for (account, _region), instance in sorted(found.items()):
+        if account in excluded:
+            raise UserError(
+                f"account {account} has exclude: true but OU {instance.ou} still reaches it "
+                f"(its ou is {excluded[account].ou}); set its ou to {instance.ou} so it is "
+                "carved out of that OU"
+            )
 
 
 def _group_accounts(

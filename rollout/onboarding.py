@@ -48,7 +48,11 @@ class ImportPlan:
 
 
 def plan_import(config: OrgConfig, tree: OrgTree) -> ImportPlan:
-    """Which organization accounts are new to the config, and which config accounts left."""
+    """Which organization accounts are new to the config, and which config accounts left.
+
+    Every listed account counts as known, excluded ones included: an exclusion is the
+    user's decision, and importing must not turn it back into a target.
+    """
     listed = {a.id for a in config.deployment.targets.accounts}
     targeted = {ou.id for ou in config.deployment.targets.organizational_units}
     service = config.deployment.permission_model is PermissionModel.SERVICE_MANAGED
@@ -217,10 +221,16 @@ def import_accounts(
         display.line(f"  [green]+[/] {a.id} {a.name} (ou: {a.ou}{', ' + a.note if a.note else ''})")
     for account, why in plan.skipped:
         display.line(f"    {account}: not added, {why}")
+    excluded = {a.id for a in config.deployment.targets.excluded()}
     for account in plan.left:
         display.line(
             f"  [yellow]![/] {account} is in the config but not an active member of the "
-            "organization; it is kept: remove it from the config to offboard it"
+            "organization; "
+            + (
+                "it is excluded already, so removing it from the config changes nothing deployed"
+                if account in excluded
+                else "it is kept: remove it from the config to offboard it"
+            )
         )
     for ou, name, count in plan.untargeted_ous:
         display.line(

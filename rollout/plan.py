@@ -225,6 +225,7 @@ def instance_changes(
     stackset_parameters: dict[str, str],
     stackset_redeploys: bool,
     keep_accounts: frozenset[str] = frozenset(),
+    excluded: frozenset[str] = frozenset(),
 ) -> tuple[list[InstanceChange], int]:
     """Instances to add, update and remove, and the number left unchanged.
 
@@ -232,7 +233,7 @@ def instance_changes(
     value changes nothing. An override the config no longer sets is neutralized by
     overriding it with the StackSet's value (StackSets keeps overrides across updates).
     Instances of ``keep_accounts`` (suspended or closing: StackSets skips them) are left
-    alone rather than removed.
+    alone rather than removed; removals of ``excluded`` accounts say so.
     """
     changes: list[InstanceChange] = []
     unchanged = 0
@@ -269,7 +270,8 @@ def instance_changes(
             unchanged += 1
     for key, have in sorted(seen.items()):
         if key not in desired and key[0] not in keep_accounts:
-            changes.append(InstanceChange("remove", *key, deployed=have))
+            reason = "excluded" if key[0] in excluded else ""
+            changes.append(InstanceChange("remove", *key, deployed=have, reason=reason))
     return changes, unchanged
 
 
@@ -334,6 +336,7 @@ def plan_stackset(
         spec.parameters,
         stackset_redeploys=state.action == "update",
         keep_accounts=inactive,
+        excluded=frozenset(a.id for a in config.deployment.targets.excluded()),
     )
     return state, changes, unchanged, desired
 
@@ -380,13 +383,20 @@ def render(plan: Plan, display: Display) -> None:
         for reason in plan.stackset.reasons:
             display.line(f"  {_mark(symbol)} {escape(reason)}")
     display.line(f"\n[bold]Stack instances[/] ({plan.unchanged_instances} unchanged)")
+    excluded = config.deployment.targets.excluded()
+    if excluded:
+        # Shown even when nothing is deployed there, so a reviewer sees every carve-out.
+        shown = ", ".join(a.id for a in excluded[:10]) + (" ..." if len(excluded) > 10 else "")
+        display.line(f"    excluded by the config ({len(excluded)}): {shown}")
     for c in sorted(plan.instances, key=lambda c: ("+~-".index(c.symbol), c.account, c.region)):
         detail = c.reason
         if c.action == "add" and c.overrides:
             detail = ", ".join(f"{k}={v}" for k, v in c.overrides)
         if c.action == "remove":
             retain = config.deployment.retain_stacks_on_removal
-            detail = "stack retained" if retain else "stack deleted"
+            detail = ", ".join(
+                filter(None, (c.reason, "stack retained" if retain else "stack deleted"))
+            )
         display.line(
             f"  {_mark(c.symbol)} {c.account} {c.region}"
             + (f"  {escape(detail)}" if detail else "")

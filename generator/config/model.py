@@ -29,7 +29,15 @@ Decisions a reader might question, stated once:
 - Settings that would be silently ignored are errors: ``backup.existing`` in mode
   ``create``; the plan settings (``vault_name``, ``schedule``, ``retention_days``,
   ``selection_tag``) and per-target ``overrides.backup`` in mode ``existing``;
-  ``auto_deployment`` and ``call_as: DELEGATED_ADMIN`` under SELF_MANAGED.
+  ``auto_deployment`` and ``call_as: DELEGATED_ADMIN`` under SELF_MANAGED; ``regions``
+  and ``overrides`` on an account with ``exclude: true``.
+- ``exclude: true`` on an account is accepted under both permission models. Under
+  SERVICE_MANAGED it carves the account out of its OU's stack instances; under
+  SELF_MANAGED the account is simply not deployed. In both it keeps the account listed,
+  which is what stops ``import-accounts`` from adding it back. Its ``ou`` need not be a
+  target (excluding an account no target reaches only keeps it out of imports). Whether a
+  targeted OU reaches it through a child OU only Organizations can tell, so the plan
+  checks that.
 """
 
 from __future__ import annotations
@@ -377,11 +385,36 @@ class AccountTarget(_Model):
     regions: list[Region] | None = Field(default=None, min_length=1)
     """Regions for this account (default: its OU's, else deployment.regions)."""
     overrides: Overrides = Overrides()
+    exclude: bool = False
+    """No stack instance in this account, even though its OU is targeted: it is carved out
+    of that OU, and a deploy deletes its instances (offboarding one account of a targeted
+    OU). It stays listed, so import-accounts does not add it back. Takes no regions or
+    overrides."""
+
+    @model_validator(mode="after")
+    def _excluded_has_no_settings(self) -> AccountTarget:
+        if self.exclude:
+            # Settings on an account that gets no stack instance would be silently ignored.
+            _raise([
+                ((name,), "has no effect on an excluded account (exclude: true means no "
+                          "stack instance); remove it, or remove exclude to deploy the "
+                          "account with it")
+                for name in ("regions", "overrides") if name in self.model_fields_set
+            ])
+        return self
 
 
 class Targets(_Model):
     organizational_units: list[OuTarget] = Field(default_factory=list)
     accounts: list[AccountTarget] = Field(default_factory=list)
+
+    def excluded(self) -> list[AccountTarget]:
+        """The accounts listed with ``exclude: true``, in config order."""
+        return [account for account in self.accounts if account.exclude]
+
+    def deployed_accounts(self) -> list[AccountTarget]:
+        """The listed accounts that get stack instances (all but the excluded ones)."""
+        return [account for account in self.accounts if not account.exclude]
 
     @model_validator(mode="after")
     def _unique(self) -> Targets:
@@ -394,6 +427,9 @@ class Targets(_Model):
         problems = [((*loc, "id"), msg) for loc, msg in problems]
         if not ous and not accounts:
             problems.append(((), "no targets: list at least one organizational unit or account"))
+        elif not ous and all(account.exclude for account in accounts):
+            problems.append(((), "no targets: every listed account is excluded; list at least "
+                                 "one organizational unit or account to deploy to"))
         _raise(problems)
         return self
 
@@ -465,6 +501,8 @@ class Deployment(_Model):
                 ]
             problems += [
                 (("targets", "accounts", i, "ou"), (
+                    "required under SERVICE_MANAGED: the id of the targeted OU (or root) "
+                    "the account is excluded from" if account.exclude else
                     "required under SERVICE_MANAGED: the id of the account's OU (or root), "
                     "through which StackSets reach a single account"))
                 for i, account in enumerate(accounts) if account.ou is None
@@ -513,6 +551,10 @@ class OrgConfig(_Model):
             if service_managed:
                 problems.append((where, "is the management account: SERVICE_MANAGED "
                                         "StackSets never deploy there; remove it"))
+            elif account.exclude:
+                problems.append((where, (
+                    "is the management account, which gets a stack instance only when it is "
+                    "listed without exclude; there is nothing to exclude, remove it")))
             elif not deployment.include_management_account:
                 problems.append((where, (
                     "is the management account, which should run no workloads; remove it, "
@@ -570,7 +612,7 @@ class OrgConfig(_Model):
                 "org_id is required when deployment targets include OUs: the central bus "
                 "and the artifact buckets admit the organization by its id, and an OU's "
                 "accounts are not listed in the config"))]
-        listed = len({a.id for a in targets.accounts})
+        listed = len({a.id for a in targets.deployed_accounts()})
         if listed > MAX_POLICY_ACCOUNTS:
             return [(("organization",), (
                 f"org_id is required with more than {MAX_POLICY_ACCOUNTS} target accounts "
@@ -627,7 +669,10 @@ class OrgConfig(_Model):
         return org.delegated_admin_account_id or org.management_account_id
 
     def targets(self) -> list[ResolvedTarget]:
-        """Every deployment target with its regions and fully resolved overrides."""
+        """Every deployment target with its regions and fully resolved overrides.
+
+        Excluded accounts are left out: they are carve-outs, not targets.
+        """
         from generator.config.resolve import resolve_targets
 
         # Cached per deployment section (the only input), outside the model so that

@@ -26,6 +26,10 @@ def _merge(base: M, override: M) -> M:
 def resolve_targets(config: OrgConfig) -> list[ResolvedTarget]:
     """Targets in config order, OUs first; an account inherits its OU's overrides.
 
+    Excluded accounts are not targets (they get no stack instance, so no regions or
+    settings); :func:`generator.instance_groups.instance_groups` reads them from
+    ``deployment.targets.excluded()`` to carve them out of their OU.
+
     ``model_construct`` skips revalidation: every value was validated when the config was
     loaded, and at 10,000 accounts validating them again would double the resolve time.
     """
@@ -45,7 +49,7 @@ def resolve_targets(config: OrgConfig) -> list[ResolvedTarget]:
                 backup=ou.overrides.backup,
             )
         )
-    for account in config.deployment.targets.accounts:
+    for account in config.deployment.targets.deployed_accounts():
         parent = ous.get(account.ou) if account.ou else None
         detection, backup = account.overrides.detection, account.overrides.backup
         regions = account.regions or (parent.regions if parent else None) or default_regions

@@ -150,9 +150,10 @@ def scope_accounts(config: OrgConfig) -> list[str] | None:
 
     Returns:
         None when ``organization.org_id`` is set (policies use ``aws:PrincipalOrgID``),
-        else the sorted target accounts. The config model already rejects OU targets and
-        more than ``MAX_POLICY_ACCOUNTS`` accounts without an org id, with their line.
+        else the sorted target accounts (excluded ones are not admitted). The config
+        model already rejects OU targets and more than ``MAX_POLICY_ACCOUNTS`` accounts
+        without an org id, with their line.
     """
     if config.organization.org_id:
         return None
-    return sorted({a.id for a in config.deployment.targets.accounts})
+    return sorted({a.id for a in config.deployment.targets.deployed_accounts()})

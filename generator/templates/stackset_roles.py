@@ -69,7 +69,7 @@ class StackSetRolesTemplate:
         self.names = Names(config.name)
         self.prefix = config.name
         self.admin = config.admin_account_id
-        self.targets = sorted({a.id for a in config.deployment.targets.accounts})
+        self.targets = sorted({a.id for a in config.deployment.targets.deployed_accounts()})
         self.admin_is_target = self.admin in self.targets
 
     # -- administration role --------------------------------------------------------------

@@ -183,14 +183,14 @@ def _simulate(config: OrgConfig, build_dir: Path, display: Display, days: int) -
 def _members(config: OrgConfig) -> list[tuple[str, str]]:
     home = config.security.home_region
     chosen = []
-    for account in config.deployment.targets.accounts:
+    for account in config.deployment.targets.deployed_accounts():
         regions = account.regions or config.deployment.regions
         if home in regions and account.id != config.organization.management_account_id:
             chosen.append((account.id, account.name or account.id))
     if len(chosen) < 2:
         raise UserError(
-            "the demo needs two member accounts listed under deployment.targets.accounts that "
-            f"deploy to the home region {home}"
+            "the demo needs two member accounts listed under deployment.targets.accounts, "
+            f"not excluded, that deploy to the home region {home}"
         )
     return chosen[:2]
 

@@ -211,6 +211,36 @@ CASES = [
         ["21: deployment.targets.accounts[0].ou: required under SERVICE_MANAGED: the id of the account's OU (or root), through which StackSets reach a single account"],
     ),
     case(
+        'excluded-with-overrides',
+        [('        ou: ou-ab12-prod0001\n', '        ou: ou-ab12-prod0001\n        exclude: true\n')],
+        ['24: deployment.targets.accounts[0].overrides: has no effect on an excluded account (exclude: true means no stack instance); remove it, or remove exclude to deploy the account with it'],
+    ),
+    case(
+        'excluded-with-regions',
+        [('        ou: ou-ab12-prod0001\n        overrides:\n          detection:\n            band_width: 3\n', '        ou: ou-ab12-prod0001\n        regions: [us-east-1]\n        exclude: true\n')],
+        ['23: deployment.targets.accounts[0].regions: has no effect on an excluded account (exclude: true means no stack instance); remove it, or remove exclude to deploy the account with it'],
+    ),
+    case(
+        'excluded-without-ou',
+        [('        ou: ou-ab12-prod0001\n        overrides:\n          detection:\n            band_width: 3\n', '        exclude: true\n')],
+        ['21: deployment.targets.accounts[0].ou: required under SERVICE_MANAGED: the id of the targeted OU (or root) the account is excluded from'],
+    ),
+    case(
+        'excluded-not-a-boolean',
+        [('        ou: ou-ab12-prod0001\n        overrides:\n          detection:\n            band_width: 3\n', '        ou: ou-ab12-prod0001\n        exclude: "sometimes"\n')],
+        ["23: deployment.targets.accounts[0].exclude: expected true or false, got the text 'sometimes'"],
+    ),
+    case(
+        'self-managed-every-account-excluded',
+        [*SELF_MANAGED, ('        overrides:\n          detection:\n            band_width: 3\n', '        exclude: true\n')],
+        ['13: deployment.targets: no targets: every listed account is excluded; list at least one organizational unit or account to deploy to'],
+    ),
+    case(
+        'management-excluded-self-managed',
+        [*SELF_MANAGED, ('- id: "444444444444"', '- id: "111111111111"'), ('        overrides:\n          detection:\n            band_width: 3\n', '        exclude: true\n      - id: "444444444444"\n')],
+        ['15: deployment.targets.accounts[0].id: is the management account, which gets a stack instance only when it is listed without exclude; there is nothing to exclude, remove it'],
+    ),
+    case(
         'delegated-call-without-admin',
         [('  delegated_admin_account_id: "222222222222"\n', '')],
         ['11: deployment.call_as: DELEGATED_ADMIN needs organization.delegated_admin_account_id (the account registered as StackSets delegated administrator)'],

@@ -112,3 +112,59 @@ def test_the_root_as_the_only_ou_target_is_valid(tmp_path):
         "ou-ab12-prod0001", "r-ab12")
     targets = load_config(write(tmp_path, text)).targets()
     assert [t.id for t in targets if t.kind == "ou"] == ["r-ab12"]
+
+
+# --- exclude: true ------------------------------------------------------------------------
+
+def _with(tmp_path, accounts: str):
+    """CONFIG with more account entries appended."""
+    return load_config(write(tmp_path, CONFIG + accounts))
+
+
+EXCLUDE_WORK = """\
+      - id: "888888888888"            # offboarded: its OU stays a target
+        ou: ou-ab12-work0002
+        exclude: true
+"""
+
+
+def test_excluded_accounts_are_not_targets(tmp_path):
+    config = _with(tmp_path, EXCLUDE_WORK)
+    assert "888888888888" not in {t.id for t in config.targets()}
+    assert [a.id for a in config.deployment.targets.excluded()] == ["888888888888"]
+    assert "888888888888" not in {a.id for a in config.deployment.targets.deployed_accounts()}
+
+
+def test_only_exclusions_carve_the_ou_and_add_no_group(tmp_path):
+    groups = instance_groups(_with(tmp_path, EXCLUDE_WORK))
+    work = [g for g in groups if "ou-ab12-work0002" in g.organizational_unit_ids]
+    assert [(g.account_filter_type, g.accounts) for g in work] == [
+        ("DIFFERENCE", ("888888888888",))
+    ]
+    assert [g for g in groups if "888888888888" in g.accounts] == work
+
+
+def test_exclusions_and_own_settings_in_one_ou(tmp_path):
+    groups = instance_groups(_with(tmp_path, EXCLUDE_WORK.replace("work0002", "prod0001")))
+    prod = [g for g in groups if g.organizational_unit_ids == ("ou-ab12-prod0001",)]
+    (carved,) = [g for g in prod if g.account_filter_type == "DIFFERENCE"]
+    # one DIFFERENCE names both kinds of carve-out; only accounts with settings get a group
+    assert carved.accounts == ("444444444444", "666666666666", "888888888888")
+    own = sorted(a for g in prod if g.account_filter_type == "INTERSECTION" for a in g.accounts)
+    assert own == ["444444444444", "666666666666"]
+
+
+def test_exclusion_under_an_untargeted_ou_changes_no_group(tmp_path):
+    before = instance_groups(load_config(write(tmp_path, CONFIG)))
+    after = instance_groups(_with(tmp_path, EXCLUDE_WORK.replace("work0002", "othr0009")))
+    assert after == before
+
+
+def test_self_managed_excluded_account_is_in_no_group(tmp_path):
+    text = (
+        CONFIG.split("  targets:\n")[0]
+        + "  permission_model: SELF_MANAGED\n  targets:\n    accounts:\n"
+        + '      - id: "444444444444"\n      - id: "555555555555"\n        exclude: true\n'
+    )
+    config = load_config(write(tmp_path, text))
+    assert [g.accounts for g in instance_groups(config)] == [("444444444444",)]

@@ -8,7 +8,7 @@ from generator import naming
 from generator.config.model import BackupOverrides, DetectionOverrides
 from generator.instance_groups import instance_groups, parameter_overrides
 from generator.naming import Names
-from generator.templates import stackset, stackset_roles
+from generator.templates import common, stackset, stackset_roles
 from tests.generator import template_helpers as h
 
 
@@ -249,3 +249,32 @@ def test_bucket_name_fits_s3_for_the_longest_prefix_and_region():
     assert name == name.lower()
     longer = Names(config.name + "x")
     assert names.artifact_bucket_prefix("1" * 12) != longer.artifact_bucket_prefix("1" * 12)
+
+
+# -- excluded accounts ------------------------------------------------------------------
+
+
+def test_example_carves_the_excluded_account_out_of_its_ou():
+    groups = _stackset("example")["StackInstancesGroup"]
+    work = [g for g in groups if g["DeploymentTargets"]["OrganizationalUnitIds"] == [
+        "ou-ab12-work0002"]]
+    assert sorted((g["DeploymentTargets"]["AccountFilterType"],
+                   tuple(g["DeploymentTargets"]["Accounts"])) for g in work) == [
+        ("DIFFERENCE", ("555555555555", "666666666666")),  # analytics has its own regions
+        ("INTERSECTION", ("555555555555",)),  # the excluded account has no group
+    ]
+
+
+def test_excluded_account_gets_no_execution_role_and_no_bucket_access():
+    data = h.raw("self-existing")
+    data["deployment"]["targets"]["accounts"].append({"id": "666666666666", "exclude": True})
+    config = h.config_from(data)
+    roles = stackset_roles.StackSetRolesTemplate(config).execution_role_arns()
+    assert roles == [
+        f"arn:aws:iam::{a}:role/{naming.STACKSET_EXECUTION_ROLE}"
+        for a in ("444444444444", "555555555555")
+    ]
+    assert common.scope_accounts(config) == ["444444444444", "555555555555"]
+    assert sorted(a for g in instance_groups(config) for a in g.accounts) == [
+        "444444444444", "555555555555"
+    ]

@@ -49,6 +49,8 @@ def test_import_merges_new_accounts_and_keeps_everything_else(aws, tmp_path, dis
     assert f"in OU Batch ({child_id})" in merged
     assert 'name: "batch: nightly"' in merged
     assert "111111111111" not in {a.id for a in plan.added}  # management account skipped
+    # the example's excluded account is in the organization: it is listed, so not re-added
+    assert "666666666666" not in added
     assert added[lab["AccountId"]].ou == sandbox["Id"]  # an untargeted OU: the account alone
     assert plan.untargeted_ous == [(sandbox["Id"], "Sandbox", 1)]
     assert plan.left == ["555555555555"]
@@ -56,6 +58,7 @@ def test_import_merges_new_accounts_and_keeps_everything_else(aws, tmp_path, dis
     reloaded = load_config(path)
     ids = [a.id for a in reloaded.deployment.targets.accounts]
     assert ids[:2] == ["444444444444", "555555555555"] and "777777777777" in ids
+    assert [a.id for a in reloaded.deployment.targets.excluded()] == ["666666666666"]
     assert "555555555555 is in the config but not an active member" in display.console.export_text()
 
     # A second import finds nothing new and leaves the file alone.

@@ -6,7 +6,13 @@ the tests assert the calls the rollout makes (recorded through botocore events).
 
 from __future__ import annotations
 
+import pytest
+
+from generator.errors import UserError
 from rollout.deploy import deploy, make_plan
+from rollout.desired import desired_instances
+from rollout.organization import OrgAccount, OrgTree, OrgUnit
+from rollout.plan import render
 from tests.rollout.conftest import (
     ADMIN,
     PROD_OU,
@@ -178,3 +184,94 @@ def test_stackset_parameter_change_is_one_update_stack_set(aws, built, recorder,
     assert {"ParameterKey": "CeilingPercent", "ParameterValue": "40"} in update["Parameters"]
     assert "Accounts" not in update and "DeploymentTargets" not in update  # every instance
     assert recorder.stackset_operations == 1
+
+
+def test_service_managed_exclude_one_account_of_a_targeted_ou(aws, built, recorder, display):
+    # A has settings of its own and C is then excluded: both carve-outs of one OU.
+    data = config_dict(retain_stacks_on_removal=True)
+    data["deployment"]["targets"]["accounts"] = [
+        {"id": A, "ou": PROD_OU, "overrides": {"detection": {"band_width": 3}}}
+    ]
+    config = load(data)
+    sessions = org_sessions(config, recorder, {PROD_OU: [A, C], WORK_OU: [B]})
+    assert deploy(config, sessions, built, display, poll_seconds=0).ok
+    assert (C, "us-east-1") in _instances(sessions, service=True)
+
+    data["deployment"]["targets"]["accounts"].append({"id": C, "ou": PROD_OU, "exclude": True})
+    config = load(data)
+    plan = make_plan(config, sessions, built)
+    assert [(c.action, c.account, c.region) for c in plan.instances] == [
+        ("remove", C, "eu-west-1"),
+        ("remove", C, "us-east-1"),
+    ]
+    assert plan.unchanged_instances == 4  # A (own settings) and B untouched
+    render(plan, display)
+    text = display.console.export_text()
+    assert f"- {C} us-east-1  excluded, stack retained" in text
+    assert f"excluded by the config (1): {C}" in text
+
+    recorder.reset()
+    assert deploy(config, sessions, built, display, poll_seconds=0).ok
+    assert recorder.stackset_operations == 1
+    (delete,) = recorder.requests("DeleteStackInstances")
+    assert delete["DeploymentTargets"] == {
+        "OrganizationalUnitIds": [PROD_OU],
+        "Accounts": [C],
+        "AccountFilterType": "INTERSECTION",
+    }
+    assert sorted(delete["Regions"]) == ["eu-west-1", "us-east-1"]
+    assert delete["RetainStacks"] is True and delete["CallAs"] == "DELEGATED_ADMIN"
+    assert _instances(sessions, service=True) == [
+        (a, r) for a in sorted((A, B)) for r in ("eu-west-1", "us-east-1")
+    ]
+
+    # The exclusion holds: the next deploy makes no StackSet operation.
+    recorder.reset()
+    assert deploy(config, sessions, built, display, poll_seconds=0).ok
+    assert recorder.stackset_operations == 0
+    assert not make_plan(config, sessions, built).has_changes
+
+
+def test_exclusion_naming_the_wrong_ou_is_reported():
+    # C sits in a child OU of Production; its exclusion names the child, which is no
+    # target, so Production's instances would still reach it.
+    data = config_dict()
+    data["deployment"]["targets"]["accounts"] = [
+        {"id": C, "ou": "ou-ab12-batch003", "exclude": True}
+    ]
+    tree = OrgTree(
+        units={
+            "r-ab12": OrgUnit("r-ab12", "Root", None),
+            PROD_OU: OrgUnit(PROD_OU, "Production", "r-ab12"),
+            "ou-ab12-batch003": OrgUnit("ou-ab12-batch003", "Batch", PROD_OU),
+        },
+        accounts={C: OrgAccount(C, "c", "ACTIVE", "ou-ab12-batch003")},
+    )
+    with pytest.raises(UserError) as exc:
+        desired_instances(load(data), tree)
+    assert str(exc.value) == (
+        f"account {C} has exclude: true but OU {PROD_OU} still reaches it (its ou is "
+        f"ou-ab12-batch003); set its ou to {PROD_OU} so it is carved out of that OU"
+    )
+    data["deployment"]["targets"]["accounts"][0]["ou"] = PROD_OU
+    assert desired_instances(load(data), tree) == {}
+
+
+def test_self_managed_excluded_account_is_not_deployed(aws, built, recorder, display):
+    data = config_dict("SELF_MANAGED")
+    data["deployment"]["targets"]["accounts"].append({"id": C, "exclude": True})
+    config = load(data)
+    sessions = org_sessions(config, recorder)
+    assert deploy(config, sessions, built, display, poll_seconds=0).ok
+    assert {a for a, _ in _instances(sessions, service=False)} == {A, B}
+    roles = [p for p in recorder.requests("CreateStack") if p["StackName"] == "bad-stackset-roles"]
+    assert len(roles) == 3  # the admin account, A and B: none for the excluded C
+
+    # Excluding a deployed account offboards it like removing it, and keeps it listed.
+    data["deployment"]["targets"]["accounts"][1]["exclude"] = True
+    recorder.reset()
+    assert deploy(load(data), sessions, built, display, poll_seconds=0).ok
+    (delete,) = recorder.requests("DeleteStackInstances")
+    assert delete["Accounts"] == [B] and delete["RetainStacks"] is False
+    assert recorder.stackset_operations == 1
+    assert {a for a, _ in _instances(sessions, service=False)} == {A}
