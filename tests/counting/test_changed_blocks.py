@@ -5,6 +5,10 @@ import threading
 import time
 
 import pytest
+from botocore.exceptions import ClientError
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from backup_anomaly import changed_blocks as cb
 from backup_anomaly.changed_blocks import (
     CountCheckpoint,
@@ -12,10 +16,6 @@ from backup_anomaly.changed_blocks import (
     UnrelatedSnapshots,
     count_changed_blocks,
 )
-from botocore.exceptions import ClientError
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from tests.counting._support import make_client, new_pair_ids
 from tests.fakes.ebs_direct import BLOCKS_PER_GIB, Layout
 

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import boto3
 import pytest
+from botocore.config import Config
+from moto import mock_aws
+
 from backup_anomaly import handler
 from backup_anomaly.detector import Clients, Detector
 from backup_anomaly.settings import Settings
 from backup_anomaly.state import StateStore
-from botocore.config import Config
-from moto import mock_aws
-
 from tests.fakes.ebs_direct import FakeEbsDirect
 
 EVENTS = Path(__file__).parent / "events"

@@ -6,7 +6,6 @@ import json
 from datetime import timedelta
 
 from backup_anomaly.alarms import VERIFY_INTERVAL, AlarmManager
-
 from tests.detector.conftest import ACCOUNT, NAMESPACE, REGION, client_error, recent
 
 

@@ -12,7 +12,6 @@ import json
 
 from backup_anomaly import changed_blocks, handler
 from backup_anomaly.detector import POST_COUNT_RESERVE_SECONDS
-
 from tests.detector.conftest import FakeContext, recent
 
 MARGIN = getattr(changed_blocks, "DEFAULT_SAFETY_MARGIN_SECONDS", 20.0)

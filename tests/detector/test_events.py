@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from backup_anomaly import handler
 from backup_anomaly.events import Act, Arn, BackupJob, MalformedEvent, Skip, classify
 from backup_anomaly.settings import Settings
-
 from tests.detector.conftest import load_event
 
 SETTINGS = Settings(state_table="t")

@@ -13,12 +13,12 @@ import json
 from collections import deque
 
 import pytest
-from backup_anomaly import changed_blocks
-from backup_anomaly.detector import POST_COUNT_RESERVE_SECONDS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
+from backup_anomaly import changed_blocks
+from backup_anomaly.detector import POST_COUNT_RESERVE_SECONDS
 from tests.detector.conftest import (
     ACCOUNT,
     NAMESPACE,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from backup_anomaly import handler
 
+from backup_anomaly import handler
 from tests.detector.conftest import REGION, FakeContext, client_error, load_event, recent
 
 

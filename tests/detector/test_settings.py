@@ -5,9 +5,9 @@ from __future__ import annotations
 import importlib
 
 import pytest
+
 from backup_anomaly import handler
 from backup_anomaly.settings import Settings, SettingsError, load
-
 from tests.detector.conftest import load_event
 
 

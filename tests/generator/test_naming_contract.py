@@ -6,8 +6,8 @@ If either side changes its format, alerts stop matching: these tests catch that.
 """
 
 import pytest
-from backup_anomaly import alarms, settings
 
+from backup_anomaly import alarms, settings
 from generator import naming
 from generator.naming import Names
 
