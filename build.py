@@ -15,10 +15,23 @@ DEFAULT_CONFIG = "config/accounts.yaml"
 DEFAULT_OUT = "dist"
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default=DEFAULT_CONFIG, help="organization config (YAML)")
-    parser.add_argument("--out", default=DEFAULT_OUT, help="output folder for templates")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+def _common(parser: argparse.ArgumentParser, *, sub: bool = False) -> None:
+    # Options are accepted before and after the command. A sub-command's own defaults would
+    # overwrite what was given before it (`build.py --config x validate`), so there they
+    # are SUPPRESSed and the root parser's defaults stand.
+    def default(value):
+        return argparse.SUPPRESS if sub else value
+
+    parser.add_argument(
+        "--config", default=default(DEFAULT_CONFIG), help="organization config (YAML)"
+    )
+    parser.add_argument("--out", default=default(DEFAULT_OUT), help="output folder for templates")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        default=default(False),
+        help="show tracebacks of internal errors",
+    )
 
 
 def _aws(parser: argparse.ArgumentParser) -> None:
@@ -54,7 +67,7 @@ def parser() -> argparse.ArgumentParser:
 
     def command(name: str, help_: str, run, aws: bool = False) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_, description=help_)
-        _common(p)
+        _common(p, sub=True)
         if aws:
             _aws(p)
         p.set_defaults(run=run)

@@ -39,6 +39,26 @@ def test_invalid_config_exits_2_and_writes_nothing(tmp_path, capsys):
     assert "nothing was written" in err
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--config", "{config}", "--out", "{out}", "synth"],
+        ["synth", "--config", "{config}", "--out", "{out}"],
+        ["--config", "{config}", "synth", "--out", "{out}"],
+    ],
+    ids=["before", "after", "split"],
+)
+def test_options_before_or_after_the_command_are_honoured(argv, tmp_path, capsys):
+    data = h.raw("example")
+    data["security"]["account_id"] = "12345"
+    config = h.write_config(data, tmp_path / "cfg")
+    out = tmp_path / "dist"
+    args = [a.format(config=config, out=out) for a in argv]
+    assert build.main(args) == 2  # the invalid config given was the one read
+    assert f"{config}:" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_invalid_config_keeps_the_previous_output(tmp_path):
     out = tmp_path / "dist"
     assert build.main(["--config", str(h.EXAMPLE), "--out", str(out)]) == 0
