@@ -45,6 +45,9 @@ S3_BUCKET_MAX = 63
 
 # Placeholder the member template fills in with Fn::Sub.
 REGION_PLACEHOLDER = "${AWS::Region}"
+# ARNs in templates name the stack's own partition: a literal "arn:aws:" is invalid in
+# aws-us-gov and aws-cn, whose regions the config accepts.
+PARTITION_PLACEHOLDER = "${AWS::Partition}"
 
 # Inline policy names (scoped to their role, so fixed strings are unique enough).
 DETECTOR_POLICY = "detector"
@@ -122,8 +125,10 @@ class Names:
     def central_bus(self) -> str:
         return f"{self.prefix}-central"
 
-    def central_bus_arn(self, region: str, account_id: str) -> str:
-        return f"arn:aws:events:{region}:{account_id}:event-bus/{self.central_bus}"
+    def central_bus_arn(self, region: str, account_id: str, partition: str = "aws") -> str:
+        """The central bus's ARN; templates pass ``PARTITION_PLACEHOLDER`` into an Fn::Sub
+        (EventBridge never forwards across partitions, so the member's own is the bus's)."""
+        return f"arn:{partition}:events:{region}:{account_id}:event-bus/{self.central_bus}"
 
     @property
     def alert_topic(self) -> str:

@@ -40,7 +40,7 @@ from troposphere import sqs as tsqs
 from generator import iam, naming
 from generator.config.model import BackupMode, OrgConfig, ResourceType
 from generator.instance_groups import parameter_value
-from generator.naming import REGION_PLACEHOLDER, Names
+from generator.naming import PARTITION_PLACEHOLDER, REGION_PLACEHOLDER, Names
 from generator.templates import common
 
 RUNTIME = "python3.13"
@@ -64,13 +64,17 @@ ALARM_EVENT_SOURCE = "aws.cloudwatch"
 ALARM_DETAIL_TYPE = "CloudWatch Alarm State Change"
 
 # AWS Backup selection resources per configured resource type.
+# Fn::Sub strings: in aws-us-gov and aws-cn a literal "arn:aws:" names nothing, and
+# IAM rejects a managed policy ARN of another partition (the role, then the stack, fail).
 SELECTION_RESOURCES = {
-    ResourceType.EBS: "arn:aws:ec2:*:*:volume/*",
-    ResourceType.EC2: "arn:aws:ec2:*:*:instance/*",
+    ResourceType.EBS: f"arn:{PARTITION_PLACEHOLDER}:ec2:*:*:volume/*",
+    ResourceType.EC2: f"arn:{PARTITION_PLACEHOLDER}:ec2:*:*:instance/*",
 }
 BACKUP_MANAGED_POLICIES = (
-    "arn:aws:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForBackup",
-    "arn:aws:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForRestores",
+    f"arn:{PARTITION_PLACEHOLDER}:iam::aws:policy/service-role/"
+    "AWSBackupServiceRolePolicyForBackup",
+    f"arn:{PARTITION_PLACEHOLDER}:iam::aws:policy/service-role/"
+    "AWSBackupServiceRolePolicyForRestores",
 )
 
 
@@ -99,8 +103,10 @@ class MemberTemplate:
         self.detector = config.detection.detector
         self.create_backups = config.backup.mode is BackupMode.CREATE
         self.alarm_prefix = config.detection.alarm_prefix
-        self.central_bus_arn = self.names.central_bus_arn(
-            config.security.home_region, config.security.account_id
+        self.central_bus_arn = Sub(
+            self.names.central_bus_arn(
+                config.security.home_region, config.security.account_id, PARTITION_PLACEHOLDER
+            )
         )
 
     # -- parameters -------------------------------------------------------------------
@@ -655,7 +661,7 @@ class MemberTemplate:
             RoleName=Sub(self.names.backup_role(REGION_PLACEHOLDER)),
             Description="AWS Backup creates and restores the tagged volumes' recovery points",
             AssumeRolePolicyDocument=iam.trust(iam.service("backup.amazonaws.com")),
-            ManagedPolicyArns=list(BACKUP_MANAGED_POLICIES),
+            ManagedPolicyArns=[Sub(arn) for arn in BACKUP_MANAGED_POLICIES],
             Tags=common.tags(self.config),
         )
 
@@ -712,7 +718,7 @@ class MemberTemplate:
                     ]
                 ),
                 Resources=[
-                    SELECTION_RESOURCES[t]
+                    Sub(SELECTION_RESOURCES[t])
                     for t in sorted(self.detection.resource_types, key=lambda t: t.value)
                 ],
             ),

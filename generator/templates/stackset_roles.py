@@ -54,6 +54,7 @@ NO_RESOURCE_LEVEL_ACTIONS = (
     "kms:ListAliases",
     "lambda:CreateEventSourceMapping",
     "backup-storage:MountCapsule",
+    "logs:DescribeResourcePolicies",
 )
 
 
@@ -159,7 +160,7 @@ class StackSetRolesTemplate:
                 "AttachOnlyBackupPolicies",
                 [aiam.AttachRolePolicy, aiam.DetachRolePolicy],
                 [roles],
-                ArnEquals("iam:PolicyARN", list(BACKUP_MANAGED_POLICIES)),
+                ArnEquals("iam:PolicyARN", [Sub(arn) for arn in BACKUP_MANAGED_POLICIES]),
             ),
             iam.allow(
                 "PassOwnRolesToTheirServices",
@@ -181,6 +182,8 @@ class StackSetRolesTemplate:
                 "ManageOwnKeys",
                 [
                     akms.DescribeKey,
+                    akms.EnableKey,
+                    akms.DisableKey,
                     akms.GetKeyPolicy,
                     akms.PutKeyPolicy,
                     akms.GetKeyRotationStatus,
@@ -193,6 +196,7 @@ class StackSetRolesTemplate:
                     akms.ScheduleKeyDeletion,
                     akms.CreateGrant,
                     akms.RetireGrant,
+                    akms.RevokeGrant,
                     akms.Encrypt,
                     akms.Decrypt,
                     akms.GenerateDataKey,
@@ -230,6 +234,11 @@ class StackSetRolesTemplate:
                     addb.DescribeContinuousBackups,
                     addb.UpdateContinuousBackups,
                     addb.DescribeTimeToLive,
+                    # The table handler's read (run after every create and update) asks
+                    # for these even when the feature is off; a denial fails the stack.
+                    addb.DescribeContributorInsights,
+                    addb.DescribeKinesisStreamingDestination,
+                    addb.GetResourcePolicy,
                     addb.TagResource,
                     addb.UntagResource,
                     addb.ListTagsOfResource,
@@ -247,6 +256,10 @@ class StackSetRolesTemplate:
                     alambda.UpdateFunctionConfiguration,
                     alambda.PutFunctionRecursionConfig,
                     alambda.GetFunctionRecursionConfig,
+                    # Read by the function handler after every create and update.
+                    alambda.GetFunctionCodeSigningConfig,
+                    alambda.GetRuntimeManagementConfig,
+                    alambda.GetFunctionScalingConfig,
                     alambda.TagResource,
                     alambda.UntagResource,
                     alambda.ListTags,
@@ -270,6 +283,14 @@ class StackSetRolesTemplate:
                 ],
                 [_arn("lambda", "event-source-mapping:*")],
                 ArnLike("lambda:FunctionArn", _arn("lambda", f"function:{p}-*")),
+            ),
+            # The mapping carries the product tags: tag-on-create and the handler's read
+            # are authorized on the mapping's own ARN (a random UUID), and the tagging
+            # actions offer no lambda:FunctionArn key, so any mapping of this account.
+            iam.allow(
+                "TagOwnEventSourceMapping",
+                [alambda.TagResource, alambda.UntagResource, alambda.ListTags],
+                [_arn("lambda", "event-source-mapping:*")],
             ),
             iam.allow(
                 "ReadDetectorCode",
@@ -295,6 +316,10 @@ class StackSetRolesTemplate:
                     alogs.UntagResource,
                     alogs.ListTagsForResource,
                     alogs.TagLogGroup,
+                    # Read by the log group handler after every create and update.
+                    alogs.GetDataProtectionPolicy,
+                    alogs.DeleteDataProtectionPolicy,
+                    alogs.DescribeIndexPolicies,
                 ],
                 [_arn("logs", f"log-group:{self.names.detector_log_group}*")],
             ),
@@ -302,6 +327,9 @@ class StackSetRolesTemplate:
             iam.allow(
                 "DescribeLogGroups", [alogs.DescribeLogGroups], [_arn("logs", "log-group:*")]
             ),
+            # The log group handler's read lists the account's resource policies; the
+            # action has no resource-level permission.
+            iam.allow("DescribeLogResourcePolicies", [alogs.DescribeResourcePolicies], ["*"]),
             iam.allow(
                 "ManageOwnRules",
                 [
@@ -340,6 +368,9 @@ class StackSetRolesTemplate:
                         abackup.CreateBackupVault,
                         abackup.DeleteBackupVault,
                         abackup.DescribeBackupVault,
+                        # Read by the vault handler after create, even when unset.
+                        abackup.GetBackupVaultNotifications,
+                        abackup.GetBackupVaultAccessPolicy,
                         abackup.TagResource,
                         abackup.UntagResource,
                         abackup.ListTags,
@@ -364,6 +395,19 @@ class StackSetRolesTemplate:
                 ),
                 # Creating a vault mounts its storage; the action has no resource type.
                 iam.allow("CreateVaultStorage", [abackup_storage.MountCapsule], ["*"]),
+                # A first backup selection in a fresh account creates AWS Backup's
+                # service-linked role; only that one.
+                iam.allow(
+                    "CreateBackupServiceLinkedRole",
+                    [aiam.CreateServiceLinkedRole],
+                    [
+                        Sub(
+                            "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/aws-service-role/"
+                            "backup.amazonaws.com/AWSServiceRoleForBackup"
+                        )
+                    ],
+                    StringEquals("iam:AWSServiceName", "backup.amazonaws.com"),
+                ),
             ]
         return iam.document(*statements)
 

@@ -142,9 +142,11 @@ def test_environment_is_exactly_the_detector_contract():
         "ALARM_PERIOD_SECONDS": {"Ref": naming.PARAM_ALARM_PERIOD},
         "EVALUATION_PERIODS": {"Ref": naming.PARAM_EVALUATION_PERIODS},
         "RESOURCE_TYPES": "EBS,EC2",
-        "CENTRAL_BUS_ARN": Names(config.name).central_bus_arn(
-            config.security.home_region, config.security.account_id
-        ),
+        "CENTRAL_BUS_ARN": {
+            "Fn::Sub": Names(config.name).central_bus_arn(
+                config.security.home_region, config.security.account_id, "${AWS::Partition}"
+            )
+        },
         "EVENT_SOURCE": naming.EVENT_SOURCE,
         "WORK_QUEUE_URL": {"Ref": "WorkQueue"},
         "EBS_MAX_REQUESTS_PER_SECOND": "40",
@@ -163,6 +165,8 @@ def test_environment_values_are_accepted_by_the_detector_settings():
         if isinstance(value, dict) and "Ref" in value:
             param = tpl["Parameters"].get(value["Ref"])
             value = param["Default"] if param else f"resolved-{value['Ref']}"
+        elif isinstance(value, dict) and "Fn::Sub" in value:
+            value = value["Fn::Sub"].replace("${AWS::Partition}", "aws")
         resolved[key] = value
     parsed = settings.load(resolved)
     assert parsed.alarm_prefix == "backup-anomaly-"
@@ -258,8 +262,10 @@ def test_detector_role_resources_are_scoped():
         "StringEquals": {"kms:ViaService": {"Fn::Sub": "ebs.${AWS::Region}.amazonaws.com"}}
     }
     security = config.security
-    bus = Names(config.name).central_bus_arn(security.home_region, security.account_id)
-    assert s["ForwardMeasurements"]["Resource"] == [bus]
+    bus = Names(config.name).central_bus_arn(
+        security.home_region, security.account_id, "${AWS::Partition}"
+    )
+    assert s["ForwardMeasurements"]["Resource"] == [{"Fn::Sub": bus}]
 
 
 @pytest.mark.parametrize("variant", h.VARIANTS)
@@ -294,7 +300,11 @@ def test_alarm_state_changes_are_forwarded_to_the_central_bus_with_a_role():
         "detail": {"alarmName": [{"prefix": config.detection.alarm_prefix}]},
     }
     (target,) = rule["Targets"]
-    bus = names.central_bus_arn(config.security.home_region, config.security.account_id)
+    bus = {
+        "Fn::Sub": names.central_bus_arn(
+            config.security.home_region, config.security.account_id, "${AWS::Partition}"
+        )
+    }
     assert target["Arn"] == bus
     assert target["RoleArn"] == {"Fn::GetAtt": ["ForwarderRole", "Arn"]}
     role = tpl["Resources"]["ForwarderRole"]["Properties"]
@@ -326,15 +336,34 @@ def test_create_mode_has_vault_plan_and_tag_selection():
             {"ConditionKey": f"aws:ResourceTag/{tag.key}", "ConditionValue": tag.value}
         ]
     }
-    assert selection["Resources"] == ["arn:aws:ec2:*:*:volume/*", "arn:aws:ec2:*:*:instance/*"]
+    assert selection["Resources"] == [
+        {"Fn::Sub": "arn:${AWS::Partition}:ec2:*:*:volume/*"},
+        {"Fn::Sub": "arn:${AWS::Partition}:ec2:*:*:instance/*"},
+    ]
     assert "ListOfTags" not in selection  # ORed with Resources: would select every volume
     role = h.resources(tpl, "AWS::IAM::Role")["BackupRole"]["Properties"]
-    assert sorted(role["ManagedPolicyArns"]) == sorted(member.BACKUP_MANAGED_POLICIES)
+    assert role["ManagedPolicyArns"] == [
+        {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/" + name}
+        for name in (
+            "AWSBackupServiceRolePolicyForBackup",
+            "AWSBackupServiceRolePolicyForRestores",
+        )
+    ]
 
 
 def test_create_mode_selection_follows_resource_types():
     selection = h.one(_member("self-create"), "AWS::Backup::BackupSelection")
-    assert selection["Properties"]["BackupSelection"]["Resources"] == ["arn:aws:ec2:*:*:volume/*"]
+    assert selection["Properties"]["BackupSelection"]["Resources"] == [
+        {"Fn::Sub": "arn:${AWS::Partition}:ec2:*:*:volume/*"}
+    ]
+
+
+@pytest.mark.parametrize("variant", h.VARIANTS)
+def test_member_arns_name_the_stacks_own_partition(variant):
+    # The config accepts aws-us-gov and aws-cn regions: there a literal "arn:aws:" (the
+    # backup role's managed policies, the central bus) fails the stack.
+    text = json.dumps(_member(variant))
+    assert "arn:aws:" not in text
 
 
 @pytest.mark.parametrize("variant", ["self-existing", "service-existing"])

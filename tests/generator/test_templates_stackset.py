@@ -278,3 +278,141 @@ def test_excluded_account_gets_no_execution_role_and_no_bucket_access():
     assert sorted(a for g in instance_groups(config) for a in g.accounts) == [
         "444444444444", "555555555555"
     ]
+
+
+# -- execution role against CloudFormation's resource handlers ---------------------------
+
+# Actions CloudFormation's handlers may call that the member template never triggers,
+# each for a property it does not set. Anything else a handler lists must be allowed.
+_HANDLER_ACTIONS_NOT_USED = {
+    # DynamoDB: no import, replicas, streams to Kinesis, contributor insights updates,
+    # TTL, resource policy or auto scaling; items are the detector's business.
+    **dict.fromkeys(
+        [
+            "dynamodb:DescribeImport", "dynamodb:ImportTable", "dynamodb:UpdateTimeToLive",
+            "dynamodb:UpdateContributorInsights", "dynamodb:EnableKinesisStreamingDestination",
+            "dynamodb:DisableKinesisStreamingDestination",
+            "dynamodb:UpdateKinesisStreamingDestination", "dynamodb:PutResourcePolicy",
+            "dynamodb:DeleteResourcePolicy", "dynamodb:CreateTableReplica",
+            "dynamodb:AssociateTableReplica", "dynamodb:Scan", "dynamodb:Query",
+            "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:GetItem",
+            "dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "kinesis:DescribeStream",
+            "kinesis:PutRecords", "s3:GetObjectMetadata", "s3:ListBucket",
+            "logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents",
+        ],
+        "DynamoDB table: no import, replica, Kinesis stream or resource policy",
+    ),
+    # Lambda: no VPC, file systems, layers, code signing, reserved or provisioned
+    # concurrency, runtime pinning, capacity providers or published versions.
+    **dict.fromkeys(
+        [
+            "ec2:DescribeSecurityGroups", "ec2:DescribeSubnets", "ec2:DescribeVpcs",
+            "ec2:DescribeNetworkInterfaces", "elasticfilesystem:DescribeMountTargets",
+            "s3files:ListMountTargets", "lambda:GetLayerVersion",
+            "lambda:GetCodeSigningConfig", "lambda:PutFunctionCodeSigningConfig",
+            "lambda:DeleteFunctionCodeSigningConfig", "lambda:PutFunctionConcurrency",
+            "lambda:DeleteFunctionConcurrency", "lambda:PutRuntimeManagementConfig",
+            "lambda:PutFunctionScalingConfig", "lambda:PassCapacityProvider",
+            "lambda:AssociateRuntimeAlias", "lambda:PublishVersion",
+        ],
+        "Lambda function: no VPC, EFS, layers, code signing, concurrency or versions",
+    ),
+    # Logs: no data protection, index or resource policy, deliveries or deletion
+    # protection on the detector's log group.
+    **dict.fromkeys(
+        [
+            "logs:PutDataProtectionPolicy", "logs:CreateLogDelivery", "s3:REST.PUT.OBJECT",
+            "firehose:TagDeliveryStream", "logs:PutResourcePolicy",
+            "logs:DeleteResourcePolicy", "logs:PutIndexPolicy", "logs:DeleteIndexPolicy",
+            "logs:PutBearerTokenAuthentication", "logs:PutLogGroupDeletionProtection",
+        ],
+        "log group: no data protection, index or resource policy",
+    ),
+    # Backup vault: no access policy, notifications or vault lock.
+    **dict.fromkeys(
+        [
+            "backup:PutBackupVaultAccessPolicy", "backup:PutBackupVaultNotifications",
+            "backup:PutBackupVaultLockConfiguration", "backup:DeleteBackupVaultAccessPolicy",
+            "backup:DeleteBackupVaultNotifications",
+            "backup:DeleteBackupVaultLockConfiguration", "backup-storage:Mount",
+        ],
+        "vault: no access policy, notifications or lock",
+    ),
+    "iam:PutRolePermissionsBoundary": "roles carry no permissions boundary",
+    "iam:DeleteRolePermissionsBoundary": "roles carry no permissions boundary",
+}
+# The same, for one resource type only (another type in the template does need it).
+_HANDLER_ACTIONS_NOT_USED_BY_TYPE = {
+    ("AWS::DynamoDB::Table", "iam:CreateServiceLinkedRole"): "global tables, auto scaling",
+}
+
+
+def _handler_permissions() -> dict[str, dict[str, list[str]]]:
+    """Resource type -> handler -> permissions, from the schemas cfn-lint ships."""
+    import glob
+    import json
+    import os
+
+    import cfnlint
+
+    found: dict[str, dict[str, list[str]]] = {}
+    folder = os.path.join(os.path.dirname(cfnlint.__file__), "data", "schemas", "resources")
+    for path in glob.glob(os.path.join(folder, "*.json")):
+        with open(path) as f:
+            schema = json.load(f)
+        handlers = schema.get("handlers")
+        if handlers and schema.get("typeName") not in found:
+            found[schema["typeName"]] = {
+                k: v.get("permissions", []) for k, v in handlers.items()
+            }
+    return found
+
+
+def _allowed_actions(document: dict) -> list[str]:
+    return [
+        a.lower()
+        for s in h.statements(document)
+        if s["Effect"] == "Allow"
+        for a in h.as_list(s["Action"])
+    ]
+
+
+def _is_allowed(action: str, allowed: list[str]) -> bool:
+    import fnmatch
+
+    return any(fnmatch.fnmatchcase(action.lower(), pattern) for pattern in allowed)
+
+
+@pytest.mark.parametrize("variant", ["self-create", "self-existing"])
+def test_execution_role_allows_every_call_cloudformation_makes_for_the_member(variant):
+    """A missing action here fails the stack instance in every target account."""
+    member = h.template(variant, "member")
+    roles = h.template(variant, "stackset-roles")
+    (policy,) = roles["Resources"]["ExecutionRole"]["Properties"]["Policies"]
+    allowed = _allowed_actions(policy["PolicyDocument"])
+    handlers = _handler_permissions()
+    missing = set()
+    for type_ in {r["Type"] for r in member["Resources"].values()}:
+        assert type_ in handlers, f"no handler schema for {type_}"
+        for handler in ("create", "read", "update", "delete"):
+            for action in handlers[type_].get(handler, []):
+                unused = action in _HANDLER_ACTIONS_NOT_USED or (
+                    (type_, action) in _HANDLER_ACTIONS_NOT_USED_BY_TYPE
+                )
+                if not unused and not _is_allowed(action, allowed):
+                    missing.add(f"{type_} {handler}: {action}")
+    assert not missing, sorted(missing)
+
+
+def test_execution_role_tags_event_source_mappings_by_their_own_arn():
+    # The mapping carries the product tags: tag-on-create is authorized as
+    # lambda:TagResource on the mapping's ARN, not the function's.
+    roles = h.template("self-existing", "stackset-roles")
+    (policy,) = roles["Resources"]["ExecutionRole"]["Properties"]["Policies"]
+    resources = [
+        r if isinstance(r, str) else r["Fn::Sub"]
+        for s in h.statements(policy["PolicyDocument"])
+        if "lambda:TagResource" in h.as_list(s["Action"])
+        for r in h.as_list(s["Resource"])
+    ]
+    assert any(r.endswith(":event-source-mapping:*") for r in resources), resources
