@@ -20,7 +20,9 @@ saved in the volume's state with a generation number and a continuation message 
 the work queue (before the save, so a saved checkpoint always has a message on its way).
 A continuation resumes only if its generation is the state's; a duplicate finds a newer
 generation or a moved baseline and is a no-op. A newer backup of a volume whose count is in
-progress waits (it is retried by SQS) so that every consecutive pair is measured.
+progress waits (it is retried by SQS) so that every consecutive pair is measured. A count
+whose checkpoint has not moved for ``STALE_PROGRESS`` lost its continuation: the next event
+of the volume resumes it, one generation up, instead of waiting behind it forever.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from backup_anomaly import metrics
 from backup_anomaly.alarms import AlarmManager
@@ -61,6 +63,11 @@ POST_COUNT_RESERVE_SECONDS = 5.0
 # A continuation is delivered after this delay, so the checkpoint saved right after sending
 # it is normally visible when it arrives (if not, it is retried, see ProgressNotVisible).
 CONTINUATION_DELAY_SECONDS = 1
+# A saved count whose checkpoint has not moved for this long has lost its continuation (in
+# the DLQ after repeated stalls, or never delivered): the next event of the volume resumes it
+# rather than wait behind it forever. Longer than any one invocation (15 minutes), so a live
+# chain is rarely overtaken; if it is, generations keep the result exact.
+STALE_PROGRESS = timedelta(minutes=30)
 
 
 class RetryLater(Exception):
@@ -113,6 +120,15 @@ class _Run:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _stalled(progress: dict) -> bool:
+    """Whether a saved count has not moved for ``STALE_PROGRESS``."""
+    try:
+        saved = datetime.fromisoformat(progress["savedAt"])
+    except (KeyError, TypeError, ValueError):
+        return True
+    return _now() - saved > STALE_PROGRESS
 
 
 class Detector:
@@ -279,7 +295,10 @@ class Detector:
         progress = state.progress
         if progress is not None:
             other = VolumeSnapshot.from_dict(progress["target"])
+            stalled = _stalled(progress)
             if other.snapshot_id == target.snapshot_id:
+                if stalled:
+                    return self._take_over(state, progress, remaining)
                 return Outcome("in_progress", snapshots=snapshots,
                                reason="count continues in a queued continuation",
                                extra={"generation": progress["generation"]})
@@ -287,8 +306,29 @@ class Detector:
                                                               target.snapshot_id):
                 return Outcome("stale", snapshots=snapshots,
                                reason="older than the snapshot being counted")
-            raise VolumeBusy(f"count of {other.snapshot_id} in progress; retry later")
+            if not stalled:
+                raise VolumeBusy(f"count of {other.snapshot_id} in progress; retry later")
+            adopted = self._take_over(state, progress, remaining)
+            adopted.account, adopted.region, adopted.volume = (
+                other.account, other.region, other.volume_id)
+            adopted.extra = {"volume_arn": other.volume_arn, **adopted.extra}
+            emit(adopted)
+            if adopted.decision == "continued":
+                raise VolumeBusy(f"count of {other.snapshot_id} resumed; retry later")
+            raise StateConflict(target.volume_arn)  # the baseline moved: re-read, measure
         return self._measure(state, target, None, 0, remaining)
+
+    def _take_over(self, state: VolumeState, progress: dict, remaining) -> Outcome:
+        """Resumes a count whose continuation was lost, one generation up (the lost chain,
+        should it come back, is then a duplicate). An unreadable checkpoint restarts it."""
+        target = VolumeSnapshot.from_dict(progress["target"])
+        try:
+            checkpoint = CountCheckpoint.from_json(progress["checkpoint"])
+        except (KeyError, ValueError):
+            checkpoint = None
+        outcome = self._measure(state, target, checkpoint, progress["generation"], remaining)
+        outcome.extra = {**outcome.extra, "took_over": progress.get("savedAt")}
+        return outcome
 
     def _continue(self, state: VolumeState | None, work: Continuation, remaining) -> Outcome:
         snapshots = {"previous": state.snapshot_id if state else None,

@@ -199,3 +199,55 @@ def test_too_little_time_to_count_is_retried_not_looped(world, handler_env, line
     assert lines()[0]["reason"] == "CountStalled"
     assert _queued(world, queue_url) == 0
     assert world.store.get(world.volume_arn(vol)).progress is None
+
+
+def _age_progress(world, vol, minutes: float) -> None:
+    """Moves the saved checkpoint's ``savedAt`` into the past (as if its chain went quiet)."""
+    state = world.store.get(world.volume_arn(vol))
+    progress = dict(state.progress, savedAt=recent(minutes).isoformat())
+    world.dynamodb.update_item(
+        TableName="backup-anomaly-state", Key={"VolumeArn": {"S": world.volume_arn(vol)}},
+        UpdateExpression="SET Progress = :p", ExpressionAttributeValues={
+            ":p": {"S": json.dumps(progress, sort_keys=True)}})
+
+
+def test_a_lost_continuation_does_not_wedge_the_volume(world, handler_env, lines):
+    # The continuation of a saved count is gone (DLQ after repeated stalls): without a
+    # way to resume it, every newer backup of the volume is VolumeBusy until it too reaches
+    # the DLQ, for good. Once the checkpoint is stale, the next event resumes the count.
+    vol, (s1, s2, s3), queue_url = _slow_volume(
+        world, handler_env, writes=[set(), CHANGED, {2047}])
+    handler.lambda_handler(_sqs(world.ebs_event(s2, vol, recent(20))), _budget(world))
+    (lost,) = _receive(world, queue_url)
+    newer = world.ebs_event(s3, vol, recent(10))
+    assert handler.lambda_handler(_sqs(newer), FakeContext()) == {
+        "batchItemFailures": [{"itemIdentifier": "m0"}]}  # a live count: wait for it
+    _age_progress(world, vol, 31)
+    lines()
+
+    assert handler.lambda_handler(_sqs(newer), FakeContext()) == {"batchItemFailures": []}
+
+    state = world.store.get(world.volume_arn(vol))
+    assert (state.snapshot_id, state.progress) == (s3, None)
+    values = sorted(v for v, _ in _changed_blocks_puts(world, vol))
+    assert values == sorted([len(CHANGED), len(CHANGED | {2047}) - len(CHANGED)])
+    assert [line["decision"] for line in lines()] == ["measured", "measured"]
+    # The lost continuation, should it come back after all, is a no-op.
+    assert handler.lambda_handler(_sqs(lost), FakeContext()) == {"batchItemFailures": []}
+    assert lines()[0]["decision"] == "duplicate"
+    assert len(_changed_blocks_puts(world, vol)) == 2
+
+
+def test_a_stalled_count_resumed_by_a_duplicate_of_its_own_event(world, handler_env, lines):
+    vol, (s1, s2), queue_url = _slow_volume(world, handler_env)
+    event = world.ebs_event(s2, vol, recent(10))
+    handler.lambda_handler(_sqs(event), _budget(world))
+    _receive(world, queue_url)  # lost
+    _age_progress(world, vol, 31)
+    lines()
+
+    assert handler.lambda_handler(_sqs(event), FakeContext()) == {"batchItemFailures": []}
+
+    (line,) = lines()
+    assert (line["decision"], line["changed_blocks"]) == ("measured", len(CHANGED))
+    assert world.store.get(world.volume_arn(vol)).snapshot_id == s2
