@@ -132,6 +132,9 @@ class StackSetRolesTemplate:
                     acfn.ListStackResources,
                     acfn.GetTemplate,
                     acfn.GetTemplateSummary,
+                    # StackSets puts the StackSet's tags on every stack it creates.
+                    acfn.TagResource,
+                    acfn.UntagResource,
                 ],
                 [_arn("cloudformation", f"stack/StackSet-{self.names.stackset}-*")],
             ),
@@ -176,6 +179,15 @@ class StackSetRolesTemplate:
                 "CreateTaggedKeys",
                 [akms.CreateKey],
                 ["*"],
+                StringEquals(f"aws:RequestTag/{naming.PRODUCT_TAG_KEY}", self.config.name),
+            ),
+            # CloudFormation passes the tags in CreateKey, which KMS authorizes as
+            # kms:TagResource on a key that has no tags yet: ManageOwnKeys's
+            # aws:ResourceTag condition cannot match then, the request's tags can.
+            iam.allow(
+                "TagNewKeys",
+                [akms.TagResource],
+                [_arn("kms", "key/*")],
                 StringEquals(f"aws:RequestTag/{naming.PRODUCT_TAG_KEY}", self.config.name),
             ),
             iam.allow(

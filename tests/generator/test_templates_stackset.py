@@ -416,3 +416,35 @@ def test_execution_role_tags_event_source_mappings_by_their_own_arn():
         for r in h.as_list(s["Resource"])
     ]
     assert any(r.endswith(":event-source-mapping:*") for r in resources), resources
+
+
+def test_execution_role_may_tag_the_key_it_creates():
+    # CloudFormation creates the key with its tags in the CreateKey request, which KMS
+    # authorizes as kms:TagResource on a key that has no tags yet: a grant conditioned
+    # on aws:ResourceTag alone denies it and the key (and every stack) fails to create.
+    roles = h.template("self-existing", "stackset-roles")
+    (policy,) = roles["Resources"]["ExecutionRole"]["Properties"]["Policies"]
+    tag = f"aws:RequestTag/{naming.PRODUCT_TAG_KEY}"
+    tagging = [
+        s
+        for s in h.statements(policy["PolicyDocument"])
+        if "kms:TagResource" in h.as_list(s["Action"])
+    ]
+    assert any(
+        s.get("Condition", {}).get("StringEquals", {}).get(tag) == "backup-anomaly"
+        and "aws:ResourceTag/" + naming.PRODUCT_TAG_KEY
+        not in s.get("Condition", {}).get("StringEquals", {})
+        for s in tagging
+    ), tagging
+
+
+def test_execution_role_may_tag_the_stacks_stacksets_creates():
+    # StackSets puts the StackSet's tags on every stack instance's stack.
+    roles = h.template("self-existing", "stackset-roles")
+    (policy,) = roles["Resources"]["ExecutionRole"]["Properties"]["Policies"]
+    (stacks,) = [
+        s for s in h.statements(policy["PolicyDocument"]) if s["Sid"] == "ManageOwnStacks"
+    ]
+    assert {"cloudformation:TagResource", "cloudformation:UntagResource"} <= set(
+        stacks["Action"]
+    )
