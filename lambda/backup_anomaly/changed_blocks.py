@@ -48,7 +48,7 @@ class UnrelatedSnapshots(Exception):
 
 
 class SnapshotNotFound(Exception):
-    """A snapshot does not exist (ResourceNotFoundException)."""
+    """A snapshot does not exist (ResourceNotFoundException, reason SNAPSHOT_NOT_FOUND)."""
 
 
 @dataclass(frozen=True)
@@ -138,7 +138,9 @@ def _map_error(err: ClientError) -> Exception:
     reason = err.response.get("Reason")
     if code == "ValidationException" and reason == "UNRELATED_SNAPSHOTS":
         return UnrelatedSnapshots(str(err))
-    if code == "ResourceNotFoundException":
+    # Only a missing snapshot resets the baseline; a missing KMS key or grant
+    # (DEPENDENCY_RESOURCE_NOT_FOUND, GRANT_NOT_FOUND) would fail the new baseline too.
+    if code == "ResourceNotFoundException" and reason in (None, "SNAPSHOT_NOT_FOUND"):
         return SnapshotNotFound(str(err))
     return err
 

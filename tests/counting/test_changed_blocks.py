@@ -233,6 +233,19 @@ def test_missing_snapshot_maps_to_domain_error(fake, client):
         count_changed_blocks(client, first, second)
 
 
+@pytest.mark.parametrize("reason", ["DEPENDENCY_RESOURCE_NOT_FOUND", "GRANT_NOT_FOUND"])
+def test_not_found_other_than_a_snapshot_is_not_a_missing_snapshot(fake, client, reason):
+    # A missing KMS key or grant is not a deleted snapshot: resetting the baseline on it
+    # would reset it on every backup and never measure again. It raises (SQS, then DLQ).
+    first, second = new_pair_ids()
+    fake.add_pair(first, second, 1, [(0, 1)])
+    fake.inject_error(404, "ResourceNotFoundException", reason)
+    with pytest.raises(ClientError) as info:
+        count_changed_blocks(client, first, second, workers=1)
+    assert not isinstance(info.value, SnapshotNotFound)
+    assert info.value.response["Reason"] == reason
+
+
 def test_other_client_errors_propagate_unchanged(fake, client):
     with pytest.raises(ClientError) as info:
         count_changed_blocks(client, "snap-0a", "snap-nothex")

@@ -327,6 +327,12 @@ class FakeEbsDirect:
         with self._lock:
             self._faults.extend([status] * count)
 
+    def inject_error(self, status: int, code: str, reason: str | None = None,
+                     message: str = "Injected error.") -> None:
+        """Make the next request fail with this modeled error (``Reason`` in the body)."""
+        with self._lock:
+            self._faults.append((status, code, message, reason))
+
     def clear_faults(self) -> None:
         """Drop faults injected and not yet served."""
         with self._lock:
@@ -501,6 +507,9 @@ class FakeEbsDirect:
             fault = self._faults.pop(0) if self._faults else None
             if fault is None and self.fault_rate and self._rng.random() < self.fault_rate:
                 fault = 500
+        if isinstance(fault, tuple):
+            self._count(errors=1)
+            raise _ApiError(*fault)
         if fault is not None:
             self._count(faults=1)
             if fault == 503:
