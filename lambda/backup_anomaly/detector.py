@@ -349,7 +349,8 @@ class Detector:
             target = VolumeSnapshot.from_dict(progress["target"])
             checkpoint = CountCheckpoint.from_json(progress["checkpoint"])
             return self._measure(state, target, checkpoint, generation, remaining)
-        if not state.is_newer(work.completion_time, work.snapshot_id):
+        if state.snapshot_id == work.snapshot_id or not state.is_newer(work.completion_time,
+                                                                        work.snapshot_id):
             return Outcome("duplicate", snapshots=snapshots, reason="count already completed")
         if progress is not None:
             other = progress["target"]

@@ -68,7 +68,9 @@ class VolumeState:
 
 
 def _time(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat(timespec="milliseconds")
+    # Full precision: the baseline's time is compared with events' times, which must not
+    # find the baseline snapshot newer than itself.
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def _s(item: dict, key: str) -> str | None:

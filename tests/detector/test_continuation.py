@@ -251,3 +251,20 @@ def test_a_stalled_count_resumed_by_a_duplicate_of_its_own_event(world, handler_
     (line,) = lines()
     assert (line["decision"], line["changed_blocks"]) == ("measured", len(CHANGED))
     assert world.store.get(world.volume_arn(vol)).snapshot_id == s2
+
+
+def test_sub_millisecond_completion_times_keep_duplicates_duplicates(world, handler_env, lines):
+    # The baseline's completion time must round-trip exactly: truncated to milliseconds, a
+    # redelivered continuation looked newer than the baseline it had become, and was retried
+    # (ProgressNotVisible) into the DLQ.
+    vol, (s1, s2), queue_url = _slow_volume(world, handler_env)
+    event = world.ebs_event(s2, vol, recent(10))
+    event["detail"]["completionDate"] = event["detail"]["completionDate"][:-4] + "921456Z"
+    handler.lambda_handler(_sqs(event), _budget(world))
+    (gen1,) = _receive(world, queue_url)
+    assert handler.lambda_handler(_sqs(gen1), FakeContext()) == {"batchItemFailures": []}
+    assert world.store.get(world.volume_arn(vol)).snapshot_id == s2
+    lines()
+
+    assert handler.lambda_handler(_sqs(gen1), FakeContext()) == {"batchItemFailures": []}
+    assert lines()[0]["decision"] == "duplicate"
