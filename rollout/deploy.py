@@ -170,7 +170,9 @@ def deploy(
         result.error = str(exc)
         display.line(f"[red]failed[/]: {escape(str(exc))}")
     result.operations = runner.operations
-    result.not_current = check_instances(cfn, plan.spec.name, config, display)
+    result.not_current = check_instances(
+        cfn, plan.spec.name, config, display, desired=list(plan.desired)
+    )
     return result
 
 
@@ -191,20 +193,36 @@ def _apply_stackset(
 
 
 def check_instances(
-    cfn: Any, name: str, config: OrgConfig, display: Display
+    cfn: Any,
+    name: str,
+    config: OrgConfig,
+    display: Display,
+    desired: list[tuple[str, str]] = (),
 ) -> list[DeployedInstance]:
-    """Lists every instance that is not CURRENT, with its reason."""
+    """Lists every instance that is not CURRENT, with its reason, and every ``desired``
+    (account, region) that has no instance at all.
+
+    A missing instance is the quiet failure: an OU operation SUCCEEDS without creating
+    one for an account StackSets did not find in that OU, and that account is then
+    unprotected while every instance that does exist is CURRENT.
+    """
     from botocore.exceptions import ClientError
 
     try:
         instances = list_instances(cfn, name, config)
     except ClientError as exc:
-        if exc.response["Error"]["Code"] == "StackSetNotFoundException":
-            return []
-        raise
-    bad = [i for i in instances if i.status != "CURRENT"]
+        if exc.response["Error"]["Code"] != "StackSetNotFoundException":
+            raise
+        instances = []
+    listed = {(i.account, i.region) for i in instances}
+    missing = [
+        DeployedInstance(account, region, "MISSING", "no stack instance exists")
+        for account, region in sorted(set(desired) - listed)
+    ]
+    bad = [i for i in instances if i.status != "CURRENT"] + missing
     if bad:
-        display.line(f"\n[red]{len(bad)} of {len(instances)} stack instance(s) are not CURRENT[/]:")
+        total = len(instances) + len(missing)
+        display.line(f"\n[red]{len(bad)} of {total} stack instance(s) are not CURRENT[/]:")
         for i in sorted(bad, key=lambda i: (i.account, i.region)):
             detail = f" ({i.detailed_status})" if i.detailed_status else ""
             display.line(

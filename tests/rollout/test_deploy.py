@@ -96,3 +96,27 @@ def test_suspended_account_is_left_alone(aws, built, recorder, display):
     next(a for a in backend.accounts if a.id == C).status = "SUSPENDED"  # no API suspends
     plan = make_plan(config, sessions, built)
     assert not plan.instances, [(c.action, c.account) for c in plan.instances]
+
+
+def test_delegated_admin_passes_call_as_on_every_stackset_call(aws, built, recorder, display):
+    """A delegated administrator that omits CallAs acts as SELF and sees no StackSet of
+    the organization: every StackSet call (reads and waits too) must carry it."""
+    import boto3
+
+    config = load(config_dict())
+    sessions = org_sessions(config, recorder, {PROD_OU: [A], WORK_OU: [B]})
+    assert deploy(config, sessions, built, display, poll_seconds=0).ok
+    model = boto3.client("cloudformation", region_name="us-east-1").meta.service_model
+    takes_call_as = {
+        name
+        for name in model.operation_names
+        if "CallAs" in model.operation_model(name).input_shape.members
+    }
+    called = {name for name, _ in recorder.params if name in takes_call_as}
+    assert {"DescribeStackSet", "ListStackInstances", "DescribeStackSetOperation"} <= called
+    missing = sorted(
+        name
+        for name, params in recorder.params
+        if name in takes_call_as and params.get("CallAs") != "DELEGATED_ADMIN"
+    )
+    assert not missing, missing

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import boto3
 import pytest
-from botocore.stub import Stubber
+from botocore.stub import ANY, Stubber
 
 from generator.errors import UserError
 from rollout.deploy import deploy
@@ -197,3 +197,60 @@ def test_unknown_profile_is_a_user_error():
 
     with pytest.raises(UserError, match="no-such-profile"):
         AwsSessions.from_args(Args())
+
+
+def test_drift_as_delegated_admin_passes_call_as_on_every_call(display):
+    config = load(config_dict())  # SERVICE_MANAGED, delegated administrator
+    cfn, stub = _stubbed_cfn()
+    call_as = {"CallAs": "DELEGATED_ADMIN"}
+    stub.add_response(
+        "detect_stack_set_drift",
+        {"OperationId": "d"},
+        {"StackSetName": "bad-member", "OperationPreferences": ANY, **call_as},
+    )
+    stub.add_response(
+        "describe_stack_set_operation",
+        {"StackSetOperation": {"OperationId": "d", "Status": "SUCCEEDED"}},
+        {"StackSetName": "bad-member", "OperationId": "d", **call_as},
+    )
+    stub.add_response(
+        "list_stack_instances", {"Summaries": []}, {"StackSetName": "bad-member", **call_as}
+    )
+
+    class Sessions:
+        def client(self, service, account, region):
+            return cfn
+
+    with stub:
+        assert detect(config, Sessions(), display, poll_seconds=0).exit_code == 0
+        stub.assert_no_pending_responses()
+
+
+def _hide_instance(account: str, region: str):
+    def hook(parsed, **_kwargs):
+        parsed["Summaries"] = [
+            s
+            for s in parsed.get("Summaries", [])
+            if (s["Account"], s["Region"]) != (account, region)
+        ]
+
+    return ("after-call.cloudformation.ListStackInstances", hook)
+
+
+def test_instance_that_was_never_created_fails_the_deploy(aws, built, recorder, display):
+    """An OU operation SUCCEEDS without an instance for an account that StackSets did not
+    find in that OU (moved, or not yet visible): that account is unprotected, so the
+    deploy must say so and fail rather than report every (existing) instance CURRENT."""
+    config = load(config_dict())
+    sessions = org_sessions(
+        config,
+        recorder,
+        {PROD_OU: [A], WORK_OU: [B]},
+        extra_observers=[_hide_instance(A, "us-east-1")],
+    )
+    result = deploy(config, sessions, built, display, poll_seconds=0)
+    assert not result.ok
+    assert [(i.account, i.region, i.status) for i in result.not_current] == [
+        (A, "us-east-1", "MISSING")
+    ]
+    assert f"{A} us-east-1: MISSING" in display.console.export_text()
