@@ -219,6 +219,15 @@ class Detector:
                        "backup_job_id": job.backup_job_id},
             ))
             raise
+        if not targets:
+            return [emit(Outcome(
+                decision="skipped", account=job.account, region=job.region,
+                volume=job.resource_arn.resource_id, reason="no_volume_lineage",
+                api_calls=self._call_total - calls_before,
+                duration_ms=int((time.monotonic() - started) * 1000),
+                extra={"message": "no snapshot of the recovery point was made from a volume",
+                       "event_id": job.event.id, "backup_job_id": job.backup_job_id},
+            ))]
         records, failure = [], None
         for target in targets:
             try:

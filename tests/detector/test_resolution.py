@@ -276,3 +276,28 @@ def test_records_left_without_time_are_handed_back(world, handler_env, lines):
     (line,) = lines()
     assert (line["decision"], line["reason"]) == ("deferred", "invocation_deadline")
     assert world.store.get(world.volume_arn(vol)) is None
+
+
+def test_image_without_any_volume_lineage_is_logged_not_silent(world, lines):
+    # Every snapshot of the AMI was made from no volume (vol-ffffffff, a copy): nothing to
+    # measure, and that decision still gets its one log line.
+    vol = world.volume()
+    (s1,) = world.lineage(vol, [set()])
+
+    class CopiedSnapshots(Ec2WithImages):
+        def describe_snapshots(self, SnapshotIds):  # noqa: N803 - boto3's parameter name
+            response = self._ec2.describe_snapshots(SnapshotIds=SnapshotIds)
+            for item in response["Snapshots"]:
+                item["VolumeId"] = "vol-ffffffff"
+            return response
+
+    ec2 = CopiedSnapshots(world.ec2)
+    lines()
+
+    records = world.detector(world.clients(ec2=ec2)).handle(
+        world.ec2_event(ec2.register([s1]), recent(5)))
+
+    logged = lines()
+    assert records == logged and len(logged) == 1
+    assert (logged[0]["decision"], logged[0]["reason"]) == ("skipped", "no_volume_lineage")
+    assert world.store.get(world.volume_arn(vol)) is None
