@@ -57,6 +57,11 @@ class LazyClients(Clients):
         else:
             config = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5,
                             read_timeout=30)
+        bus = self._settings.central_bus_arn
+        if name == "events" and bus and len(bus.split(":")) > 3 and bus.split(":")[3]:
+            # PutEvents only reaches a bus of the client's own region ("Cross-region API
+            # call is not allowed"); the events client serves forwarding alone.
+            return boto3.client(name, config=config, region_name=bus.split(":")[3])
         return boto3.client(name, config=config)
 
     def watch(self, hook) -> None:

@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+import pytest
+
+from backup_anomaly import handler
 from backup_anomaly.alarms import VERIFY_INTERVAL, AlarmManager
+from backup_anomaly.settings import load as settings_load
 from tests.detector.conftest import ACCOUNT, NAMESPACE, REGION, client_error, recent
 
 
@@ -256,3 +260,16 @@ def test_alarm_put_failure_is_retried(world):
 
     assert record["decision"] == "duplicate" and record["alarms"] == "created"
     assert len(world.alarms()) == 2
+
+
+@pytest.mark.parametrize("bus_region", ["eu-west-1", "us-east-1"])
+def test_events_client_is_in_the_central_bus_region(handler_env, bus_region):
+    # PutEvents goes to the regional endpoint of the client; a bus ARN of another region is
+    # refused there ("Cross-region API call is not allowed"), so every member region but the
+    # central one would fail to forward any measurement.
+    handler_env.setenv("CENTRAL_BUS_ARN",
+                       f"arn:aws:events:{bus_region}:210987654321:event-bus/central")
+    clients = handler.build_clients(settings_load())
+
+    assert clients.events.meta.region_name == bus_region
+    assert clients.cloudwatch.meta.region_name == "us-east-1"
