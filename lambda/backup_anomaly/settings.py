@@ -5,8 +5,10 @@ with the generator and the tests.
 
 Variables:
     STATE_TABLE: DynamoDB table, partition key ``VolumeArn`` (string). Required.
-    METRIC_NAMESPACE: CloudWatch namespace of the metrics. Default ``BackupAnomalyDetection``.
-    ALARM_PREFIX: prefix of every alarm name. Default ``backup-anomaly-``.
+    METRIC_NAMESPACE: CloudWatch namespace of the metrics (not ``AWS/...``). Default
+        ``BackupAnomalyDetection``.
+    ALARM_PREFIX: prefix of every alarm name, at most 226 characters. Default
+        ``backup-anomaly-``.
     ANOMALY_BAND_WIDTH: standard deviations of the anomaly band, a number > 0. Default 2.
     CEILING_PERCENT: static ceiling in percent of the blocks written on the volume, 0..100;
         0 disables the ceiling alarm. Default 50.
@@ -31,11 +33,18 @@ Variables:
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
 SUPPORTED_RESOURCE_TYPES = ("EBS", "EC2")
+# PutEvents' EventBusName pattern (botocore model), as a whole ARN.
+_BUS_ARN = re.compile(
+    r"arn:aws[\w-]*:events:[a-z]+-[a-z]+-[\w-]+:[0-9]{12}:event-bus/[.\-_A-Za-z0-9]+"
+)
+# Alarm names are at most 255 characters: prefix + vol-<17 hex> + "-ceiling".
+MAX_ALARM_PREFIX = 255 - len("vol-0123456789abcdef0") - len("-ceiling")
 
 T = TypeVar("T")
 
@@ -152,8 +161,27 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError(f"EBS_COUNT_WORKERS must be >= 1, got {workers}")
 
     bus = get("CENTRAL_BUS_ARN")
-    if bus is not None and not bus.startswith("arn:"):
-        raise SettingsError(f"CENTRAL_BUS_ARN must be an event bus ARN, got {bus!r}")
+    if bus is not None and not _BUS_ARN.fullmatch(bus):
+        # Anything else fails every PutEvents, and forwarding failures are only counted.
+        raise SettingsError(
+            "CENTRAL_BUS_ARN must be an event bus ARN "
+            f"(arn:aws:events:REGION:ACCOUNT:event-bus/NAME), got {bus!r}"
+        )
+
+    namespace = get("METRIC_NAMESPACE") or defaults.metric_namespace
+    if len(namespace) > 255 or namespace.startswith((":", "AWS/")):
+        # CloudWatch refuses such a namespace on every PutMetricData: no measurement at all.
+        raise SettingsError(
+            "METRIC_NAMESPACE must be at most 255 characters, not start with ':' and not be "
+            f"in the reserved AWS/ namespaces, got {namespace!r}"
+        )
+
+    prefix = get("ALARM_PREFIX") or defaults.alarm_prefix
+    if len(prefix) > MAX_ALARM_PREFIX:
+        raise SettingsError(
+            f"ALARM_PREFIX must be at most {MAX_ALARM_PREFIX} characters (alarm names are at "
+            f"most 255 with the volume id and '-ceiling'), got {len(prefix)}"
+        )
 
     source = get("EVENT_SOURCE") or defaults.event_source
     if source.startswith("aws."):
@@ -162,8 +190,8 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
 
     return Settings(
         state_table=table,
-        metric_namespace=get("METRIC_NAMESPACE") or defaults.metric_namespace,
-        alarm_prefix=get("ALARM_PREFIX") or defaults.alarm_prefix,
+        metric_namespace=namespace,
+        alarm_prefix=prefix,
         anomaly_band_width=width,
         ceiling_percent=ceiling,
         alarm_period_seconds=period,
