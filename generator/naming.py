@@ -199,6 +199,11 @@ class Names:
         return f"{self.prefix}-work-dlq"
 
     @property
+    def forward_dlq(self) -> str:
+        """Alarm state changes the central bus refused (the forward rule's DLQ)."""
+        return f"{self.prefix}-forward-dlq"
+
+    @property
     def backup_rule(self) -> str:
         return f"{self.prefix}-backup-completed"
 
@@ -239,6 +244,10 @@ class Names:
     @staticmethod
     def errors_alarm(alarm_prefix: str) -> str:
         return f"{alarm_prefix}detector-errors"
+
+    @staticmethod
+    def forward_dlq_alarm(alarm_prefix: str) -> str:
+        return f"{alarm_prefix}forward-dlq"
 
     # -- rollout ------------------------------------------------------------------------
     @staticmethod

@@ -9,7 +9,7 @@ the detector creates and the two operational alarms here) are forwarded to the c
 Size: about 28 KB in backup mode create, 22 KB in mode existing (asserted in
 ``tests/generator/test_templates_member.py``): under the 51,200-byte inline limit. The
 deploy code still passes it by S3 URL (``TemplateURL``, limit 1 MB), so growth never
-breaks a rollout. No transforms (StackSets reject them); 20 resources and 8 parameters,
+breaks a rollout. No transforms (StackSets reject them); 23 resources and 8 parameters,
 well under 500 and 200.
 """
 
@@ -606,6 +606,65 @@ class MemberTemplate:
 
     # -- forwarding to the central bus ------------------------------------------------
     @cached_property
+    def forward_dlq(self) -> tsqs.Queue:
+        # EventBridge does not retry a PutEvents the central bus refuses (its policy not
+        # yet admitting this account, the central stack missing): without a DLQ the
+        # alert would be dropped. Its own queue, not the work DLQ: redriving that one
+        # feeds the detector, which measures backup jobs, not alarm state changes.
+        return tsqs.Queue(
+            "ForwardDeadLetterQueue",
+            QueueName=self.names.forward_dlq,
+            KmsMasterKeyId=self.key.get_att("Arn"),
+            MessageRetentionPeriod=QUEUE_RETENTION_SECONDS,
+            Tags=common.tags(self.config),
+        )
+
+    @cached_property
+    def forward_dlq_policy(self) -> tsqs.QueuePolicy:
+        return tsqs.QueuePolicy(
+            "ForwardDeadLetterQueuePolicy",
+            Queues=[self.forward_dlq.ref()],
+            PolicyDocument=iam.document(
+                iam.allow(
+                    "ForwardRuleDeadLetters",
+                    [asqs.SendMessage],
+                    [self.forward_dlq.get_att("Arn")],
+                    ArnEquals("aws:SourceArn", self.forward_rule.get_att("Arn")),
+                    principal=iam.service("events.amazonaws.com"),
+                ),
+                common.deny_insecure_transport(
+                    self.forward_dlq.get_att("Arn"), [asqs.Action("*")]
+                ),
+            ),
+        )
+
+    @cached_property
+    def forward_dlq_alarm(self) -> tcw.Alarm:
+        # Named with the prefix like the others: once forwarding works again, the
+        # security account hears that alerts were held back.
+        return tcw.Alarm(
+            "ForwardDeadLetterAlarm",
+            AlarmName=Names.forward_dlq_alarm(self.alarm_prefix),
+            AlarmDescription=(
+                "Alarm state changes could not be forwarded to the security account; they "
+                f"wait in {self.names.forward_dlq}. Check the central bus policy, then "
+                "redrive them to the central bus."
+            ),
+            Namespace="AWS/SQS",
+            MetricName="ApproximateNumberOfMessagesVisible",
+            Dimensions=[
+                tcw.MetricDimension(Name="QueueName", Value=self.forward_dlq.get_att("QueueName"))
+            ],
+            Statistic="Maximum",
+            Period=OPERATIONAL_ALARM_PERIOD,
+            EvaluationPeriods=1,
+            Threshold=0,
+            ComparisonOperator="GreaterThanThreshold",
+            TreatMissingData="notBreaching",
+            Tags=common.tags(self.config),
+        )
+
+    @cached_property
     def forwarder_role(self) -> tiam.Role:
         return tiam.Role(
             "ForwarderRole",
@@ -646,6 +705,9 @@ class MemberTemplate:
                     Id="CentralBus",
                     Arn=self.central_bus_arn,
                     RoleArn=self.forwarder_role.get_att("Arn"),
+                    DeadLetterConfig=tevents.DeadLetterConfig(
+                        Arn=self.forward_dlq.get_att("Arn")
+                    ),
                     RetryPolicy=tevents.RetryPolicy(
                         MaximumEventAgeInSeconds=86400, MaximumRetryAttempts=185
                     ),
@@ -746,7 +808,10 @@ class MemberTemplate:
             self.dlq_alarm,
             self.errors_alarm,
             self.forwarder_role,
+            self.forward_dlq,
             self.forward_rule,
+            self.forward_dlq_policy,
+            self.forward_dlq_alarm,
         ]
         if self.create_backups:
             items += [self.backup_role, self.vault, self.plan, self.selection]

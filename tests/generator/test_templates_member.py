@@ -102,14 +102,22 @@ def test_queue_redrives_to_dlq_and_outlasts_the_function():
         assert props["KmsMasterKeyId"] == {"Fn::GetAtt": ["MemberKey", "Arn"]}
 
 
-def test_queue_policies_admit_only_the_backup_rule():
+def test_queue_policies_admit_only_the_rule_that_sends_to_them():
     tpl = _member("example")
-    for policy in h.resources(tpl, "AWS::SQS::QueuePolicy").values():
+    sender = {
+        "WorkQueue": "BackupCompletedRule",
+        "WorkDeadLetterQueue": "BackupCompletedRule",
+        "ForwardDeadLetterQueue": "AlarmForwardRule",
+    }
+    policies = h.resources(tpl, "AWS::SQS::QueuePolicy").values()
+    assert sorted(p["Properties"]["Queues"][0]["Ref"] for p in policies) == sorted(sender)
+    for policy in policies:
+        (queue,) = [q["Ref"] for q in policy["Properties"]["Queues"]]
         allow, deny = h.statements(policy["Properties"]["PolicyDocument"])
         assert allow["Principal"] == {"Service": "events.amazonaws.com"}
         assert allow["Action"] == ["sqs:SendMessage"]
         assert allow["Condition"] == {
-            "ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["BackupCompletedRule", "Arn"]}}
+            "ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": [sender[queue], "Arn"]}}
         }
         assert deny["Effect"] == "Deny"
         assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
@@ -285,7 +293,9 @@ def test_operational_alarms_use_the_prefix_so_they_reach_the_central_bus():
     prefix = config.detection.alarm_prefix
     alarms = h.resources(_member("service-existing"), "AWS::CloudWatch::Alarm")
     names = sorted(a["Properties"]["AlarmName"] for a in alarms.values())
-    assert names == sorted([Names.dlq_alarm(prefix), Names.errors_alarm(prefix)])
+    assert names == sorted(
+        [Names.dlq_alarm(prefix), Names.errors_alarm(prefix), Names.forward_dlq_alarm(prefix)]
+    )
     assert all(n.startswith(prefix) for n in names)
 
 
@@ -402,3 +412,32 @@ def test_member_template_fits_inline_and_within_stackset_limits(variant):
     assert len(tpl["Resources"]) < 500
     assert len(tpl["Parameters"]) < 200
     assert "Transform" not in tpl  # StackSets reject transforms
+
+
+def test_alarm_forwarding_keeps_what_the_central_bus_refuses():
+    # A refused cross-account PutEvents (the bus policy not yet admitting this account,
+    # the central stack missing) is not retried: without a DLQ the alert is gone.
+    config = h.config("example")
+    names = Names(config.name)
+    tpl = _member("example")
+    (target,) = _rule(tpl, names.alarm_forward_rule)["Targets"]
+    dlq_id = target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]
+    dlq = tpl["Resources"][dlq_id]["Properties"]
+    assert dlq["QueueName"] == names.forward_dlq
+    assert dlq["KmsMasterKeyId"] == {"Fn::GetAtt": ["MemberKey", "Arn"]}
+    (policy,) = [
+        p["Properties"]
+        for p in h.resources(tpl, "AWS::SQS::QueuePolicy").values()
+        if p["Properties"]["Queues"] == [{"Ref": dlq_id}]
+    ]
+    allow = h.statements(policy["PolicyDocument"])[0]
+    assert allow["Principal"] == {"Service": "events.amazonaws.com"}
+    assert allow["Condition"] == {
+        "ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["AlarmForwardRule", "Arn"]}}
+    }
+    alarms = h.resources(tpl, "AWS::CloudWatch::Alarm").values()
+    assert any(
+        a["Properties"]["AlarmName"] == Names.forward_dlq_alarm(config.detection.alarm_prefix)
+        and a["Properties"]["Dimensions"][0]["Value"] == {"Fn::GetAtt": [dlq_id, "QueueName"]}
+        for a in alarms
+    )
