@@ -83,9 +83,15 @@ def service(*names: str) -> Principal:
     return Principal("Service", list(names) if len(names) > 1 else names[0])
 
 
+def account_arn(account_id: str, resource: str = "root") -> Sub:
+    """An IAM ARN of ``account_id`` in the stack's partition (``resource``: root, role/x)."""
+    return Sub(f"arn:${{AWS::Partition}}:iam::{account_id}:{resource}")
+
+
 def accounts(account_ids: Iterable[str]) -> Principal:
-    """The root principals of ``account_ids`` (sorted, so output is deterministic)."""
-    arns = [f"arn:aws:iam::{a}:root" for a in sorted(set(account_ids))]
+    """The root principals of ``account_ids`` (sorted, so output is deterministic), in the
+    stack's partition: a literal ``arn:aws:`` is no principal in aws-us-gov or aws-cn."""
+    arns = [account_arn(a) for a in sorted(set(account_ids))]
     return Principal("AWS", arns if len(arns) > 1 else arns[0])
 
 

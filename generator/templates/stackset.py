@@ -18,7 +18,7 @@ from functools import cached_property
 from troposphere import Output, Template
 from troposphere import cloudformation as tcf
 
-from generator import naming
+from generator import iam, naming
 from generator.config.model import BackupMode, OrgConfig, PermissionModel
 from generator.instance_groups import InstanceGroup, instance_groups, parameter_value
 from generator.naming import Names
@@ -128,8 +128,8 @@ class StackSetTemplate:
             )
             kwargs["CallAs"] = self.deployment.call_as.value
         else:
-            kwargs["AdministrationRoleARN"] = (
-                f"arn:aws:iam::{self.config.admin_account_id}:role/{naming.STACKSET_ADMIN_ROLE}"
+            kwargs["AdministrationRoleARN"] = iam.account_arn(
+                self.config.admin_account_id, f"role/{naming.STACKSET_ADMIN_ROLE}"
             )
             kwargs["ExecutionRoleName"] = naming.STACKSET_EXECUTION_ROLE
         return tcf.StackSet("MemberStackSet", **kwargs)

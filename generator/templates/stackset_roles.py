@@ -74,11 +74,11 @@ class StackSetRolesTemplate:
         self.admin_is_target = self.admin in self.targets
 
     # -- administration role --------------------------------------------------------------
-    def execution_role_arns(self) -> list[str]:
+    def execution_role_arns(self) -> list[Sub]:
         role = naming.STACKSET_EXECUTION_ROLE
         if len(self.targets) <= MAX_LISTED_EXECUTION_ROLES:
-            return [f"arn:aws:iam::{account}:role/{role}" for account in self.targets]
-        return [f"arn:aws:iam::*:role/{role}"]
+            return [iam.account_arn(account, f"role/{role}") for account in self.targets]
+        return [iam.account_arn("*", f"role/{role}")]
 
     @cached_property
     def admin_role(self) -> tiam.Role:
@@ -425,7 +425,7 @@ class StackSetRolesTemplate:
 
     @cached_property
     def execution_role(self) -> tiam.Role:
-        admin_role = f"arn:aws:iam::{self.admin}:role/{naming.STACKSET_ADMIN_ROLE}"
+        admin_role = iam.account_arn(self.admin, f"role/{naming.STACKSET_ADMIN_ROLE}")
         role = tiam.Role(
             "ExecutionRole",
             RoleName=naming.STACKSET_EXECUTION_ROLE,

@@ -45,7 +45,10 @@ def test_bus_is_named_and_admits_only_the_organization():
 def test_bus_without_org_id_admits_exactly_the_listed_accounts():
     statement = _bus_statement(_central("self-existing"))
     assert statement["Principal"] == {
-        "AWS": ["arn:aws:iam::444444444444:root", "arn:aws:iam::555555555555:root"]
+        "AWS": [
+            {"Fn::Sub": f"arn:${{AWS::Partition}}:iam::{a}:root"}
+            for a in ("444444444444", "555555555555")
+        ]
     }
     assert "Condition" not in statement
 

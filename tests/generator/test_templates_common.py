@@ -95,3 +95,10 @@ def test_build_functions_are_pure_and_repeatable():
     for module in (artifacts, central, member, stackset_roles):
         first = module.build(config).to_json(sort_keys=True)
         assert module.build(config).to_json(sort_keys=True) == first, module.__name__
+
+
+def test_no_template_names_a_fixed_partition():
+    # The config accepts aws-us-gov and aws-cn regions (one partition per deployment):
+    # there a literal "arn:aws:" principal, role or policy ARN fails the stack.
+    for variant, name, tpl in h.all_templates():
+        assert "arn:aws:" not in json.dumps(tpl), (variant, name)

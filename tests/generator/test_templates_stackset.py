@@ -105,7 +105,7 @@ def test_self_managed_stackset_names_its_roles():
     props = _stackset("self-create")
     assert props["PermissionModel"] == "SELF_MANAGED"
     assert props["AdministrationRoleARN"] == (
-        f"arn:aws:iam::111111111111:role/{naming.STACKSET_ADMIN_ROLE}"
+        {"Fn::Sub": f"arn:${{AWS::Partition}}:iam::111111111111:role/{naming.STACKSET_ADMIN_ROLE}"}
     )
     assert props["ExecutionRoleName"] == naming.STACKSET_EXECUTION_ROLE
     assert "AutoDeployment" not in props
@@ -136,7 +136,7 @@ def test_administration_role_assumes_only_the_execution_roles():
     (statement,) = h.statements(policy["PolicyDocument"])
     assert statement["Action"] == ["sts:AssumeRole"]
     assert statement["Resource"] == [
-        f"arn:aws:iam::{a}:role/{naming.STACKSET_EXECUTION_ROLE}"
+        {"Fn::Sub": f"arn:${{AWS::Partition}}:iam::{a}:role/{naming.STACKSET_EXECUTION_ROLE}"}
         for a in ("444444444444", "555555555555")
     ]
     assert tpl["Conditions"][stackset_roles.IS_ADMIN] == {
@@ -151,10 +151,15 @@ def test_execution_role_trusts_only_the_administration_role():
     props = role["Properties"]
     assert props["RoleName"] == naming.STACKSET_EXECUTION_ROLE
     (trust,) = h.statements(props["AssumeRolePolicyDocument"])
-    assert trust["Principal"] == {"AWS": "arn:aws:iam::111111111111:root"}
+    assert trust["Principal"] == {
+        "AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::111111111111:root"}
+    }
     assert trust["Condition"] == {
         "ArnEquals": {
-            "aws:PrincipalArn": f"arn:aws:iam::111111111111:role/{naming.STACKSET_ADMIN_ROLE}"
+            "aws:PrincipalArn": {
+                "Fn::Sub": "arn:${AWS::Partition}:iam::111111111111:role/"
+                + naming.STACKSET_ADMIN_ROLE
+            }
         }
     }
     assert "ManagedPolicyArns" not in props  # never AdministratorAccess
@@ -236,7 +241,10 @@ def test_bucket_is_readable_by_the_organization_over_tls_only():
 def test_bucket_without_org_id_is_readable_by_the_listed_accounts_only():
     read, _ = _bucket_policy("self-existing")
     assert read["Principal"] == {
-        "AWS": ["arn:aws:iam::444444444444:root", "arn:aws:iam::555555555555:root"]
+        "AWS": [
+            {"Fn::Sub": f"arn:${{AWS::Partition}}:iam::{a}:root"}
+            for a in ("444444444444", "555555555555")
+        ]
     }
     assert "Condition" not in read
 
@@ -270,8 +278,8 @@ def test_excluded_account_gets_no_execution_role_and_no_bucket_access():
     data["deployment"]["targets"]["accounts"].append({"id": "666666666666", "exclude": True})
     config = h.config_from(data)
     roles = stackset_roles.StackSetRolesTemplate(config).execution_role_arns()
-    assert roles == [
-        f"arn:aws:iam::{a}:role/{naming.STACKSET_EXECUTION_ROLE}"
+    assert [r.to_dict() for r in roles] == [
+        {"Fn::Sub": f"arn:${{AWS::Partition}}:iam::{a}:role/{naming.STACKSET_EXECUTION_ROLE}"}
         for a in ("444444444444", "555555555555")
     ]
     assert common.scope_accounts(config) == ["444444444444", "555555555555"]
