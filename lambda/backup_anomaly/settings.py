@@ -25,7 +25,7 @@ Variables:
         within one invocation. Optional; unset means a count runs until it ends (or the
         function times out and SQS retries it).
     EBS_MAX_REQUESTS_PER_SECOND: request budget of one count, a number > 0. Default 40.
-    EBS_COUNT_WORKERS: concurrent ranges of one count, an integer >= 1. Default 8.
+    EBS_COUNT_WORKERS: concurrent ranges of one count, an integer 1..64. Default 8.
     ALARM_ACTIONS_ENABLED: ``true`` or ``false``; sets the alarms' ActionsEnabled.
         Default ``true``.
 """
@@ -43,6 +43,7 @@ SUPPORTED_RESOURCE_TYPES = ("EBS", "EC2")
 _BUS_ARN = re.compile(
     r"arn:aws[\w-]*:events:[a-z]+-[a-z]+-[\w-]+:[0-9]{12}:event-bus/[.\-_A-Za-z0-9]+"
 )
+MAX_COUNT_WORKERS = 64
 # Alarm names are at most 255 characters: prefix + vol-<17 hex> + "-ceiling".
 MAX_ALARM_PREFIX = 255 - len("vol-0123456789abcdef0") - len("-ceiling")
 
@@ -157,8 +158,13 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError(f"EBS_MAX_REQUESTS_PER_SECOND must be > 0, got {rate!r}")
 
     workers = _number("EBS_COUNT_WORKERS", get("EBS_COUNT_WORKERS") or "8", int)
-    if workers < 1:
-        raise SettingsError(f"EBS_COUNT_WORKERS must be >= 1, got {workers}")
+    if not 1 <= workers <= MAX_COUNT_WORKERS:
+        # A saved count holds one range (with a page token of up to 256 characters) per
+        # worker in the volume's DynamoDB item (400 KB at most); beyond the account's ~50
+        # requests a second more workers only wait.
+        raise SettingsError(
+            f"EBS_COUNT_WORKERS must be between 1 and {MAX_COUNT_WORKERS}, got {workers}"
+        )
 
     bus = get("CENTRAL_BUS_ARN")
     if bus is not None and not _BUS_ARN.fullmatch(bus):

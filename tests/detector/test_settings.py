@@ -94,6 +94,7 @@ BAD = [
     ({"EBS_MAX_REQUESTS_PER_SECOND": "0"}, "EBS_MAX_REQUESTS_PER_SECOND"),
     ({"EBS_COUNT_WORKERS": "0"}, "EBS_COUNT_WORKERS"),
     ({"EBS_COUNT_WORKERS": "many"}, "EBS_COUNT_WORKERS"),
+    ({"EBS_COUNT_WORKERS": "5000"}, "EBS_COUNT_WORKERS"),  # its checkpoint would pass 400 KB
     ({"ALARM_ACTIONS_ENABLED": "maybe"}, "ALARM_ACTIONS_ENABLED"),
     ({"EVENT_SOURCE": "aws.backup"}, "EVENT_SOURCE"),
 ]
@@ -134,3 +135,13 @@ def test_in_lambda_a_bad_environment_fails_the_cold_start(handler_env):
     finally:
         handler_env.delenv("AWS_LAMBDA_FUNCTION_NAME")
         importlib.reload(handler)
+
+
+def test_a_checkpoint_of_the_most_workers_fits_the_state_item():
+    from backup_anomaly.changed_blocks import CountCheckpoint
+    from backup_anomaly.settings import MAX_COUNT_WORKERS
+
+    token = "A" * 256  # the API's longest page token
+    ranges = tuple((i * 10**9, (i + 1) * 10**9, token) for i in range(MAX_COUNT_WORKERS))
+    checkpoint = CountCheckpoint("snap-" + "0" * 17, "snap-" + "1" * 17, 10**10, 10**6, ranges)
+    assert len(checkpoint.to_json()) < 400_000 // 10
