@@ -251,6 +251,13 @@ class Names:
 
     # -- rollout ------------------------------------------------------------------------
     @staticmethod
+    def s3_object_url(bucket: str, region: str, key: str) -> str:
+        """The virtual-hosted HTTPS URL CloudFormation reads a template from (China
+        regions answer under amazonaws.com.cn)."""
+        suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+        return f"https://{bucket}.s3.{region}.{suffix}/{key}"
+
+    @staticmethod
     def stack_template_key(template: str, sha256: str) -> str:
         """Key of a stack template too large to pass inline (over 51,200 bytes)."""
         return f"templates/{template}-{sha256}.json"

@@ -65,7 +65,7 @@ def object_url(sessions: AwsSessions, bucket: str, region: str, key: str) -> str
     """The URL CloudFormation reads a template from."""
     if sessions.endpoint_url:
         return f"{sessions.endpoint_url.rstrip('/')}/{bucket}/{key}"
-    return f"https://{bucket}.s3.{region}.amazonaws.com/{key}"
+    return Names.s3_object_url(bucket, region, key)
 
 
 def upload(

@@ -14,6 +14,7 @@ from typing import Any
 
 from generator import naming
 from generator.config.model import OrgConfig, PermissionModel
+from generator.config.regions import partition_of
 from generator.errors import UserError
 from generator.instance_groups import InstanceGroup, instance_groups
 from generator.naming import Names
@@ -83,8 +84,13 @@ def stackset_spec(
             else None
         ),
         managed_execution=deployment.managed_execution,
+        # The partition of the deployment (the config keeps all its regions in one):
+        # CreateStackSet rejects an "arn:aws:" role in aws-us-gov or aws-cn.
         administration_role_arn=(
-            None if service else f"arn:aws:iam::{admin}:role/{naming.STACKSET_ADMIN_ROLE}"
+            None
+            if service
+            else f"arn:{partition_of(config.security.home_region) or 'aws'}:iam::{admin}:"
+            f"role/{naming.STACKSET_ADMIN_ROLE}"
         ),
         execution_role_name=None if service else naming.STACKSET_EXECUTION_ROLE,
         tags=tag_map(config),

@@ -43,6 +43,7 @@ class AwsSessions:
     _sessions: dict[str, boto3.Session] = field(default_factory=dict, repr=False)
     _clients: dict[tuple[str, str, str], Any] = field(default_factory=dict, repr=False)
     _caller: str | None = field(default=None, repr=False)
+    _partition: str = field(default="aws", repr=False)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> AwsSessions:
@@ -63,7 +64,10 @@ class AwsSessions:
         if self._caller is None:
             sts = self._new_client(self.base, "sts", self.base.region_name or "us-east-1")
             try:
-                self._caller = sts.get_caller_identity()["Account"]
+                identity = sts.get_caller_identity()
+                self._caller = identity["Account"]
+                # The caller's partition is the one its roles live in (aws-us-gov, aws-cn).
+                self._partition = identity.get("Arn", "arn:aws:").split(":")[1] or "aws"
             except NoCredentialsError as exc:
                 raise UserError(
                     "no AWS credentials found: configure the standard chain or pass --profile"
@@ -76,7 +80,7 @@ class AwsSessions:
             return self.base
         if account_id not in self._sessions:
             sts = self.client("sts", self.caller_account, self.base.region_name or "us-east-1")
-            arn = f"arn:aws:iam::{account_id}:role/{self.role_name}"
+            arn = f"arn:{self._partition}:iam::{account_id}:role/{self.role_name}"
             try:
                 creds = sts.assume_role(RoleArn=arn, RoleSessionName="backup-anomaly-rollout")[
                     "Credentials"

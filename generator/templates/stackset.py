@@ -29,7 +29,7 @@ def template_url(config: OrgConfig, key: str) -> str:
     """HTTPS URL of an object in the home region's artifact bucket of the admin account."""
     region = config.security.home_region
     bucket = Names(config.name).artifact_bucket(config.admin_account_id, region)
-    return f"https://{bucket}.s3.{region}.amazonaws.com/{key}"
+    return Names.s3_object_url(bucket, region, key)
 
 
 def stackset_parameters(config: OrgConfig, lambda_key: str) -> dict[str, str]:

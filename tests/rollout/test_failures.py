@@ -254,3 +254,56 @@ def test_instance_that_was_never_created_fails_the_deploy(aws, built, recorder, 
         (A, "us-east-1", "MISSING")
     ]
     assert f"{A} us-east-1: MISSING" in display.console.export_text()
+
+
+def test_govcloud_rollout_names_its_own_partition():
+    """In aws-us-gov the StackSet's administration role, the role assumed into accounts
+    and the template URLs all live in that partition; "arn:aws:" names nothing there."""
+    from generator.templates.stackset import template_url
+    from rollout.artifacts import object_url
+    from rollout.desired import stackset_spec
+
+    data = config_dict("SELF_MANAGED", regions=["us-gov-west-1", "us-gov-east-1"])
+    data["deployment"]["operation_preferences"]["region_order"] = ["us-gov-east-1"]
+    data["security"]["home_region"] = "us-gov-west-1"
+    config = load(data)
+    spec = stackset_spec(config, "{}", "https://x", "lambda/k.zip")
+    assert spec.administration_role_arn == (
+        "arn:aws-us-gov:iam::222222222222:role/AWSCloudFormationStackSetAdministrationRole"
+    )
+
+    class Sessions:
+        endpoint_url = None
+
+    assert object_url(Sessions(), "b", "cn-north-1", "k") == (
+        "https://b.s3.cn-north-1.amazonaws.com.cn/k"
+    )
+    assert ".amazonaws.com/" in template_url(config, "k")
+
+    sts = boto3.client("sts", region_name="us-gov-west-1")
+    stub = Stubber(sts)
+    stub.add_response(
+        "get_caller_identity",
+        {"Account": "111111111111", "Arn": "arn:aws-us-gov:iam::111111111111:user/me"},
+    )
+    stub.add_response(
+        "assume_role",
+        {
+            "Credentials": {
+                "AccessKeyId": "AKIAEXAMPLEEXAMPLE12",
+                "SecretAccessKey": "s",
+                "SessionToken": "t",
+                "Expiration": "2030-01-01T00:00:00Z",
+            }
+        },
+        {
+            "RoleArn": "arn:aws-us-gov:iam::222222222222:role/OrganizationAccountAccessRole",
+            "RoleSessionName": ANY,
+        },
+    )
+    sessions = AwsSessions(base=boto3.Session(region_name="us-gov-west-1"))
+    sessions._clients[("111111111111", "sts", "us-gov-west-1")] = sts
+    sessions._new_client = lambda session, service, region: sts
+    with stub:
+        sessions.session("222222222222")
+        stub.assert_no_pending_responses()
