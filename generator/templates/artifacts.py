@@ -78,8 +78,7 @@ class ArtifactsTemplate:
         )
         # Deployed stacks refer to objects in it: an accidental stack deletion must not
         # take the code of every detector with it.
-        bucket.DeletionPolicy = "Retain"
-        bucket.UpdateReplacePolicy = "Retain"
+        common.retain_after_create(bucket)
         return common.skip_checkov(
             bucket,
             (

@@ -119,9 +119,18 @@ def kms_key(
         Tags=tags(config),
     )
     if retain:
-        key.DeletionPolicy = "Retain"
-        key.UpdateReplacePolicy = "Retain"
+        retain_after_create(key)
     return key
+
+
+def retain_after_create(resource: AWSObject) -> AWSObject:
+    """Keeps ``resource`` when its stack is deleted or it is replaced, but not when the
+    stack's first create fails: a plain "Retain" would leave the named resource behind
+    on that rollback, and every retry of the stack (instance) would then fail with
+    "already exists"."""
+    resource.DeletionPolicy = "RetainExceptOnCreate"
+    resource.UpdateReplacePolicy = "Retain"  # RetainExceptOnCreate is not valid here
+    return resource
 
 
 def kms_alias(title: str, alias: str, key: tkms.Key) -> tkms.Alias:

@@ -736,9 +736,7 @@ class MemberTemplate:
             BackupVaultTags=common.tag_map(self.config),
         )
         # Recovery points outlive the stack; AWS Backup refuses to delete a full vault.
-        vault.DeletionPolicy = "Retain"
-        vault.UpdateReplacePolicy = "Retain"
-        return vault
+        return common.retain_after_create(vault)
 
     @cached_property
     def plan(self) -> tbackup.BackupPlan:

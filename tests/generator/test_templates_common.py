@@ -102,3 +102,19 @@ def test_no_template_names_a_fixed_partition():
     # there a literal "arn:aws:" principal, role or policy ARN fails the stack.
     for variant, name, tpl in h.all_templates():
         assert "arn:aws:" not in json.dumps(tpl), (variant, name)
+
+
+def test_retained_resources_are_not_left_behind_by_a_failed_create():
+    # "Retain" also keeps a resource that a failed first create rolls back: the named
+    # vault or bucket then exists, and every retry of that stack (or stack instance)
+    # fails with "already exists" until someone deletes it by hand.
+    retained = 0
+    for variant, name, tpl in h.all_templates():
+        for logical_id, res in tpl["Resources"].items():
+            if "DeletionPolicy" in res:
+                retained += 1
+                assert res["DeletionPolicy"] == "RetainExceptOnCreate", (
+                    variant, name, logical_id,
+                )
+                assert res["UpdateReplacePolicy"] == "Retain", (variant, name, logical_id)
+    assert retained

@@ -334,7 +334,7 @@ def test_create_mode_has_vault_plan_and_tag_selection():
     vault = h.one(tpl, "AWS::Backup::BackupVault")
     assert vault["Properties"]["BackupVaultName"] == config.backup.vault_name
     assert vault["Properties"]["EncryptionKeyArn"] == {"Fn::GetAtt": ["MemberKey", "Arn"]}
-    assert vault["DeletionPolicy"] == "Retain"
+    assert vault["DeletionPolicy"] == "RetainExceptOnCreate"
     plan = h.one(tpl, "AWS::Backup::BackupPlan")["Properties"]["BackupPlan"]
     (rule,) = plan["BackupPlanRule"]
     assert rule["ScheduleExpression"] == {"Ref": naming.PARAM_BACKUP_SCHEDULE}

@@ -220,7 +220,7 @@ def test_artifact_bucket_is_versioned_encrypted_private_and_retained():
         "IgnorePublicAcls": True,
         "RestrictPublicBuckets": True,
     }
-    assert bucket["DeletionPolicy"] == "Retain"
+    assert bucket["DeletionPolicy"] == "RetainExceptOnCreate"
 
 
 def _bucket_policy(variant: str) -> list[dict]:
