@@ -87,10 +87,12 @@ def upload(
             (built.lambda_key, built.lambda_path),
             (built.member_key, built.member_path),
         ):
-            if _exists(s3, bucket, key):
+            if _exists(s3, bucket, key, admin):
                 done.append(Upload(bucket, key, False))
                 continue
-            s3.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
+            s3.put_object(
+                Bucket=bucket, Key=key, Body=path.read_bytes(), ExpectedBucketOwner=admin
+            )
             done.append(Upload(bucket, key, True))
     uploaded = sum(u.uploaded for u in done)
     display.line(
@@ -117,14 +119,18 @@ def put_template(sessions: AwsSessions, config: OrgConfig, url: str, body: str) 
     home = config.security.home_region
     bucket = Names(config.name).artifact_bucket(config.admin_account_id, home)
     key = "templates/" + url.rsplit("/templates/", 1)[1]
-    s3 = sessions.client("s3", config.admin_account_id, home)
-    if not _exists(s3, bucket, key):
-        s3.put_object(Bucket=bucket, Key=key, Body=body.encode())
+    admin = config.admin_account_id
+    s3 = sessions.client("s3", admin, home)
+    if not _exists(s3, bucket, key, admin):
+        s3.put_object(Bucket=bucket, Key=key, Body=body.encode(), ExpectedBucketOwner=admin)
 
 
+# Every call names the admin account as the bucket's owner: bucket names are predictable,
+# and a bucket of that name in another account (made first, in a region not deployed yet)
+# must never receive the code every member account runs; S3 answers 403 instead.
 def _require_bucket(s3: Any, bucket: str, account: str) -> None:
     try:
-        s3.head_bucket(Bucket=bucket)
+        s3.head_bucket(Bucket=bucket, ExpectedBucketOwner=account)
     except ClientError as exc:
         if exc.response["Error"]["Code"] in ("404", "NoSuchBucket", "NotFound"):
             raise UserError(
@@ -134,9 +140,9 @@ def _require_bucket(s3: Any, bucket: str, account: str) -> None:
         raise
 
 
-def _exists(s3: Any, bucket: str, key: str) -> bool:
+def _exists(s3: Any, bucket: str, key: str, owner: str) -> bool:
     try:
-        s3.head_object(Bucket=bucket, Key=key)
+        s3.head_object(Bucket=bucket, Key=key, ExpectedBucketOwner=owner)
     except ClientError as exc:
         if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
             return False

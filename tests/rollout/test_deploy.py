@@ -120,3 +120,19 @@ def test_delegated_admin_passes_call_as_on_every_stackset_call(aws, built, recor
         if name in takes_call_as and params.get("CallAs") != "DELEGATED_ADMIN"
     )
     assert not missing, missing
+
+
+def test_artifacts_go_only_to_buckets_the_admin_account_owns(aws, built, recorder, display):
+    """Bucket names are predictable: a bucket of that name in another account (created
+    first, in a region not yet deployed) must not receive the detector's code, which
+    every member account would then run."""
+    config = load(config_dict())
+    sessions = org_sessions(config, recorder, {PROD_OU: [A]})
+    assert deploy(config, sessions, built, display, poll_seconds=0).ok
+    calls = [
+        (name, params)
+        for name, params in recorder.params
+        if name in ("HeadBucket", "HeadObject", "PutObject")
+    ]
+    assert {name for name, _ in calls} == {"HeadBucket", "HeadObject", "PutObject"}
+    assert all(params.get("ExpectedBucketOwner") == ADMIN for _, params in calls), calls
