@@ -314,6 +314,9 @@ class StackSetRolesTemplate:
                         + "-*/*"
                     )
                 ],
+                # Names are predictable: only the admin account's buckets, never a
+                # same-named bucket someone else made first in a region not yet deployed.
+                StringEquals("s3:ResourceAccount", self.admin),
             ),
             iam.allow(
                 "ManageOwnLogGroup",

@@ -456,3 +456,14 @@ def test_execution_role_may_tag_the_stacks_stacksets_creates():
     assert {"cloudformation:TagResource", "cloudformation:UntagResource"} <= set(
         stacks["Action"]
     )
+
+
+def test_execution_role_reads_code_only_from_the_admin_accounts_buckets():
+    # Bucket names are predictable: a same-named bucket in another account (a region the
+    # admin has not deployed yet) must not be where member stacks take the code from.
+    roles = h.template("self-existing", "stackset-roles")
+    (policy,) = roles["Resources"]["ExecutionRole"]["Properties"]["Policies"]
+    (read,) = [
+        s for s in h.statements(policy["PolicyDocument"]) if s["Sid"] == "ReadDetectorCode"
+    ]
+    assert read["Condition"] == {"StringEquals": {"s3:ResourceAccount": "111111111111"}}
