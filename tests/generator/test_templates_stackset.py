@@ -467,3 +467,19 @@ def test_execution_role_reads_code_only_from_the_admin_accounts_buckets():
         s for s in h.statements(policy["PolicyDocument"]) if s["Sid"] == "ReadDetectorCode"
     ]
     assert read["Condition"] == {"StringEquals": {"s3:ResourceAccount": "111111111111"}}
+
+
+def test_execution_policy_fits_iams_inline_size_limit_for_the_longest_name():
+    # IAM caps a role's inline policies at 10,240 characters (whitespace not counted):
+    # over it, the roles stack fails in every target account.
+    import json
+
+    data = h.raw("self-create")
+    data["name"] = "a" * 19 + "-" + "b" * 20
+    template = json.loads(stackset_roles.build(h.config_from(data)).to_json())
+    (policy,) = template["Resources"]["ExecutionRole"]["Properties"]["Policies"]
+    text = json.dumps(policy["PolicyDocument"], separators=(",", ":"))
+    text = text.replace("${AWS::Partition}", "aws-us-gov").replace(
+        "${AWS::AccountId}", "123456789012"
+    )
+    assert len(text) <= 10_240
