@@ -289,7 +289,6 @@ class StackSetRolesTemplate:
             iam.allow(
                 "ManageOwnEventSourceMapping",
                 [
-                    alambda.GetEventSourceMapping,
                     alambda.UpdateEventSourceMapping,
                     alambda.DeleteEventSourceMapping,
                 ],
@@ -297,11 +296,17 @@ class StackSetRolesTemplate:
                 ArnLike("lambda:FunctionArn", _arn("lambda", f"function:{p}-*")),
             ),
             # The mapping carries the product tags: tag-on-create and the handler's read
-            # are authorized on the mapping's own ARN (a random UUID), and the tagging
-            # actions offer no lambda:FunctionArn key, so any mapping of this account.
+            # are authorized on the mapping's own ARN (a random UUID). Reading and tagging
+            # carry no lambda:FunctionArn key (only Create/Update/Delete do), so any
+            # mapping of this account.
             iam.allow(
-                "TagOwnEventSourceMapping",
-                [alambda.TagResource, alambda.UntagResource, alambda.ListTags],
+                "ReadAndTagOwnEventSourceMapping",
+                [
+                    alambda.GetEventSourceMapping,
+                    alambda.TagResource,
+                    alambda.UntagResource,
+                    alambda.ListTags,
+                ],
                 [_arn("lambda", "event-source-mapping:*")],
             ),
             iam.allow(
