@@ -280,7 +280,11 @@ class MemberTemplate:
             Tags=common.tags(self.config),
         )
 
-    def _queue_policy(self, title: str, queue: tsqs.Queue, sid: str) -> tsqs.QueuePolicy:
+    def _queue_policy(
+        self, title: str, queue: tsqs.Queue, sid: str, rule: tevents.Rule | None = None
+    ) -> tsqs.QueuePolicy:
+        """Only ``rule`` (default: the backup rule) may send to ``queue``, over TLS."""
+        rule = rule or self.backup_rule
         return tsqs.QueuePolicy(
             title,
             Queues=[queue.ref()],
@@ -289,7 +293,7 @@ class MemberTemplate:
                     sid,
                     [asqs.SendMessage],
                     [queue.get_att("Arn")],
-                    ArnEquals("aws:SourceArn", self.backup_rule.get_att("Arn")),
+                    ArnEquals("aws:SourceArn", rule.get_att("Arn")),
                     principal=iam.service("events.amazonaws.com"),
                 ),
                 common.deny_insecure_transport(queue.get_att("Arn"), [asqs.Action("*")]),
@@ -621,21 +625,11 @@ class MemberTemplate:
 
     @cached_property
     def forward_dlq_policy(self) -> tsqs.QueuePolicy:
-        return tsqs.QueuePolicy(
+        return self._queue_policy(
             "ForwardDeadLetterQueuePolicy",
-            Queues=[self.forward_dlq.ref()],
-            PolicyDocument=iam.document(
-                iam.allow(
-                    "ForwardRuleDeadLetters",
-                    [asqs.SendMessage],
-                    [self.forward_dlq.get_att("Arn")],
-                    ArnEquals("aws:SourceArn", self.forward_rule.get_att("Arn")),
-                    principal=iam.service("events.amazonaws.com"),
-                ),
-                common.deny_insecure_transport(
-                    self.forward_dlq.get_att("Arn"), [asqs.Action("*")]
-                ),
-            ),
+            self.forward_dlq,
+            "ForwardRuleDeadLetters",
+            self.forward_rule,
         )
 
     @cached_property
