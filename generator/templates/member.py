@@ -128,48 +128,49 @@ class MemberTemplate:
             AllowedPattern=r"^[A-Za-z0-9/._-]+\.zip$",
         )
 
+    @staticmethod
+    def _number(name: str, description: str, default: object, low: int, high: int) -> Parameter:
+        # Bounds repeat the config's so a hand-edited StackSet override is checked too;
+        # troposphere takes integer bounds only, so "> 0" stays the config's to enforce.
+        return Parameter(
+            name,
+            Type="Number",
+            Description=description,
+            Default=parameter_value(default),
+            MinValue=str(low),
+            MaxValue=str(high),
+        )
+
     @cached_property
     def band_width(self) -> Parameter:
-        return Parameter(
+        return self._number(
             naming.PARAM_BAND_WIDTH,
-            Type="Number",
-            Description="Standard deviations of the anomaly detection band",
-            Default=parameter_value(self.detection.band_width),
-            MinValue="0",  # > 0: the config validates it; troposphere takes integers only
-            MaxValue="10",
+            "Standard deviations of the anomaly detection band",
+            self.detection.band_width, 0, 10,
         )
 
     @cached_property
     def ceiling_percent(self) -> Parameter:
-        return Parameter(
+        return self._number(
             naming.PARAM_CEILING_PERCENT,
-            Type="Number",
-            Description="Static ceiling alarm, percent of the blocks written (0 disables it)",
-            Default=parameter_value(self.detection.ceiling_percent),
-            MinValue="0",
-            MaxValue="100",
+            "Static ceiling alarm, percent of the blocks written (0 disables it)",
+            self.detection.ceiling_percent, 0, 100,
         )
 
     @cached_property
     def alarm_period(self) -> Parameter:
-        return Parameter(
+        return self._number(
             naming.PARAM_ALARM_PERIOD,
-            Type="Number",
-            Description="Alarm period in seconds; match the backup frequency",
-            Default=parameter_value(self.detection.alarm_period_seconds),
-            MinValue="3600",
-            MaxValue="86400",
+            "Alarm period in seconds; match the backup frequency",
+            self.detection.alarm_period_seconds, 3600, 86400,
         )
 
     @cached_property
     def evaluation_periods(self) -> Parameter:
-        return Parameter(
+        return self._number(
             naming.PARAM_EVALUATION_PERIODS,
-            Type="Number",
-            Description="Alarm evaluation periods",
-            Default=parameter_value(self.detection.evaluation_periods),
-            MinValue="1",
-            MaxValue="7",
+            "Alarm evaluation periods",
+            self.detection.evaluation_periods, 1, 7,
         )
 
     @cached_property
@@ -184,13 +185,10 @@ class MemberTemplate:
 
     @cached_property
     def retention_days(self) -> Parameter:
-        return Parameter(
+        return self._number(
             naming.PARAM_RETENTION_DAYS,
-            Type="Number",
-            Description="Days AWS Backup keeps each recovery point",
-            Default=parameter_value(self.config.backup.retention_days),
-            MinValue="1",
-            MaxValue="36500",
+            "Days AWS Backup keeps each recovery point",
+            self.config.backup.retention_days, 1, 36500,
         )
 
     def parameters(self) -> list[Parameter]:
