@@ -24,7 +24,12 @@ PARAM_CODE_KEY = "CodeKey"
 # Events the detector puts on the central bus (source is also passed as EVENT_SOURCE).
 EVENT_SOURCE = "backup-anomaly-detection"
 MEASUREMENT_DETAIL_TYPE = "Backup Change Measured"
-CONTINUATION_DETAIL_TYPE = "Changed Block Count Continuation"
+BASELINE_RESET_DETAIL_TYPE = "Backup Baseline Reset"
+# ``detail.reason`` of a baseline reset whose previous snapshot was deleted: the central
+# stack alerts on it (deleting recovery points is a ransomware precursor).
+RESET_PREVIOUS_SNAPSHOT_MISSING = "previous_snapshot_missing"
+RESET_UNRELATED_SNAPSHOTS = "unrelated_snapshots"
+CONTINUATION_DETAIL_TYPE = "Backup Count Continuation"
 
 CENTRAL_STACK_SUFFIX = "central"
 ARTIFACTS_STACK_SUFFIX = "artifacts"
@@ -149,6 +154,16 @@ class Names:
     @property
     def central_measurement_rule(self) -> str:
         return f"{self.prefix}-measurements"
+
+    @property
+    def central_reset_rule(self) -> str:
+        """Every baseline reset, to the audit queue."""
+        return f"{self.prefix}-baseline-resets"
+
+    @property
+    def central_missing_snapshot_rule(self) -> str:
+        """Baseline resets whose previous snapshot was deleted, to the alert topic."""
+        return f"{self.prefix}-snapshot-deleted"
 
     @property
     def central_key_alias(self) -> str:

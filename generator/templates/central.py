@@ -1,10 +1,13 @@
 """Central template: the security account's home region receives every alert and measurement.
 
 Member accounts forward the state changes of their backup anomaly alarms and put one
-``Backup Change Measured`` event per measurement on the central event bus. One rule turns
-alarm state changes into a readable notification (SNS, email subscribers from the config)
-and copies them to the audit queue; another sends every measurement to the audit queue,
-where a SIEM can read them and correlate across accounts.
+``Backup Change Measured`` event per measurement, and one ``Backup Baseline Reset`` event
+per baseline reset, on the central event bus. One rule turns alarm state changes into a
+readable notification (SNS, email subscribers from the config) and copies them to the audit
+queue; another sends every measurement to the audit queue, a third every baseline reset,
+where a SIEM can read them and correlate across accounts. A reset because the previous
+backup snapshot disappeared also notifies the topic: deleting recovery points before
+encrypting is a classic ransomware step.
 """
 
 from __future__ import annotations
@@ -49,6 +52,27 @@ ALERT_PATHS = {
     "reason": "$.detail.state.reason",
     "description": "$.detail.configuration.description",
     "volume": "$.detail.configuration.metrics[0].metricStat.metric.dimensions.VolumeId",
+}
+# The notification of a baseline reset whose previous snapshot was deleted. Every path is in
+# every ``Backup Baseline Reset`` the detector puts (see the detector's forward module).
+SNAPSHOT_DELETED_TEMPLATE = (
+    '"Backup snapshot deleted: the previous backup snapshot <previous> of volume <volume> '
+    "in account <account>, region <region>, no longer existed when backup job <job> "
+    "completed at <completion> (new snapshot <snapshot>), so change detection restarted "
+    "from the new snapshot. Deleting backups before encrypting data is a ransomware "
+    "precursor: find out who deleted <previous> (CloudTrail DeleteSnapshot, "
+    "DeleteRecoveryPoint) and check the account's other recovery points. Snapshots, in "
+    "account <account>: https://<region>.console.aws.amazon.com/ec2/home?region=<region>"
+    '#Snapshots:"'
+)
+SNAPSHOT_DELETED_PATHS = {
+    "account": "$.detail.account",
+    "region": "$.detail.region",
+    "volume": "$.detail.volumeId",
+    "previous": "$.detail.previousSnapshotId",
+    "snapshot": "$.detail.snapshotId",
+    "job": "$.detail.backupJobId",
+    "completion": "$.detail.completionTime",
 }
 # Paths only some alarms have (every alarm the toolkit creates has a description, but
 # one created by hand with the prefix might not).
@@ -120,6 +144,13 @@ class CentralTemplate:
                     principal=iam.service("events.amazonaws.com"),
                 ),
                 iam.allow(
+                    "SnapshotDeletedRulePublishes",
+                    [asns.Publish],
+                    [self.topic.ref()],
+                    ArnEquals("aws:SourceArn", self.snapshot_deleted_rule.get_att("Arn")),
+                    principal=iam.service("events.amazonaws.com"),
+                ),
+                iam.allow(
                     "DeadLetterAlarmPublishes",
                     [asns.Publish],
                     [self.topic.ref()],
@@ -167,13 +198,12 @@ class CentralTemplate:
             Tags=common.tags(self.config),
         )
 
-    def _rule_sources(self):
-        return ArnEquals(
-            "aws:SourceArn",
-            [self.alarm_rule.get_att("Arn"), self.measurement_rule.get_att("Arn")],
-        )
+    def _audit_rules(self) -> list[tevents.Rule]:
+        """The rules whose targets include the audit queue."""
+        return [self.alarm_rule, self.measurement_rule, self.reset_rule]
 
-    def _queue_policy(self, title: str, queue: tsqs.Queue) -> tsqs.QueuePolicy:
+    def _queue_policy(self, title: str, queue: tsqs.Queue,
+                      rules: list[tevents.Rule]) -> tsqs.QueuePolicy:
         return tsqs.QueuePolicy(
             title,
             Queues=[queue.ref()],
@@ -182,7 +212,7 @@ class CentralTemplate:
                     "CentralRulesSend",
                     [asqs.SendMessage],
                     [queue.get_att("Arn")],
-                    self._rule_sources(),
+                    ArnEquals("aws:SourceArn", [rule.get_att("Arn") for rule in rules]),
                     principal=iam.service("events.amazonaws.com"),
                 ),
                 common.deny_insecure_transport(queue.get_att("Arn"), [asqs.Action("*")]),
@@ -191,11 +221,13 @@ class CentralTemplate:
 
     @cached_property
     def audit_queue_policy(self) -> tsqs.QueuePolicy:
-        return self._queue_policy("AuditQueuePolicy", self.audit_queue)
+        return self._queue_policy("AuditQueuePolicy", self.audit_queue, self._audit_rules())
 
     @cached_property
     def dlq_policy(self) -> tsqs.QueuePolicy:
-        return self._queue_policy("CentralDeadLetterQueuePolicy", self.dlq)
+        # Every rule's targets dead-letter here, the alert-only rule's too.
+        return self._queue_policy("CentralDeadLetterQueuePolicy", self.dlq,
+                                  [*self._audit_rules(), self.snapshot_deleted_rule])
 
     @cached_property
     def dlq_alarm(self) -> tcw.Alarm:
@@ -322,6 +354,61 @@ class CentralTemplate:
             ],
         )
 
+    def _reset_pattern(self, **detail) -> dict:
+        pattern = {
+            "source": [naming.EVENT_SOURCE],
+            "detail-type": [naming.BASELINE_RESET_DETAIL_TYPE],
+        }
+        if detail:
+            pattern["detail"] = detail
+        return pattern
+
+    @cached_property
+    def reset_rule(self) -> tevents.Rule:
+        return tevents.Rule(
+            "BaselineResetRule",
+            Name=self.names.central_reset_rule,
+            Description="Every baseline reset (new lineage or deleted snapshot), for the audit",
+            EventBusName=self.bus.get_att("Arn"),
+            EventPattern=self._reset_pattern(),
+            State="ENABLED",
+            Tags=common.tags(self.config),
+            Targets=[
+                tevents.Target(
+                    Id="AuditQueue",
+                    Arn=self.audit_queue.get_att("Arn"),
+                    DeadLetterConfig=self._dead_letters(),
+                    RetryPolicy=self._retry(),
+                )
+            ],
+        )
+
+    @cached_property
+    def snapshot_deleted_rule(self) -> tevents.Rule:
+        return tevents.Rule(
+            "SnapshotDeletedRule",
+            Name=self.names.central_missing_snapshot_rule,
+            Description="Baseline resets whose previous backup snapshot was deleted: alert",
+            EventBusName=self.bus.get_att("Arn"),
+            EventPattern=self._reset_pattern(
+                reason=[naming.RESET_PREVIOUS_SNAPSHOT_MISSING]
+            ),
+            State="ENABLED",
+            Tags=common.tags(self.config),
+            Targets=[
+                tevents.Target(
+                    Id="AlertTopic",
+                    Arn=self.topic.ref(),
+                    InputTransformer=tevents.InputTransformer(
+                        InputPathsMap=SNAPSHOT_DELETED_PATHS,
+                        InputTemplate=SNAPSHOT_DELETED_TEMPLATE,
+                    ),
+                    DeadLetterConfig=self._dead_letters(),
+                    RetryPolicy=self._retry(),
+                )
+            ],
+        )
+
     # -- assembly -----------------------------------------------------------------------
     def resources(self) -> list:
         return [
@@ -338,6 +425,8 @@ class CentralTemplate:
             self.bus,
             self.alarm_rule,
             self.measurement_rule,
+            self.reset_rule,
+            self.snapshot_deleted_rule,
         ]
 
     def create_template(self) -> Template:

@@ -44,13 +44,15 @@ from backup_anomaly.changed_blocks import (
 )
 from backup_anomaly.events import (
     CONTINUATION_DETAIL_TYPE,
+    RESET_PREVIOUS_SNAPSHOT_MISSING,
+    RESET_UNRELATED_SNAPSHOTS,
     BackupJob,
     Continuation,
     MalformedEvent,
     Skip,
     classify,
 )
-from backup_anomaly.forward import forward_measurement
+from backup_anomaly.forward import forward_measurement, forward_reset
 from backup_anomaly.logs import Outcome, emit
 from backup_anomaly.settings import Settings
 from backup_anomaly.snapshots import BLOCK_SIZE, RecoveryPointGone, VolumeSnapshot, resolve
@@ -387,8 +389,10 @@ class Detector:
                 workers=self.settings.ebs_count_workers,
             )
         except (UnrelatedSnapshots, SnapshotNotFound) as exc:
-            reason = "unrelated_snapshots" if isinstance(exc, UnrelatedSnapshots) else (
-                "snapshot_not_found")
+            # SnapshotNotFound: the baseline's snapshot is gone (deleted since the last
+            # backup, which is what ransomware does to recovery points first).
+            reason = (RESET_UNRELATED_SNAPSHOTS if isinstance(exc, UnrelatedSnapshots)
+                      else RESET_PREVIOUS_SNAPSHOT_MISSING)
             pending = self._record(target, state.snapshot_id, kind="reset", reason=reason)
             self.store.move_baseline(
                 target.volume_arn, volume_id=target.volume_id, snapshot_id=target.snapshot_id,
@@ -396,9 +400,10 @@ class Detector:
                 volume_size_gib=target.volume_size_gib,
                 expected_version=state.version, pending=pending,
             )
-            self._publish_pending(target.volume_arn, pending)
+            published = self._publish_pending(target.volume_arn, pending)
             return self._with_alarms(Outcome("baseline_reset", snapshots=snapshots,
-                                             reason=reason, extra={"message": str(exc)}),
+                                             reason=reason,
+                                             extra={"message": str(exc), **published}),
                                      state, target)
         self._run.count_calls += result.api_calls - (checkpoint.api_calls if checkpoint else 0)
         if not result.complete:
@@ -467,6 +472,8 @@ class Detector:
         info: dict = {}
         if pending.get("kind") == "reset":
             metrics.put_counter(cloudwatch, namespace, metrics.BASELINE_RESETS)
+            forwarded = forward_reset(self.clients.events, self.settings.central_bus_arn,
+                                      self.settings.event_source, pending)
         else:
             timestamp = datetime.fromisoformat(pending["completionTime"])
             if metrics.publishable(timestamp):
@@ -478,10 +485,10 @@ class Detector:
                 info["metric"] = "too_old"
             forwarded = forward_measurement(self.clients.events, self.settings.central_bus_arn,
                                             self.settings.event_source, pending)
-            info["forward"] = forwarded.status
-            if forwarded.status == "failed":
-                info["forward_error"] = forwarded.error
-                metrics.put_counter(cloudwatch, namespace, metrics.FORWARD_FAILURES)
+        info["forward"] = forwarded.status
+        if forwarded.status == "failed":
+            info["forward_error"] = forwarded.error
+            metrics.put_counter(cloudwatch, namespace, metrics.FORWARD_FAILURES)
         self.store.clear_pending(volume_arn, pending["snapshotId"])
         return info
 

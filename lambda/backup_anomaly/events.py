@@ -21,6 +21,10 @@ BACKUP_JOB_DETAIL_TYPE = "Backup Job State Change"
 COPY_JOB_DETAIL_TYPE = "Copy Job State Change"
 CONTINUATION_DETAIL_TYPE = "Backup Count Continuation"
 MEASURED_DETAIL_TYPE = "Backup Change Measured"
+BASELINE_RESET_DETAIL_TYPE = "Backup Baseline Reset"
+# ``reason`` of a ``Backup Baseline Reset``: the central stack alerts on the first.
+RESET_PREVIOUS_SNAPSHOT_MISSING = "previous_snapshot_missing"
+RESET_UNRELATED_SNAPSHOTS = "unrelated_snapshots"
 COMPLETED = "COMPLETED"
 
 

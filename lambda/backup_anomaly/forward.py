@@ -1,9 +1,12 @@
-"""Forwarding of every measurement to the central security account's event bus.
+"""Forwarding of every measurement and every baseline reset to the central event bus.
 
-The central account routes ``Backup Change Measured`` events to its audit queue, so it holds
-every measurement and can correlate across accounts. Forwarding is best effort by design:
-the measurement itself is the CloudWatch data point, already published; a failure here is
-logged and counted (``ForwardFailures``) and never fails the measurement.
+The central account routes ``Backup Change Measured`` and ``Backup Baseline Reset`` events
+to its audit queue (and a reset whose previous snapshot disappeared to its alert topic:
+deleting recovery points is what ransomware does first), so it holds every measurement and
+reset and can correlate across accounts. Forwarding is best effort by design: the
+measurement itself is the CloudWatch data point, the reset is the baseline move, both
+already done; a failure here is logged and counted (``ForwardFailures``) and never fails
+them.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from dataclasses import dataclass
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from backup_anomaly.events import MEASURED_DETAIL_TYPE
+from backup_anomaly.events import BASELINE_RESET_DETAIL_TYPE, MEASURED_DETAIL_TYPE
 
 
 @dataclass(frozen=True)
@@ -39,16 +42,54 @@ def measurement_detail(measurement: dict) -> dict:
     return {key: measurement.get(key) for key in keys}
 
 
+def reset_detail(record: dict) -> dict:
+    """The event detail of a pending baseline-reset record (see ``detector``).
+
+    ``resetId`` (volume ARN / previous snapshot / new snapshot) is stable across retries: a
+    reset republished after a crash carries the same id, so the audit side can drop it.
+    """
+    return {
+        "resetId": record.get("measurementId"),
+        "account": record.get("account"),
+        "region": record.get("region"),
+        "volumeId": record.get("volumeId"),
+        "volumeArn": record.get("volumeArn"),
+        "previousSnapshotId": record.get("previousSnapshotId"),
+        "snapshotId": record.get("snapshotId"),
+        "reason": record.get("reason"),
+        "backupJobId": record.get("backupJobId"),
+        "resourceType": record.get("resourceType"),
+        "completionTime": record.get("completionTime"),
+        "resetAt": record.get("measuredAt"),
+    }
+
+
 def forward_measurement(
     client, bus_arn: str | None, source: str, measurement: dict
 ) -> ForwardResult:
-    """Puts one ``Backup Change Measured`` event on the central bus.
+    """Puts one ``Backup Change Measured`` event on the central bus (see :func:`put_event`)."""
+    return put_event(client, bus_arn, source, MEASURED_DETAIL_TYPE, measurement["volumeArn"],
+                     measurement_detail(measurement))
+
+
+def forward_reset(client, bus_arn: str | None, source: str, record: dict) -> ForwardResult:
+    """Puts one ``Backup Baseline Reset`` event on the central bus (see :func:`put_event`)."""
+    return put_event(client, bus_arn, source, BASELINE_RESET_DETAIL_TYPE, record["volumeArn"],
+                     reset_detail(record))
+
+
+def put_event(
+    client, bus_arn: str | None, source: str, detail_type: str, resource: str, detail: dict
+) -> ForwardResult:
+    """Puts one event on the central bus.
 
     Args:
         client: boto3 EventBridge client.
         bus_arn: ``CENTRAL_BUS_ARN``; None disables forwarding.
         source: ``EVENT_SOURCE``.
-        measurement: the measurement record.
+        detail_type: the event's detail-type.
+        resource: the volume ARN (the event's only resource).
+        detail: the event detail.
 
     Returns:
         The outcome; errors are returned, not raised.
@@ -60,9 +101,9 @@ def forward_measurement(
             Entries=[
                 {
                     "Source": source,
-                    "DetailType": MEASURED_DETAIL_TYPE,
-                    "Resources": [measurement["volumeArn"]],
-                    "Detail": json.dumps(measurement_detail(measurement)),
+                    "DetailType": detail_type,
+                    "Resources": [resource],
+                    "Detail": json.dumps(detail),
                     "EventBusName": bus_arn,
                 }
             ]

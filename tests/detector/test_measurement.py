@@ -113,7 +113,7 @@ def test_deleted_previous_snapshot_resets_the_baseline(world):
     records = detector.handle(world.ebs_event(s2, vol, recent(20)))
     after = detector.handle(world.ebs_event(s3, vol, recent(10)))
 
-    assert [r["reason"] for r in records] == ["snapshot_not_found"]
+    assert [r["reason"] for r in records] == ["previous_snapshot_missing"]
     assert _decisions(after) == ["measured"]  # the volume is not broken
     assert [d["Value"] for d in world.metric_puts()] == [1]
 

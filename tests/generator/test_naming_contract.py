@@ -7,7 +7,7 @@ If either side changes its format, alerts stop matching: these tests catch that.
 
 import pytest
 
-from backup_anomaly import alarms, settings
+from backup_anomaly import alarms, events, settings
 from generator import naming
 from generator.naming import Names
 
@@ -31,3 +31,18 @@ def test_operational_alarms_share_the_volume_alarm_prefix():
 
 def test_event_source_default_is_the_generators():
     assert settings.load({"STATE_TABLE": "t"}).event_source == naming.EVENT_SOURCE
+
+
+def test_event_detail_types_agree():
+    # The central rules match the detail-types and the reset reason the detector puts; the
+    # detector package cannot import the generator, so each side spells them once.
+    assert events.MEASURED_DETAIL_TYPE == naming.MEASUREMENT_DETAIL_TYPE
+    assert events.BASELINE_RESET_DETAIL_TYPE == naming.BASELINE_RESET_DETAIL_TYPE
+    assert events.CONTINUATION_DETAIL_TYPE == naming.CONTINUATION_DETAIL_TYPE
+
+
+def test_reset_reasons_agree():
+    # The central snapshot-deleted rule alerts on this reason: a typo on either side would
+    # silence the alert.
+    assert events.RESET_PREVIOUS_SNAPSHOT_MISSING == naming.RESET_PREVIOUS_SNAPSHOT_MISSING
+    assert events.RESET_UNRELATED_SNAPSHOTS == naming.RESET_UNRELATED_SNAPSHOTS

@@ -79,17 +79,22 @@ def test_topic_is_encrypted_and_has_one_email_subscription_per_address():
 def test_topic_policy_admits_only_our_rule_and_our_alarm():
     policy = h.one(_central("example"), "AWS::SNS::TopicPolicy")["Properties"]["PolicyDocument"]
     allows = [s for s in h.statements(policy) if s["Effect"] == "Allow"]
-    assert {(s["Principal"]["Service"], s["Sid"]) for s in allows} == {
-        ("events.amazonaws.com", "AlarmRulePublishes"),
-        ("cloudwatch.amazonaws.com", "DeadLetterAlarmPublishes"),
-    }
     sources = {
-        s["Principal"]["Service"]: s["Condition"]["ArnEquals"]["aws:SourceArn"] for s in allows
+        (s["Principal"]["Service"], s["Sid"]): s["Condition"]["ArnEquals"]["aws:SourceArn"]
+        for s in allows
     }
     assert sources == {
-        "events.amazonaws.com": {"Fn::GetAtt": ["AlarmStateRule", "Arn"]},
-        "cloudwatch.amazonaws.com": {"Fn::GetAtt": ["CentralDeadLetterAlarm", "Arn"]},
+        ("events.amazonaws.com", "AlarmRulePublishes"): {"Fn::GetAtt": ["AlarmStateRule", "Arn"]},
+        ("events.amazonaws.com", "SnapshotDeletedRulePublishes"): {
+            "Fn::GetAtt": ["SnapshotDeletedRule", "Arn"]
+        },
+        ("cloudwatch.amazonaws.com", "DeadLetterAlarmPublishes"): {
+            "Fn::GetAtt": ["CentralDeadLetterAlarm", "Arn"]
+        },
     }
+    for statement in allows:
+        assert statement["Action"] == ["sns:Publish"]
+        assert statement["Resource"] == [{"Ref": "AlertTopic"}]
 
 
 def test_key_policy_grants_services_only_for_this_account():
@@ -162,15 +167,121 @@ def test_measurement_rule_sends_every_measurement_to_the_audit_queue():
     assert target["Arn"] == {"Fn::GetAtt": ["AuditQueue", "Arn"]}
 
 
-def test_queue_policies_admit_only_our_two_rules():
-    for policy in h.resources(_central("example"), "AWS::SQS::QueuePolicy").values():
+def test_queue_policies_admit_only_the_rules_that_target_them():
+    audit_rules = [
+        {"Fn::GetAtt": ["AlarmStateRule", "Arn"]},
+        {"Fn::GetAtt": ["MeasurementRule", "Arn"]},
+        {"Fn::GetAtt": ["BaselineResetRule", "Arn"]},
+    ]
+    expected = {
+        "AuditQueue": audit_rules,
+        # Every rule dead-letters here, the alert-only snapshot-deleted rule too.
+        "CentralDeadLetterQueue": [*audit_rules, {"Fn::GetAtt": ["SnapshotDeletedRule", "Arn"]}],
+    }
+    policies = h.resources(_central("example"), "AWS::SQS::QueuePolicy").values()
+    seen = {}
+    for policy in policies:
+        (queue,) = policy["Properties"]["Queues"]
         allow, deny = h.statements(policy["Properties"]["PolicyDocument"])
         assert allow["Principal"] == {"Service": "events.amazonaws.com"}
-        assert allow["Condition"]["ArnEquals"]["aws:SourceArn"] == [
-            {"Fn::GetAtt": ["AlarmStateRule", "Arn"]},
-            {"Fn::GetAtt": ["MeasurementRule", "Arn"]},
-        ]
+        seen[queue["Ref"]] = allow["Condition"]["ArnEquals"]["aws:SourceArn"]
         assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert seen == expected
+
+
+# -- baseline resets ----------------------------------------------------------------------
+
+def _reset_event(reason: str = naming.RESET_PREVIOUS_SNAPSHOT_MISSING) -> dict:
+    """The event the detector puts for a reset (its own detail builder, not a copy)."""
+    from backup_anomaly import forward
+
+    volume_arn = "arn:aws:ec2:eu-west-1:444444444444:volume/vol-0abc"
+    record = {
+        "kind": "reset", "reason": reason,
+        "measurementId": f"{volume_arn}/snap-old/snap-new", "account": "444444444444",
+        "region": "eu-west-1", "volumeId": "vol-0abc", "volumeArn": volume_arn,
+        "previousSnapshotId": "snap-old", "snapshotId": "snap-new", "backupJobId": "job-1",
+        "resourceType": "EBS", "completionTime": "2026-11-24T05:00:00+00:00",
+        "measuredAt": "2026-11-24T05:01:00+00:00",
+    }
+    return {
+        "version": "0", "id": "1", "source": naming.EVENT_SOURCE,
+        "detail-type": naming.BASELINE_RESET_DETAIL_TYPE, "account": "444444444444",
+        "time": "2026-11-24T05:01:00Z", "region": "eu-west-1", "resources": [volume_arn],
+        "detail": forward.reset_detail(record),
+    }
+
+
+def _path(event: dict, path: str):
+    node = event
+    for part in re.findall(r"[\w-]+|\[\d+\]", path[2:]):
+        node = node[int(part[1:-1])] if part.startswith("[") else node[part]
+    return node
+
+
+def test_reset_rule_sends_every_baseline_reset_to_the_audit_queue():
+    names = Names("backup-anomaly")
+    rule = _rules(_central("example"))[names.central_reset_rule]
+    assert rule["EventBusName"] == {"Fn::GetAtt": ["CentralBus", "Arn"]}
+    assert rule["EventPattern"] == {
+        "source": [naming.EVENT_SOURCE],
+        "detail-type": [naming.BASELINE_RESET_DETAIL_TYPE],
+    }
+    (target,) = rule["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": ["AuditQueue", "Arn"]}
+    assert "InputTransformer" not in target  # the SIEM gets the whole event
+    assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["CentralDeadLetterQueue", "Arn"]}
+
+
+def test_deleted_previous_snapshot_alerts_with_an_actionable_message():
+    names = Names("backup-anomaly")
+    rule = _rules(_central("example"))[names.central_missing_snapshot_rule]
+    assert rule["EventBusName"] == {"Fn::GetAtt": ["CentralBus", "Arn"]}
+    assert rule["EventPattern"] == {
+        "source": [naming.EVENT_SOURCE],
+        "detail-type": [naming.BASELINE_RESET_DETAIL_TYPE],
+        "detail": {"reason": [naming.RESET_PREVIOUS_SNAPSHOT_MISSING]},
+    }
+    (target,) = rule["Targets"]
+    assert target["Arn"] == {"Ref": "AlertTopic"}
+    assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["CentralDeadLetterQueue", "Arn"]}
+    assert target["RetryPolicy"]["MaximumEventAgeInSeconds"] == 86400
+    transformer = target["InputTransformer"]
+    template = transformer["InputTemplate"]
+    used = set(re.findall(r"<(\w+)>", template))
+    assert used == set(transformer["InputPathsMap"])
+    assert {"account", "region", "volume", "previous"} <= used
+    assert "ransomware" in template
+    assert ("https://<region>.console.aws.amazon.com/ec2/home?region=<region>#Snapshots:"
+            in template)
+
+
+def test_reset_event_from_the_detector_matches_only_where_it_should():
+    from backup_anomaly import events
+
+    missing = _reset_event(events.RESET_PREVIOUS_SNAPSHOT_MISSING)
+    unrelated = _reset_event(events.RESET_UNRELATED_SNAPSHOTS)
+    rules = _rules(_central("example"))
+    names = Names("backup-anomaly")
+
+    def matches(pattern: dict, event: dict) -> bool:
+        return all(
+            matches(value, event.get(key, {})) if isinstance(value, dict)
+            else event.get(key) in value
+            for key, value in pattern.items()
+        )
+
+    reset = rules[names.central_reset_rule]["EventPattern"]
+    deleted = rules[names.central_missing_snapshot_rule]["EventPattern"]
+    assert matches(reset, missing) and matches(reset, unrelated)
+    assert matches(deleted, missing) and not matches(deleted, unrelated)
+
+
+def test_snapshot_deleted_transformer_paths_exist_in_the_detectors_event():
+    event = _reset_event()
+    for name, path in central.SNAPSHOT_DELETED_PATHS.items():
+        assert _path(event, path) not in (None, ""), name
+    assert _path(event, central.SNAPSHOT_DELETED_PATHS["previous"]) == "snap-old"
 
 
 def test_dead_letter_alarm_notifies_the_topic():
