@@ -17,7 +17,8 @@ Variables:
     EVALUATION_PERIODS: alarm evaluation periods, an integer >= 1. Default 1.
     RESOURCE_TYPES: comma-separated AWS Backup resource types to measure, a subset of
         ``EBS,EC2``. Default ``EBS,EC2``.
-    CENTRAL_BUS_ARN: event bus ARN that receives every ``Backup Change Measured`` event.
+    CENTRAL_BUS_ARN: event bus ARN that receives every ``Backup Change Measured`` and
+        ``Backup Baseline Reset`` event.
         Optional; unset or empty disables forwarding.
     EVENT_SOURCE: ``source`` of the events the detector puts and of its own continuation
         messages. Default ``backup-anomaly-detection``.
