@@ -129,14 +129,12 @@ class ArtifactsTemplate:
         )
 
     def create_template(self) -> Template:
-        template = common.new_template(
+        return common.new_template(
             f"Backup anomaly detection ({self.config.name}): code and template bucket of one "
-            f"region, in the StackSet admin account {self.admin_account}"
+            f"region, in the StackSet admin account {self.admin_account}",
+            resources=[self.bucket, self.bucket_policy],
+            outputs=[Output("BucketName", Value=self.bucket.ref())],
         )
-        template.add_resource(self.bucket)
-        template.add_resource(self.bucket_policy)
-        template.add_output(Output("BucketName", Value=self.bucket.ref()))
-        return template
 
 
 def build(config: OrgConfig) -> Template:

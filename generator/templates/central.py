@@ -296,62 +296,61 @@ class CentralTemplate:
     def _dead_letters(self) -> tevents.DeadLetterConfig:
         return tevents.DeadLetterConfig(Arn=self.dlq.get_att("Arn"))
 
-    @cached_property
-    def alarm_rule(self) -> tevents.Rule:
+    def _audit_target(self) -> tevents.Target:
+        return tevents.Target(
+            Id="AuditQueue",
+            Arn=self.audit_queue.get_att("Arn"),
+            DeadLetterConfig=self._dead_letters(),
+            RetryPolicy=self._retry(),
+        )
+
+    def _alert_target(self, paths: dict, template: str) -> tevents.Target:
+        """The SNS topic, with a message written for a human by ``template``."""
+        return tevents.Target(
+            Id="AlertTopic",
+            Arn=self.topic.ref(),
+            InputTransformer=tevents.InputTransformer(InputPathsMap=paths, InputTemplate=template),
+            DeadLetterConfig=self._dead_letters(),
+            RetryPolicy=self._retry(),
+        )
+
+    def _rule(
+        self, title: str, name: str, description: str, pattern: dict, targets: list
+    ) -> tevents.Rule:
         return tevents.Rule(
-            "AlarmStateRule",
-            Name=self.names.central_alarm_rule,
-            Description="Backup anomaly alarm state changes forwarded by member accounts",
+            title,
+            Name=name,
+            Description=description,
             # The ARN, not Ref (the name): both work in CloudFormation; moto resolves only this.
             EventBusName=self.bus.get_att("Arn"),
-            EventPattern={
+            EventPattern=pattern,
+            State="ENABLED",
+            Tags=common.tags(self.config),
+            Targets=targets,
+        )
+
+    @cached_property
+    def alarm_rule(self) -> tevents.Rule:
+        return self._rule(
+            "AlarmStateRule",
+            self.names.central_alarm_rule,
+            "Backup anomaly alarm state changes forwarded by member accounts",
+            {
                 "source": [ALARM_EVENT_SOURCE],
                 "detail-type": [ALARM_DETAIL_TYPE],
                 "detail": {"alarmName": [{"prefix": self.alarm_prefix}]},
             },
-            State="ENABLED",
-            Tags=common.tags(self.config),
-            Targets=[
-                tevents.Target(
-                    Id="AlertTopic",
-                    Arn=self.topic.ref(),
-                    InputTransformer=tevents.InputTransformer(
-                        InputPathsMap=ALERT_PATHS, InputTemplate=ALERT_TEMPLATE
-                    ),
-                    DeadLetterConfig=self._dead_letters(),
-                    RetryPolicy=self._retry(),
-                ),
-                tevents.Target(
-                    Id="AuditQueue",
-                    Arn=self.audit_queue.get_att("Arn"),
-                    DeadLetterConfig=self._dead_letters(),
-                    RetryPolicy=self._retry(),
-                ),
-            ],
+            [self._alert_target(ALERT_PATHS, ALERT_TEMPLATE), self._audit_target()],
         )
 
     @cached_property
     def measurement_rule(self) -> tevents.Rule:
-        return tevents.Rule(
+        return self._rule(
             "MeasurementRule",
-            Name=self.names.central_measurement_rule,
-            Description="Every changed-block measurement, for the audit trail",
-            # The ARN, not Ref (the name): both work in CloudFormation; moto resolves only this.
-            EventBusName=self.bus.get_att("Arn"),
-            EventPattern={
-                "source": [naming.EVENT_SOURCE],
-                "detail-type": [naming.MEASUREMENT_DETAIL_TYPE],
-            },
-            State="ENABLED",
-            Tags=common.tags(self.config),
-            Targets=[
-                tevents.Target(
-                    Id="AuditQueue",
-                    Arn=self.audit_queue.get_att("Arn"),
-                    DeadLetterConfig=self._dead_letters(),
-                    RetryPolicy=self._retry(),
-                )
-            ],
+            self.names.central_measurement_rule,
+            "Every changed-block measurement, for the audit trail",
+            {"source": [naming.EVENT_SOURCE], "detail-type": [naming.MEASUREMENT_DETAIL_TYPE]},
+            [self._audit_target()],
         )
 
     def _reset_pattern(self, **detail) -> dict:
@@ -365,48 +364,22 @@ class CentralTemplate:
 
     @cached_property
     def reset_rule(self) -> tevents.Rule:
-        return tevents.Rule(
+        return self._rule(
             "BaselineResetRule",
-            Name=self.names.central_reset_rule,
-            Description="Every baseline reset (new lineage or deleted snapshot), for the audit",
-            EventBusName=self.bus.get_att("Arn"),
-            EventPattern=self._reset_pattern(),
-            State="ENABLED",
-            Tags=common.tags(self.config),
-            Targets=[
-                tevents.Target(
-                    Id="AuditQueue",
-                    Arn=self.audit_queue.get_att("Arn"),
-                    DeadLetterConfig=self._dead_letters(),
-                    RetryPolicy=self._retry(),
-                )
-            ],
+            self.names.central_reset_rule,
+            "Every baseline reset (new lineage or deleted snapshot), for the audit",
+            self._reset_pattern(),
+            [self._audit_target()],
         )
 
     @cached_property
     def snapshot_deleted_rule(self) -> tevents.Rule:
-        return tevents.Rule(
+        return self._rule(
             "SnapshotDeletedRule",
-            Name=self.names.central_missing_snapshot_rule,
-            Description="Baseline resets whose previous backup snapshot was deleted: alert",
-            EventBusName=self.bus.get_att("Arn"),
-            EventPattern=self._reset_pattern(
-                reason=[naming.RESET_PREVIOUS_SNAPSHOT_MISSING]
-            ),
-            State="ENABLED",
-            Tags=common.tags(self.config),
-            Targets=[
-                tevents.Target(
-                    Id="AlertTopic",
-                    Arn=self.topic.ref(),
-                    InputTransformer=tevents.InputTransformer(
-                        InputPathsMap=SNAPSHOT_DELETED_PATHS,
-                        InputTemplate=SNAPSHOT_DELETED_TEMPLATE,
-                    ),
-                    DeadLetterConfig=self._dead_letters(),
-                    RetryPolicy=self._retry(),
-                )
-            ],
+            self.names.central_missing_snapshot_rule,
+            "Baseline resets whose previous backup snapshot was deleted: alert",
+            self._reset_pattern(reason=[naming.RESET_PREVIOUS_SNAPSHOT_MISSING]),
+            [self._alert_target(SNAPSHOT_DELETED_PATHS, SNAPSHOT_DELETED_TEMPLATE)],
         )
 
     # -- assembly -----------------------------------------------------------------------
@@ -430,20 +403,16 @@ class CentralTemplate:
         ]
 
     def create_template(self) -> Template:
-        template = common.new_template(
+        return common.new_template(
             f"Backup anomaly detection ({self.config.name}): central alerts and audit trail "
-            "in the security account"
-        )
-        for resource in self.resources():
-            template.add_resource(resource)
-        template.add_output(
-            [
+            "in the security account",
+            resources=self.resources(),
+            outputs=[
                 Output("CentralBusArn", Value=self.bus.get_att("Arn")),
                 Output("AlertTopicArn", Value=self.topic.ref()),
                 Output("AuditQueueUrl", Value=self.audit_queue.ref()),
-            ]
+            ],
         )
-        return template
 
 
 def build(config: OrgConfig) -> Template:

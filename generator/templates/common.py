@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from awacs import kms
 from awacs.aws import Bool, Principal, Statement
@@ -49,10 +49,22 @@ SERVICE_PUBLISH_ACTIONS = [kms.GenerateDataKey, kms.Decrypt]
 KEY_POLICY_RESOURCE = "*"
 
 
-def new_template(description: str) -> Template:
-    """An empty template with the format version and ``description`` set."""
+def new_template(
+    description: str,
+    *,
+    parameters: Iterable = (),
+    resources: Iterable = (),
+    outputs: Iterable = (),
+) -> Template:
+    """A template with the format version, ``description`` and the given parts."""
     template = Template(Description=description)
     template.set_version(TEMPLATE_FORMAT_VERSION)
+    for parameter in parameters:
+        template.add_parameter(parameter)
+    for resource in resources:
+        template.add_resource(resource)
+    for output in outputs:
+        template.add_output(output)
     return template
 
 

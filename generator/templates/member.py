@@ -808,22 +808,17 @@ class MemberTemplate:
         return items
 
     def create_template(self) -> Template:
-        template = common.new_template(
+        return common.new_template(
             f"Backup anomaly detection ({self.config.name}): member account detector, "
-            "deployed by a StackSet to every target account and region"
-        )
-        for parameter in self.parameters():
-            template.add_parameter(parameter)
-        for resource in self.resources():
-            template.add_resource(resource)
-        template.add_output(
-            [
+            "deployed by a StackSet to every target account and region",
+            parameters=self.parameters(),
+            resources=self.resources(),
+            outputs=[
                 Output("DetectorFunctionArn", Value=self.function.get_att("Arn")),
                 Output("WorkQueueUrl", Value=self.queue.ref()),
                 Output("StateTableName", Value=self.table.ref()),
-            ]
+            ],
         )
-        return template
 
 
 def build(config: OrgConfig) -> Template:

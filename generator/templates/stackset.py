@@ -135,13 +135,12 @@ class StackSetTemplate:
         return tcf.StackSet("MemberStackSet", **kwargs)
 
     def create_template(self) -> Template:
-        template = common.new_template(
+        return common.new_template(
             f"Backup anomaly detection ({self.config.name}): the member StackSet, in the "
-            f"admin account {self.config.admin_account_id}"
+            f"admin account {self.config.admin_account_id}",
+            resources=[self.stackset],
+            outputs=[Output("StackSetId", Value=self.stackset.ref())],
         )
-        template.add_resource(self.stackset)
-        template.add_output(Output("StackSetId", Value=self.stackset.ref()))
-        return template
 
 
 def build(config: OrgConfig, *, member_template_key: str, lambda_key: str) -> Template:

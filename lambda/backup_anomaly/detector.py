@@ -290,12 +290,7 @@ class Detector:
         snapshots = {"previous": state.snapshot_id if state else None,
                      "current": target.snapshot_id}
         if state is None:
-            self.store.move_baseline(
-                target.volume_arn, volume_id=target.volume_id, snapshot_id=target.snapshot_id,
-                completion_time=target.completion_time, base_blocks=target.base_blocks,
-                volume_size_gib=target.volume_size_gib,
-                expected_version=None, pending=None,
-            )
+            self._move_baseline(target, expected_version=None, pending=None)
             return self._with_alarms(Outcome("baseline_created", snapshots=snapshots,
                                              reason="first sighting"), None, target)
         if state.snapshot_id == target.snapshot_id:
@@ -394,20 +389,14 @@ class Detector:
             reason = (RESET_UNRELATED_SNAPSHOTS if isinstance(exc, UnrelatedSnapshots)
                       else RESET_PREVIOUS_SNAPSHOT_MISSING)
             pending = self._record(target, state.snapshot_id, kind="reset", reason=reason)
-            self.store.move_baseline(
-                target.volume_arn, volume_id=target.volume_id, snapshot_id=target.snapshot_id,
-                completion_time=target.completion_time, base_blocks=target.base_blocks,
-                volume_size_gib=target.volume_size_gib,
-                expected_version=state.version, pending=pending,
-            )
-            published = self._publish_pending(target.volume_arn, pending)
+            published = self._advance(target, state, pending)
             return self._with_alarms(Outcome("baseline_reset", snapshots=snapshots,
                                              reason=reason,
                                              extra={"message": str(exc), **published}),
                                      state, target)
-        self._run.count_calls += result.api_calls - (checkpoint.api_calls if checkpoint else 0)
+        before = checkpoint.api_calls if checkpoint else 0
+        self._run.count_calls += result.api_calls - before
         if not result.complete:
-            before = checkpoint.api_calls if checkpoint else 0
             if result.checkpoint is None or result.api_calls <= before:
                 raise CountStalled("no time left to count in this invocation")
             generation += 1
@@ -426,16 +415,24 @@ class Detector:
                                changed_blocks=result.changed_blocks,
                                volume_size_gib=result.volume_size_gib or target.volume_size_gib,
                                block_size=result.block_size)
+        published = self._advance(target, state, pending)
+        return self._with_alarms(Outcome("measured", snapshots=snapshots,
+                                         changed_blocks=result.changed_blocks,
+                                         extra=published), state, target)
+
+    def _move_baseline(self, target: VolumeSnapshot, *, expected_version: int | None,
+                       pending: dict | None) -> None:
         self.store.move_baseline(
             target.volume_arn, volume_id=target.volume_id, snapshot_id=target.snapshot_id,
             completion_time=target.completion_time, base_blocks=target.base_blocks,
             volume_size_gib=target.volume_size_gib,
-            expected_version=state.version, pending=pending,
+            expected_version=expected_version, pending=pending,
         )
-        published = self._publish_pending(target.volume_arn, pending)
-        return self._with_alarms(Outcome("measured", snapshots=snapshots,
-                                         changed_blocks=result.changed_blocks,
-                                         extra=published), state, target)
+
+    def _advance(self, target: VolumeSnapshot, state: VolumeState, pending: dict) -> dict:
+        """Moves the baseline to ``target`` with ``pending`` in the same write, publishes it."""
+        self._move_baseline(target, expected_version=state.version, pending=pending)
+        return self._publish_pending(target.volume_arn, pending)
 
     def _record(self, target: VolumeSnapshot, previous: str, *, kind: str, reason: str = "",
                 changed_blocks: int = 0, volume_size_gib: int | None = None,
