@@ -72,9 +72,16 @@ def child(accounts: int, config_path: Path, traced: bool, synth: bool) -> dict:
     t3 = time.perf_counter()
     groups = instance_groups(config)
     t4 = time.perf_counter()
-    result.update(parse_s=t1 - t0, validate_s=t2 - t1, resolve_s=t3 - t2, group_s=t4 - t3,
-                  total_s=t4 - t0, targets=len(targets), groups=len(groups),
-                  rss_peak_mb=_rss_mb())
+    result.update(
+        parse_s=t1 - t0,
+        validate_s=t2 - t1,
+        resolve_s=t3 - t2,
+        group_s=t4 - t3,
+        total_s=t4 - t0,
+        targets=len(targets),
+        groups=len(groups),
+        rss_peak_mb=_rss_mb(),
+    )
     if traced:
         result["traced_peak_mb"] = (tracemalloc.get_traced_memory()[1] - before) / 2**20
         return result
@@ -98,8 +105,7 @@ def _run_child(accounts: int, path: Path, traced: bool, synth: bool) -> dict:
     command += ["--traced"] if traced else []
     command += [] if synth else ["--no-synth"]
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT,
-                          check=False)
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, check=False)
     if done.returncode:
         raise SystemExit(f"child for {accounts} accounts failed:\n{done.stderr}")
     return json.loads(done.stdout)
@@ -129,8 +135,10 @@ def main(argv: list[str] | None = None) -> int:
             path.write_text(org_yaml(n, ous, REGIONS))
             # Best of --repeat runs for the times (the machine is shared; the minimum is the
             # least disturbed run), the highest peak RSS of them all for memory.
-            runs = [_run_child(n, path, traced=False, synth=not args.no_synth)
-                    for _ in range(args.repeat)]
+            runs = [
+                _run_child(n, path, traced=False, synth=not args.no_synth)
+                for _ in range(args.repeat)
+            ]
             timed = dict(min(runs, key=lambda r: r["total_s"]))
             for key in ("rss_peak_mb", "rss_peak_with_synth_mb"):
                 if key in timed:
@@ -140,33 +148,46 @@ def main(argv: list[str] | None = None) -> int:
             traced = _run_child(n, path, traced=True, synth=False)
             rows.append((n, ous, path.stat().st_size, timed, traced))
 
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; {REGIONS} regions; "
-          f"times in seconds (best of {args.repeat}), memory in MB; fresh subprocesses per size")
-    header = (f"{'accounts':>8} {'OUs':>5} {'YAML KB':>8} {'parse':>6} {'valid.':>6} "
-              f"{'resolve':>7} {'groups':>6} {'total':>6} {'import':>6} {'RSS':>6} "
-              f"{'RSS-imp':>7} {'traced':>6} {'synth':>6} {'RSS+syn':>7}")
+    print(
+        f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; {REGIONS} regions; "
+        f"times in seconds (best of {args.repeat}), memory in MB; fresh subprocesses per size"
+    )
+    header = (
+        f"{'accounts':>8} {'OUs':>5} {'YAML KB':>8} {'parse':>6} {'valid.':>6} "
+        f"{'resolve':>7} {'groups':>6} {'total':>6} {'import':>6} {'RSS':>6} "
+        f"{'RSS-imp':>7} {'traced':>6} {'synth':>6} {'RSS+syn':>7}"
+    )
     print(header)
     for n, ous, size, t, tr in rows:
         synth_s = f"{t['synth_s']:6.2f}" if "synth_s" in t else f"{'-':>6}"
         synth_rss = f"{t['rss_peak_with_synth_mb']:7.0f}" if "synth_s" in t else f"{'-':>7}"
-        print(f"{n:>8,} {ous:>5} {size / 1024:>8.0f} {t['parse_s']:6.3f} "
-              f"{t['validate_s']:6.3f} {t['resolve_s']:7.3f} {t['group_s']:6.3f} "
-              f"{t['total_s']:6.3f} {t['import_s']:6.2f} {t['rss_peak_mb']:6.0f} "
-              f"{t['rss_peak_mb'] - t['rss_after_import_mb']:7.0f} "
-              f"{tr['traced_peak_mb']:6.1f} {synth_s} {synth_rss}")
+        print(
+            f"{n:>8,} {ous:>5} {size / 1024:>8.0f} {t['parse_s']:6.3f} "
+            f"{t['validate_s']:6.3f} {t['resolve_s']:7.3f} {t['group_s']:6.3f} "
+            f"{t['total_s']:6.3f} {t['import_s']:6.2f} {t['rss_peak_mb']:6.0f} "
+            f"{t['rss_peak_mb'] - t['rss_after_import_mb']:7.0f} "
+            f"{tr['traced_peak_mb']:6.1f} {synth_s} {synth_rss}"
+        )
     for (n1, _, _, a, ta), (n2, _, _, b, tb) in zip(rows, rows[1:], strict=False):
-        synth = (f", synth x{b['synth_s'] / a['synth_s']:.1f}"
-                 if "synth_s" in a and "synth_s" in b else "")
-        print(f"{n1:,} -> {n2:,} accounts (x{n2 / n1:g}): "
-              f"total time x{b['total_s'] / a['total_s']:.1f}, "
-              f"traced memory x{tb['traced_peak_mb'] / ta['traced_peak_mb']:.1f}{synth}")
+        synth = (
+            f", synth x{b['synth_s'] / a['synth_s']:.1f}"
+            if "synth_s" in a and "synth_s" in b
+            else ""
+        )
+        print(
+            f"{n1:,} -> {n2:,} accounts (x{n2 / n1:g}): "
+            f"total time x{b['total_s'] / a['total_s']:.1f}, "
+            f"traced memory x{tb['traced_peak_mb'] / ta['traced_peak_mb']:.1f}{synth}"
+        )
     notes = {t.get("synth") for *_, t, _ in rows if isinstance(t.get("synth"), str)}
     for note in sorted(notes):
         print(f"synth {note}")
-    print("total = parse + validate + resolve + groups (what `build.py validate` does before "
-          "templates); RSS = peak RSS of the timed process (interpreter + imports + work); "
-          "RSS-imp = peak RSS minus RSS after imports; traced = tracemalloc peak of the work "
-          "alone (separate run).")
+    print(
+        "total = parse + validate + resolve + groups (what `build.py validate` does before "
+        "templates); RSS = peak RSS of the timed process (interpreter + imports + work); "
+        "RSS-imp = peak RSS minus RSS after imports; traced = tracemalloc peak of the work "
+        "alone (separate run)."
+    )
     return 0
 
 

@@ -112,4 +112,3 @@ def trust(principal: Principal, *conditions: ConditionElement) -> PolicyDocument
     if conditions:
         kwargs["Condition"] = Condition(list(conditions))
     return PolicyDocument(Version=POLICY_VERSION, Statement=[Statement(**kwargs)])
-

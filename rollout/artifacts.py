@@ -90,9 +90,7 @@ def upload(
             if _exists(s3, bucket, key, admin):
                 done.append(Upload(bucket, key, False))
                 continue
-            s3.put_object(
-                Bucket=bucket, Key=key, Body=path.read_bytes(), ExpectedBucketOwner=admin
-            )
+            s3.put_object(Bucket=bucket, Key=key, Body=path.read_bytes(), ExpectedBucketOwner=admin)
             done.append(Upload(bucket, key, True))
     uploaded = sum(u.uploaded for u in done)
     display.line(

@@ -141,36 +141,46 @@ OuOrRootId = Annotated[
     str, AfterValidator(_ou_or_root), _string(f"{OU_RE.pattern}|{ROOT_RE.pattern}")
 ]
 OrgId = Annotated[
-    str, AfterValidator(_regex(ORG_RE, "organization id (o- and 10-32 lowercase letters or "
-                                       "digits)")), _string(ORG_RE.pattern)
+    str,
+    AfterValidator(_regex(ORG_RE, "organization id (o- and 10-32 lowercase letters or digits)")),
+    _string(ORG_RE.pattern),
 ]
 Email = Annotated[
-    str, AfterValidator(_regex(EMAIL_RE, "email address")), _string(EMAIL_RE.pattern,
-                                                                      format="email")
+    str,
+    AfterValidator(_regex(EMAIL_RE, "email address")),
+    _string(EMAIL_RE.pattern, format="email"),
 ]
 Region = Annotated[
-    str, AfterValidator(_region),
+    str,
+    AfterValidator(_region),
     WithJsonSchema({"type": "string", "enum": sorted(known_regions())}),
 ]
 TagKey = Annotated[str, AfterValidator(_tag_key), _string(TAG_KEY_RE.pattern)]
 TagValue = Annotated[str, AfterValidator(_tag_value), _string(TAG_VALUE_RE.pattern)]
 Schedule = Annotated[
-    str, AfterValidator(backup_schedule),
-    _string(r"^cron\(.+\)$", description="AWS cron: minutes hours day-of-month month "
-            "day-of-week year, UTC, at most hourly"),
+    str,
+    AfterValidator(backup_schedule),
+    _string(
+        r"^cron\(.+\)$",
+        description="AWS cron: minutes hours day-of-month month "
+        "day-of-week year, UTC, at most hourly",
+    ),
 ]
 VaultName = Annotated[
-    str, AfterValidator(_regex(VAULT_RE, "backup vault name (2-50 letters, digits, - or _)")),
+    str,
+    AfterValidator(_regex(VAULT_RE, "backup vault name (2-50 letters, digits, - or _)")),
     _string(VAULT_RE.pattern),
 ]
 PlanId = Annotated[
     str, AfterValidator(_regex(PLAN_ID_RE, "backup plan id")), _string(PLAN_ID_RE.pattern)
 ]
 AlarmPrefix = Annotated[
-    str, AfterValidator(_regex(ALARM_PREFIX_RE, "alarm prefix (letters, digits, _ . -)")),
+    str,
+    AfterValidator(_regex(ALARM_PREFIX_RE, "alarm prefix (letters, digits, _ . -)")),
     _string(ALARM_PREFIX_RE.pattern),
 ]
 Namespace = Annotated[
-    str, AfterValidator(_regex(NAMESPACE_RE, "CloudWatch metric namespace")),
+    str,
+    AfterValidator(_regex(NAMESPACE_RE, "CloudWatch metric namespace")),
     _string(NAMESPACE_RE.pattern),
 ]

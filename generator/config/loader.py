@@ -59,8 +59,17 @@ def _read(path: Path) -> str:
             return raw.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             line = raw.count(b"\n", 0, exc.start) + 1
-            raise ConfigError([ConfigIssue(name, line, 1, FILE_PATH, (
-                f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})"))]) from exc
+            raise ConfigError(
+                [
+                    ConfigIssue(
+                        name,
+                        line,
+                        1,
+                        FILE_PATH,
+                        (f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})"),
+                    )
+                ]
+            ) from exc
     raise ConfigError([ConfigIssue(name, 1, 1, FILE_PATH, problem)])
 
 
@@ -75,25 +84,32 @@ def _locate(parsed: Parsed, loc: tuple) -> tuple[int, int]:
 
 def validate(parsed: Parsed, file: str) -> tuple[OrgConfig | None, list[ConfigIssue]]:
     """Validates parsed data; returns the config (or None) and every located issue."""
-    issues = [ConfigIssue(file, line, column, dotted(loc), text)
-              for loc, line, column, text in parsed.problems]
+    issues = [
+        ConfigIssue(file, line, column, dotted(loc), text)
+        for loc, line, column, text in parsed.problems
+    ]
     try:
         config = OrgConfig.model_validate(parsed.data)
     except ValidationError as exc:
         config = None
-        located = [(clean_loc(raw_loc, parsed.data), item)
-                   for error in exc.errors(include_url=False) for raw_loc, item in expand(error)]
+        located = [
+            (clean_loc(raw_loc, parsed.data), item)
+            for error in exc.errors(include_url=False)
+            for raw_loc, item in expand(error)
+        ]
         # A misspelt required key is also a missing one; the typo line says both.
-        typos = {(*loc[:-1], typo_of(OrgConfig, loc)) for (loc, _), item in located
-                 if item["type"] == "extra_forbidden"}
+        typos = {
+            (*loc[:-1], typo_of(OrgConfig, loc))
+            for (loc, _), item in located
+            if item["type"] == "extra_forbidden"
+        }
         for (loc, is_key), item in located:
             if loc in parsed.unreadable:
                 continue  # "unsupported tag" already says it; "got null" would mislead
             if item["type"] == "missing" and loc in typos:
                 continue
             source = None if is_key else parsed.scalars.get(loc)
-            text = item["msg"] if item["type"] == "rule" else message(
-                item, OrgConfig, loc, source)
+            text = item["msg"] if item["type"] == "rule" else message(item, OrgConfig, loc, source)
             issues.append(ConfigIssue(file, *_locate(parsed, loc), dotted(loc), text))
     return config, sorted(set(issues))
 

@@ -104,16 +104,20 @@ def known_keys(root: type[BaseModel], loc: Loc) -> list[str]:
 
 def typo_of(root: type[BaseModel], loc: Loc) -> str | None:
     """For an unknown key at ``loc``, the known key it most likely misspells."""
-    close = difflib.get_close_matches(str(loc[-1]), known_keys(root, loc[:-1]), n=1,
-                                      cutoff=SUGGEST_CUTOFF)
+    close = difflib.get_close_matches(
+        str(loc[-1]), known_keys(root, loc[:-1]), n=1, cutoff=SUGGEST_CUTOFF
+    )
     return close[0] if close else None
 
 
 def describe(value: object, source: str | None) -> str:
     """What YAML made of a value, in the user's terms."""
     if value is None:
-        return "nothing (null)" if source in (None, "", "~", "null", "Null", "NULL") \
+        return (
+            "nothing (null)"
+            if source in (None, "", "~", "null", "Null", "NULL")
             else f"{source} (null)"
+        )
     if isinstance(value, bool):
         return f"the boolean {source or str(value).lower()}"
     if isinstance(value, int | float):
@@ -131,9 +135,14 @@ def describe(value: object, source: str | None) -> str:
 
 def _quote_hint(value: object, source: str | None) -> str:
     if source is not None and isinstance(value, bool | int | float | datetime.date):
-        kind = ("boolean" if isinstance(value, bool) else
-                "date" if isinstance(value, datetime.date) else "number")
-        return f"expected text, but YAML read {source} as a {kind}; quote it: \"{source}\""
+        kind = (
+            "boolean"
+            if isinstance(value, bool)
+            else "date"
+            if isinstance(value, datetime.date)
+            else "number"
+        )
+        return f'expected text, but YAML read {source} as a {kind}; quote it: "{source}"'
     return f"expected text, got {describe(value, source)}"
 
 
@@ -204,6 +213,8 @@ def expand(error: dict) -> list[tuple[tuple, dict]]:
     """A rule error carries several problems: one (loc, error) pair for each."""
     exc = (error.get("ctx") or {}).get("error")
     if error["type"] == "value_error" and isinstance(exc, RuleViolations):
-        return [((*error["loc"], *loc), {"type": "rule", "msg": msg, "input": None})
-                for loc, msg in exc.problems]
+        return [
+            ((*error["loc"], *loc), {"type": "rule", "msg": msg, "input": None})
+            for loc, msg in exc.problems
+        ]
     return [(error["loc"], error)]

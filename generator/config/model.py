@@ -175,8 +175,14 @@ class Organization(_Model):
     @model_validator(mode="after")
     def _admin_is_not_management(self) -> Organization:
         if self.delegated_admin_account_id == self.management_account_id:
-            _raise([(("delegated_admin_account_id",),
-                     "is the management account; leave it out to administer from there")])
+            _raise(
+                [
+                    (
+                        ("delegated_admin_account_id",),
+                        "is the management account; leave it out to administer from there",
+                    )
+                ]
+            )
         return self
 
 
@@ -212,8 +218,10 @@ class ExistingBackups(_Model):
 
     @model_validator(mode="after")
     def _unique(self) -> ExistingBackups:
-        _raise(_duplicates(self.vault_names, "vault name", ("vault_names",))
-               + _duplicates(self.plan_ids, "plan id", ("plan_ids",)))
+        _raise(
+            _duplicates(self.vault_names, "vault name", ("vault_names",))
+            + _duplicates(self.plan_ids, "plan id", ("plan_ids",))
+        )
         return self
 
 
@@ -234,13 +242,22 @@ class Backup(_Model):
     @model_validator(mode="after")
     def _mode_settings(self) -> Backup:
         if self.mode is BackupMode.CREATE and "existing" in self.model_fields_set:
-            _raise([(("existing",), "applies only to mode: existing; remove it or set "
-                                    "backup.mode: existing")])
+            _raise(
+                [
+                    (
+                        ("existing",),
+                        "applies only to mode: existing; remove it or set backup.mode: existing",
+                    )
+                ]
+            )
         if self.mode is BackupMode.EXISTING:
-            _raise([
-                ((name,), "applies only to mode: create (mode existing creates no backup plan)")
-                for name in _CREATE_ONLY if name in self.model_fields_set
-            ])
+            _raise(
+                [
+                    ((name,), "applies only to mode: create (mode existing creates no backup plan)")
+                    for name in _CREATE_ONLY
+                    if name in self.model_fields_set
+                ]
+            )
         return self
 
 
@@ -353,10 +370,17 @@ class OperationPreferences(_Model):
         ):
             # CloudFormation rejects the operation: under strict tolerance the concurrency
             # may exceed the failure tolerance by at most one.
-            problems.append((("max_concurrent_count",), (
-                f"may be at most failure_tolerance_count + 1 "
-                f"({(self.failure_tolerance_count or 0) + 1}) under STRICT_FAILURE_TOLERANCE; "
-                "raise failure_tolerance_count or use SOFT_FAILURE_TOLERANCE")))
+            problems.append(
+                (
+                    ("max_concurrent_count",),
+                    (
+                        f"may be at most failure_tolerance_count + 1 "
+                        f"({(self.failure_tolerance_count or 0) + 1}) under "
+                        "STRICT_FAILURE_TOLERANCE; "
+                        "raise failure_tolerance_count or use SOFT_FAILURE_TOLERANCE"
+                    ),
+                )
+            )
         _raise(problems)
         return self
 
@@ -395,12 +419,18 @@ class AccountTarget(_Model):
     def _excluded_has_no_settings(self) -> AccountTarget:
         if self.exclude:
             # Settings on an account that gets no stack instance would be silently ignored.
-            _raise([
-                ((name,), "has no effect on an excluded account (exclude: true means no "
-                          "stack instance); remove it, or remove exclude to deploy the "
-                          "account with it")
-                for name in ("regions", "overrides") if name in self.model_fields_set
-            ])
+            _raise(
+                [
+                    (
+                        (name,),
+                        "has no effect on an excluded account (exclude: true means no "
+                        "stack instance); remove it, or remove exclude to deploy the "
+                        "account with it",
+                    )
+                    for name in ("regions", "overrides")
+                    if name in self.model_fields_set
+                ]
+            )
         return self
 
 
@@ -419,17 +449,20 @@ class Targets(_Model):
     @model_validator(mode="after")
     def _unique(self) -> Targets:
         ous, accounts = self.organizational_units, self.accounts
-        problems = _duplicates(
-            [ou.id for ou in ous], "OU", ("organizational_units",))
-        problems += _duplicates(
-            [account.id for account in accounts], "account", ("accounts",))
+        problems = _duplicates([ou.id for ou in ous], "OU", ("organizational_units",))
+        problems += _duplicates([account.id for account in accounts], "account", ("accounts",))
         # Point at the id, not the list item: that is the line to change.
         problems = [((*loc, "id"), msg) for loc, msg in problems]
         if not ous and not accounts:
             problems.append(((), "no targets: list at least one organizational unit or account"))
         elif not ous and all(account.exclude for account in accounts):
-            problems.append(((), "no targets: every listed account is excluded; list at least "
-                                 "one organizational unit or account to deploy to"))
+            problems.append(
+                (
+                    (),
+                    "no targets: every listed account is excluded; list at least "
+                    "one organizational unit or account to deploy to",
+                )
+            )
         _raise(problems)
         return self
 
@@ -467,45 +500,77 @@ class Deployment(_Model):
                 where = ("targets", kind, index, "regions")
                 problems += _duplicates(target.regions or (), "region", where)
                 problems += [
-                    ((*where, i), f"region {r!r} is not in deployment.regions; add it there "
-                                  "first (artifact buckets are created only in those)")
-                    for i, r in enumerate(target.regions or ()) if r not in allowed
+                    (
+                        (*where, i),
+                        f"region {r!r} is not in deployment.regions; add it there "
+                        "first (artifact buckets are created only in those)",
+                    )
+                    for i, r in enumerate(target.regions or ())
+                    if r not in allowed
                 ]
         problems += [
-            (("operation_preferences", "region_order", i),
-             f"region {r!r} is not in deployment.regions")
-            for i, r in enumerate(self.operation_preferences.region_order) if r not in allowed
+            (
+                ("operation_preferences", "region_order", i),
+                f"region {r!r} is not in deployment.regions",
+            )
+            for i, r in enumerate(self.operation_preferences.region_order)
+            if r not in allowed
         ]
         if self_managed:
             if ous:
-                problems.append((("targets", "organizational_units"), (
-                    "SELF_MANAGED StackSets target accounts, not OUs: list the accounts, or "
-                    "use permission_model: SERVICE_MANAGED")))
+                problems.append(
+                    (
+                        ("targets", "organizational_units"),
+                        (
+                            "SELF_MANAGED StackSets target accounts, not OUs: list the accounts, "
+                            "or "
+                            "use permission_model: SERVICE_MANAGED"
+                        ),
+                    )
+                )
             if self.call_as is CallAs.DELEGATED_ADMIN:
-                problems.append((("call_as",), "DELEGATED_ADMIN applies only to "
-                                               "SERVICE_MANAGED StackSets; use SELF"))
+                problems.append(
+                    (
+                        ("call_as",),
+                        "DELEGATED_ADMIN applies only to SERVICE_MANAGED StackSets; use SELF",
+                    )
+                )
             if "auto_deployment" in self.model_fields_set:
-                problems.append((("auto_deployment",), "applies only to SERVICE_MANAGED "
-                                                       "StackSets; remove it"))
+                problems.append(
+                    (("auto_deployment",), "applies only to SERVICE_MANAGED StackSets; remove it")
+                )
         else:
             roots = [i for i, ou in enumerate(ous) if ou.id.startswith("r-")]
             if roots:
                 # Every OU is under the root: two groups would deploy the same stack
                 # instances with different settings, and the last operation would win.
                 problems += [
-                    (("targets", "organizational_units", i, "id"), (
-                        f"the root {ous[roots[0]].id} (organizational_units[{roots[0]}]) already "
-                        "covers every OU; target OUs instead of the root to give them "
-                        "settings of their own"))
-                    for i, ou in enumerate(ous) if i not in roots
+                    (
+                        ("targets", "organizational_units", i, "id"),
+                        (
+                            f"the root {ous[roots[0]].id} (organizational_units[{roots[0]}]) "
+                            "already "
+                            "covers every OU; target OUs instead of the root to give them "
+                            "settings of their own"
+                        ),
+                    )
+                    for i, ou in enumerate(ous)
+                    if i not in roots
                 ]
             problems += [
-                (("targets", "accounts", i, "ou"), (
-                    "required under SERVICE_MANAGED: the id of the targeted OU (or root) "
-                    "the account is excluded from" if account.exclude else
-                    "required under SERVICE_MANAGED: the id of the account's OU (or root), "
-                    "through which StackSets reach a single account"))
-                for i, account in enumerate(accounts) if account.ou is None
+                (
+                    ("targets", "accounts", i, "ou"),
+                    (
+                        "required under SERVICE_MANAGED: the id of the targeted OU (or root) "
+                        "the account is excluded from"
+                        if account.exclude
+                        else "required under SERVICE_MANAGED: the id of the account's OU (or "
+                        "root), "
+                        "through which StackSets reach a single account"
+                    ),
+                )
+                for i, account in enumerate(accounts)
+                if account.ou is None
             ]
         _raise(problems)
         return self
@@ -549,45 +614,93 @@ class OrgConfig(_Model):
                 continue
             where = ("deployment", "targets", "accounts", index, "id")
             if service_managed:
-                problems.append((where, "is the management account: SERVICE_MANAGED "
-                                        "StackSets never deploy there; remove it"))
+                problems.append(
+                    (
+                        where,
+                        "is the management account: SERVICE_MANAGED "
+                        "StackSets never deploy there; remove it",
+                    )
+                )
             elif account.exclude:
-                problems.append((where, (
-                    "is the management account, which gets a stack instance only when it is "
-                    "listed without exclude; there is nothing to exclude, remove it")))
+                problems.append(
+                    (
+                        where,
+                        (
+                            "is the management account, which gets a stack instance only when it "
+                            "is "
+                            "listed without exclude; there is nothing to exclude, remove it"
+                        ),
+                    )
+                )
             elif not deployment.include_management_account:
-                problems.append((where, (
-                    "is the management account, which should run no workloads; remove it, "
-                    "or set deployment.include_management_account: true if you mean it")))
+                problems.append(
+                    (
+                        where,
+                        (
+                            "is the management account, which should run no workloads; remove it, "
+                            "or set deployment.include_management_account: true if you mean it"
+                        ),
+                    )
+                )
         if service_managed and deployment.include_management_account:
-            problems.append((("deployment", "include_management_account"), (
-                "SERVICE_MANAGED StackSets never deploy to the management account; use "
-                "SELF_MANAGED to include it")))
+            problems.append(
+                (
+                    ("deployment", "include_management_account"),
+                    (
+                        "SERVICE_MANAGED StackSets never deploy to the management account; use "
+                        "SELF_MANAGED to include it"
+                    ),
+                )
+            )
 
         if deployment.call_as is CallAs.DELEGATED_ADMIN and not org.delegated_admin_account_id:
-            problems.append((("deployment", "call_as"), (
-                "DELEGATED_ADMIN needs organization.delegated_admin_account_id (the account "
-                "registered as StackSets delegated administrator)")))
-        if (service_managed and org.delegated_admin_account_id
-                and deployment.call_as is CallAs.SELF):
-            problems.append((("deployment", "call_as"), (
-                "must be DELEGATED_ADMIN: the StackSet is administered from the delegated "
-                f"admin account {org.delegated_admin_account_id}")))
+            problems.append(
+                (
+                    ("deployment", "call_as"),
+                    (
+                        "DELEGATED_ADMIN needs organization.delegated_admin_account_id (the "
+                        "account "
+                        "registered as StackSets delegated administrator)"
+                    ),
+                )
+            )
+        if service_managed and org.delegated_admin_account_id and deployment.call_as is CallAs.SELF:
+            problems.append(
+                (
+                    ("deployment", "call_as"),
+                    (
+                        "must be DELEGATED_ADMIN: the StackSet is administered from the delegated "
+                        f"admin account {org.delegated_admin_account_id}"
+                    ),
+                )
+            )
 
         home = self.security.home_region
         partitions = {partition_of(r) for r in deployment.regions}
         if partition_of(home) not in partitions:
-            problems.append((("security", "home_region"), (
-                f"{home!r} is in partition {partition_of(home)} but deployment.regions are in "
-                f"{', '.join(sorted(map(str, partitions)))}; EventBridge cannot forward "
-                "alerts across partitions")))
+            problems.append(
+                (
+                    ("security", "home_region"),
+                    (
+                        f"{home!r} is in partition {partition_of(home)} but deployment.regions are "
+                        "in "
+                        f"{', '.join(sorted(map(str, partitions)))}; EventBridge cannot forward "
+                        "alerts across partitions"
+                    ),
+                )
+            )
 
         if self.backup.mode is BackupMode.EXISTING:
-            for kind, items in (("organizational_units", deployment.targets.organizational_units),
-                                ("accounts", accounts)):
+            for kind, items in (
+                ("organizational_units", deployment.targets.organizational_units),
+                ("accounts", accounts),
+            ):
                 problems += [
-                    (("deployment", "targets", kind, i, "overrides", "backup"),
-                     "applies only to backup.mode: create (mode existing creates no backup plan)")
+                    (
+                        ("deployment", "targets", kind, i, "overrides", "backup"),
+                        "applies only to backup.mode: create (mode existing creates no backup "
+                        "plan)",
+                    )
                     for i, target in enumerate(items)
                     if "backup" in target.overrides.model_fields_set
                 ]
@@ -608,15 +721,27 @@ class OrgConfig(_Model):
             return []
         targets = self.deployment.targets
         if targets.organizational_units:
-            return [(("organization",), (
-                "org_id is required when deployment targets include OUs: the central bus "
-                "and the artifact buckets admit the organization by its id, and an OU's "
-                "accounts are not listed in the config"))]
+            return [
+                (
+                    ("organization",),
+                    (
+                        "org_id is required when deployment targets include OUs: the central bus "
+                        "and the artifact buckets admit the organization by its id, and an OU's "
+                        "accounts are not listed in the config"
+                    ),
+                )
+            ]
         listed = len({a.id for a in targets.deployed_accounts()})
         if listed > MAX_POLICY_ACCOUNTS:
-            return [(("organization",), (
-                f"org_id is required with more than {MAX_POLICY_ACCOUNTS} target accounts "
-                f"({listed} listed): a resource policy cannot list them all"))]
+            return [
+                (
+                    ("organization",),
+                    (
+                        f"org_id is required with more than {MAX_POLICY_ACCOUNTS} target accounts "
+                        f"({listed} listed): a resource policy cannot list them all"
+                    ),
+                )
+            ]
         return []
 
     def _periods_match_schedules(self) -> list[tuple[Loc, str]]:
@@ -630,8 +755,10 @@ class OrgConfig(_Model):
         targets = self.deployment.targets
         ous = {ou.id: ou.overrides for ou in targets.organizational_units}
         checks = [((), [], "")]
-        for kind, items in (("organizational_units", targets.organizational_units),
-                            ("accounts", targets.accounts)):
+        for kind, items in (
+            ("organizational_units", targets.organizational_units),
+            ("accounts", targets.accounts),
+        ):
             for index, target in enumerate(items):
                 parent = ous.get(getattr(target, "ou", None) or "") if kind == "accounts" else None
                 layers = [target.overrides] + ([parent] if parent else [])
@@ -639,14 +766,23 @@ class OrgConfig(_Model):
         problems = []
         for where, layers, _ in checks:
             own = layers[0] if layers else None
-            if own is not None and own.detection.alarm_period_seconds is None \
-                    and own.backup.schedule is None:
+            if (
+                own is not None
+                and own.detection.alarm_period_seconds is None
+                and own.backup.schedule is None
+            ):
                 continue  # inherits both from its OU or the defaults, checked there
-            schedule = next((o.backup.schedule for o in layers if o.backup.schedule),
-                            self.backup.schedule)
-            period = next((o.detection.alarm_period_seconds for o in layers
-                           if o.detection.alarm_period_seconds),
-                          self.detection.alarm_period_seconds)
+            schedule = next(
+                (o.backup.schedule for o in layers if o.backup.schedule), self.backup.schedule
+            )
+            period = next(
+                (
+                    o.detection.alarm_period_seconds
+                    for o in layers
+                    if o.detection.alarm_period_seconds
+                ),
+                self.detection.alarm_period_seconds,
+            )
             interval = schedule_interval(schedule)
             if interval is None or interval == period:
                 continue
@@ -656,10 +792,16 @@ class OrgConfig(_Model):
                 loc = (*where, "detection", "alarm_period_seconds")
             else:
                 loc = (*where, "backup", "schedule")
-            problems.append((loc, (
-                f"alarm period {period} s does not match the backup schedule {schedule}, "
-                f"which runs every {interval} s; set alarm_period_seconds to {interval} "
-                "(one measurement per period)")))
+            problems.append(
+                (
+                    loc,
+                    (
+                        f"alarm period {period} s does not match the backup schedule {schedule}, "
+                        f"which runs every {interval} s; set alarm_period_seconds to {interval} "
+                        "(one measurement per period)"
+                    ),
+                )
+            )
         return problems
 
     @property

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import re
 
-_MONTHS = {m: i for i, m in enumerate(
-    ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"), 1)}
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"), 1
+    )
+}
 _DAYS = {d: i for i, d in enumerate(("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"), 1)}
 
 # (name, low, high, names, special tokens allowed)
@@ -34,8 +38,10 @@ def _value(token: str, field: tuple) -> int:
     number = names.get(token.upper()) if names else None
     if number is None:
         if not token.isdigit():
-            raise ValueError(f"{name} has {token!r}, expected {low}-{high}"
-                             + (" or a name like " + next(iter(names)) if names else ""))
+            raise ValueError(
+                f"{name} has {token!r}, expected {low}-{high}"
+                + (" or a name like " + next(iter(names)) if names else "")
+            )
         number = int(token)
     if not low <= number <= high:
         raise ValueError(f"{name} must be {low}-{high} (got {token})")

@@ -153,8 +153,12 @@ def _build(events, parsed: Parsed) -> object:
                 key_path = (*top.path, key)
                 if key in top.value:
                     first = lines[key_path][0]
-                    problem(key_path, mark, f"duplicate key {key!r} (first at line {first}); "
-                                            "YAML would keep only the last")
+                    problem(
+                        key_path,
+                        mark,
+                        f"duplicate key {key!r} (first at line {first}); "
+                        "YAML would keep only the last",
+                    )
                 lines[key_path] = (mark.line + 1, mark.column + 1)
                 top.key = key
                 continue
@@ -165,8 +169,12 @@ def _build(events, parsed: Parsed) -> object:
             continue
 
         # --- a value: where it goes -----------------------------------------------------
-        if cls is ScalarEvent or cls is MappingStartEvent or cls is SequenceStartEvent \
-                or cls is AliasEvent:
+        if (
+            cls is ScalarEvent
+            or cls is MappingStartEvent
+            or cls is SequenceStartEvent
+            or cls is AliasEvent
+        ):
             if top is None:
                 path: Loc = ()
                 if cls is not AliasEvent:
@@ -196,23 +204,35 @@ def _build(events, parsed: Parsed) -> object:
             elif cls is AliasEvent:
                 found = anchors.get(event.anchor)
                 if found is None:
-                    raise YamlProblem(*_position(event.start_mark),
-                                      f"unknown alias *{event.anchor} (no &{event.anchor} above)")
+                    raise YamlProblem(
+                        *_position(event.start_mark),
+                        f"unknown alias *{event.anchor} (no &{event.anchor} above)",
+                    )
                 if found is _PENDING:
-                    raise YamlProblem(*_position(event.start_mark),
-                                      f"alias *{event.anchor} refers to itself (recursive anchor)")
+                    raise YamlProblem(
+                        *_position(event.start_mark),
+                        f"alias *{event.anchor} refers to itself (recursive anchor)",
+                    )
                 value, size = found  # type: ignore[misc]
                 expanded += size
                 if expanded > MAX_EXPANDED_VALUES:
-                    raise YamlProblem(*_position(event.start_mark), (
-                        f"aliases expand this document to more than {MAX_EXPANDED_VALUES:,} "
-                        "values; refusing to process it"))
+                    raise YamlProblem(
+                        *_position(event.start_mark),
+                        (
+                            f"aliases expand this document to more than {MAX_EXPANDED_VALUES:,} "
+                            "values; refusing to process it"
+                        ),
+                    )
             else:
                 is_map = cls is MappingStartEvent
                 tag = event.tag
                 if tag is not None and tag != "!" and tag != (_MAP if is_map else _SEQ):
-                    problem(path, event.start_mark, f"unsupported YAML tag {tag!r}; write a "
-                                                    f"plain {'mapping' if is_map else 'list'}")
+                    problem(
+                        path,
+                        event.start_mark,
+                        f"unsupported YAML tag {tag!r}; write a "
+                        f"plain {'mapping' if is_map else 'list'}",
+                    )
                 if event.anchor is not None:
                     anchors[event.anchor] = _PENDING
                 stack.append(_Frame(is_map, path, expanded, event.anchor, event.start_mark))
@@ -234,8 +254,10 @@ def _build(events, parsed: Parsed) -> object:
         elif cls is DocumentStartEvent:
             documents += 1
             if documents > 1:
-                raise YamlProblem(*_position(event.start_mark), (
-                    "a second YAML document (---) starts here; the config is one document"))
+                raise YamlProblem(
+                    *_position(event.start_mark),
+                    ("a second YAML document (---) starts here; the config is one document"),
+                )
             continue
         else:
             continue  # stream and document ends
@@ -249,8 +271,11 @@ def _build(events, parsed: Parsed) -> object:
             if key is _MERGE_KEY:
                 sources = value if isinstance(value, list) else [value]
                 if not all(isinstance(s, dict) for s in sources):
-                    problem(top.path, top.mark, "'<<' merges only mappings (an alias like "
-                                                "*defaults, or a list of them)")
+                    problem(
+                        top.path,
+                        top.mark,
+                        "'<<' merges only mappings (an alias like *defaults, or a list of them)",
+                    )
                 top.merges.extend(s for s in sources if isinstance(s, dict))
             elif key is not _SKIP:
                 top.value[key] = value
@@ -265,11 +290,16 @@ def _scalar(event: ScalarEvent, tag: str, path: Loc, problem) -> object:
         problem(path, event.start_mark, f"unsupported YAML tag {tag!r}; write a plain value")
         return None
     try:
-        return construct(_CONSTRUCTOR, ScalarNode(tag, event.value, event.start_mark,
-                                                  event.end_mark, event.style))
+        return construct(
+            _CONSTRUCTOR,
+            ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style),
+        )
     except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:
-        problem(path, event.start_mark,
-                f"cannot read {event.value!r} as {tag.rsplit(':', 1)[-1]}: {exc}")
+        problem(
+            path,
+            event.start_mark,
+            f"cannot read {event.value!r} as {tag.rsplit(':', 1)[-1]}: {exc}",
+        )
         return None
 
 
@@ -287,8 +317,11 @@ def parse(text: str) -> Parsed:
         mark = exc.problem_mark or exc.context_mark
         line, column = _clamped(text, *_position(mark)) if mark else (1, 1)
         problem = exc.problem or exc.context or "invalid YAML"
-        context = f" ({exc.context} at line {exc.context_mark.line + 1})" if (
-            exc.context and exc.problem and exc.context_mark) else ""
+        context = (
+            f" ({exc.context} at line {exc.context_mark.line + 1})"
+            if (exc.context and exc.problem and exc.context_mark)
+            else ""
+        )
         raise YamlProblem(line, column, f"YAML syntax error: {problem}{context}") from exc
     except yaml.reader.ReaderError as exc:
         before = text[: exc.position]
@@ -302,13 +335,15 @@ def parse(text: str) -> Parsed:
     finally:
         loader.dispose()
     if root is None:
-        raise YamlProblem(1, 1, "the file is empty; expected a mapping with organization, "
-                                "security and deployment")
+        raise YamlProblem(
+            1, 1, "the file is empty; expected a mapping with organization, security and deployment"
+        )
     if not isinstance(root, dict):
         kind = "a list" if isinstance(root, list) else f"the value {root!r}"
         line, column = parsed.lines.get((), (1, 1))
-        raise YamlProblem(line, column, f"expected a mapping (key: value) at the top level, "
-                                        f"got {kind}")
+        raise YamlProblem(
+            line, column, f"expected a mapping (key: value) at the top level, got {kind}"
+        )
     parsed.data = root
     return parsed
 

@@ -202,8 +202,9 @@ class CentralTemplate:
         """The rules whose targets include the audit queue."""
         return [self.alarm_rule, self.measurement_rule, self.reset_rule]
 
-    def _queue_policy(self, title: str, queue: tsqs.Queue,
-                      rules: list[tevents.Rule]) -> tsqs.QueuePolicy:
+    def _queue_policy(
+        self, title: str, queue: tsqs.Queue, rules: list[tevents.Rule]
+    ) -> tsqs.QueuePolicy:
         return tsqs.QueuePolicy(
             title,
             Queues=[queue.ref()],
@@ -226,8 +227,11 @@ class CentralTemplate:
     @cached_property
     def dlq_policy(self) -> tsqs.QueuePolicy:
         # Every rule's targets dead-letter here, the alert-only rule's too.
-        return self._queue_policy("CentralDeadLetterQueuePolicy", self.dlq,
-                                  [*self._audit_rules(), self.snapshot_deleted_rule])
+        return self._queue_policy(
+            "CentralDeadLetterQueuePolicy",
+            self.dlq,
+            [*self._audit_rules(), self.snapshot_deleted_rule],
+        )
 
     @cached_property
     def dlq_alarm(self) -> tcw.Alarm:
@@ -241,9 +245,7 @@ class CentralTemplate:
             ),
             Namespace="AWS/SQS",
             MetricName="ApproximateNumberOfMessagesVisible",
-            Dimensions=[
-                tcw.MetricDimension(Name="QueueName", Value=self.dlq.get_att("QueueName"))
-            ],
+            Dimensions=[tcw.MetricDimension(Name="QueueName", Value=self.dlq.get_att("QueueName"))],
             Statistic="Maximum",
             Period=300,
             EvaluationPeriods=1,

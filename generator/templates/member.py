@@ -71,8 +71,7 @@ SELECTION_RESOURCES = {
     ResourceType.EC2: f"arn:{PARTITION_PLACEHOLDER}:ec2:*:*:instance/*",
 }
 BACKUP_MANAGED_POLICIES = (
-    f"arn:{PARTITION_PLACEHOLDER}:iam::aws:policy/service-role/"
-    "AWSBackupServiceRolePolicyForBackup",
+    f"arn:{PARTITION_PLACEHOLDER}:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForBackup",
     f"arn:{PARTITION_PLACEHOLDER}:iam::aws:policy/service-role/"
     "AWSBackupServiceRolePolicyForRestores",
 )
@@ -146,7 +145,9 @@ class MemberTemplate:
         return self._number(
             naming.PARAM_BAND_WIDTH,
             "Standard deviations of the anomaly detection band",
-            self.detection.band_width, 0, 10,
+            self.detection.band_width,
+            0,
+            10,
         )
 
     @cached_property
@@ -154,7 +155,9 @@ class MemberTemplate:
         return self._number(
             naming.PARAM_CEILING_PERCENT,
             "Static ceiling alarm, percent of the blocks written (0 disables it)",
-            self.detection.ceiling_percent, 0, 100,
+            self.detection.ceiling_percent,
+            0,
+            100,
         )
 
     @cached_property
@@ -162,7 +165,9 @@ class MemberTemplate:
         return self._number(
             naming.PARAM_ALARM_PERIOD,
             "Alarm period in seconds; match the backup frequency",
-            self.detection.alarm_period_seconds, 3600, 86400,
+            self.detection.alarm_period_seconds,
+            3600,
+            86400,
         )
 
     @cached_property
@@ -170,7 +175,9 @@ class MemberTemplate:
         return self._number(
             naming.PARAM_EVALUATION_PERIODS,
             "Alarm evaluation periods",
-            self.detection.evaluation_periods, 1, 7,
+            self.detection.evaluation_periods,
+            1,
+            7,
         )
 
     @cached_property
@@ -188,7 +195,9 @@ class MemberTemplate:
         return self._number(
             naming.PARAM_RETENTION_DAYS,
             "Days AWS Backup keeps each recovery point",
-            self.config.backup.retention_days, 1, 36500,
+            self.config.backup.retention_days,
+            1,
+            36500,
         )
 
     def parameters(self) -> list[Parameter]:
@@ -697,9 +706,7 @@ class MemberTemplate:
                     Id="CentralBus",
                     Arn=self.central_bus_arn,
                     RoleArn=self.forwarder_role.get_att("Arn"),
-                    DeadLetterConfig=tevents.DeadLetterConfig(
-                        Arn=self.forward_dlq.get_att("Arn")
-                    ),
+                    DeadLetterConfig=tevents.DeadLetterConfig(Arn=self.forward_dlq.get_att("Arn")),
                     RetryPolicy=tevents.RetryPolicy(
                         MaximumEventAgeInSeconds=86400, MaximumRetryAttempts=185
                     ),
@@ -824,4 +831,3 @@ class MemberTemplate:
 def build(config: OrgConfig) -> Template:
     """The member template (StackSet body) for ``config``."""
     return MemberTemplate(config).create_template()
-

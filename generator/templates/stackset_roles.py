@@ -84,9 +84,7 @@ class StackSetRolesTemplate:
     def admin_role(self) -> tiam.Role:
         conditions = []
         if self.config.organization.org_id and len(self.targets) > MAX_LISTED_EXECUTION_ROLES:
-            conditions.append(
-                StringEquals("aws:ResourceOrgID", self.config.organization.org_id)
-            )
+            conditions.append(StringEquals("aws:ResourceOrgID", self.config.organization.org_id))
         return tiam.Role(
             "AdministrationRole",
             Condition=IS_ADMIN,
@@ -476,4 +474,3 @@ class StackSetRolesTemplate:
 def build(config: OrgConfig) -> Template:
     """The StackSet roles template for ``config`` (SELF_MANAGED deployments)."""
     return StackSetRolesTemplate(config).create_template()
-

@@ -158,14 +158,20 @@ def definitions(settings: Settings, volume_id: str, base_blocks: int | None) -> 
 def _essentials(alarm: dict) -> dict:
     """The fields that decide what an alarm does, from PutMetricAlarm args or DescribeAlarms."""
     keys = (
-        "AlarmName", "Namespace", "MetricName", "Statistic", "Period", "EvaluationPeriods",
-        "ComparisonOperator", "ThresholdMetricId", "TreatMissingData", "ActionsEnabled",
+        "AlarmName",
+        "Namespace",
+        "MetricName",
+        "Statistic",
+        "Period",
+        "EvaluationPeriods",
+        "ComparisonOperator",
+        "ThresholdMetricId",
+        "TreatMissingData",
+        "ActionsEnabled",
     )
     result = {key: alarm.get(key) for key in keys}
     result["Threshold"] = float(alarm["Threshold"]) if alarm.get("Threshold") is not None else None
-    result["Dimensions"] = sorted(
-        (d["Name"], d["Value"]) for d in alarm.get("Dimensions") or []
-    )
+    result["Dimensions"] = sorted((d["Name"], d["Value"]) for d in alarm.get("Dimensions") or [])
     result["Metrics"] = [
         (m.get("Id"), m.get("Expression"), json.dumps(m.get("MetricStat"), sort_keys=True))
         for m in alarm.get("Metrics") or []
@@ -222,15 +228,20 @@ class AlarmManager:
 
     def _delete_ceiling(self, volume_id: str) -> None:
         try:
-            self.cloudwatch.delete_alarms(AlarmNames=[ceiling_alarm_name(self.settings,
-                                                                         volume_id)])
+            self.cloudwatch.delete_alarms(AlarmNames=[ceiling_alarm_name(self.settings, volume_id)])
         except ClientError as exc:
             # Nothing to delete is the state we want, not an error to retry.
             if exc.response.get("Error", {}).get("Code") != "ResourceNotFound":
                 raise
 
-    def ensure(self, state, volume_arn: str, volume_id: str, base_blocks: int | None,
-               now: datetime | None = None) -> AlarmOutcome:
+    def ensure(
+        self,
+        state,
+        volume_arn: str,
+        volume_id: str,
+        base_blocks: int | None,
+        now: datetime | None = None,
+    ) -> AlarmOutcome:
         """Puts the volume's alarms when they may be missing or out of date.
 
         Args:

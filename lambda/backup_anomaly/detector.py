@@ -142,8 +142,9 @@ class Detector:
         count: the counting function (``changed_blocks.count_changed_blocks``).
     """
 
-    def __init__(self, settings: Settings, clients: Clients,
-                 count: Callable = count_changed_blocks):
+    def __init__(
+        self, settings: Settings, clients: Clients, count: Callable = count_changed_blocks
+    ):
         self.settings = settings
         self.clients = clients
         self.count = count
@@ -177,10 +178,17 @@ class Detector:
             return [emit(self._skip_outcome(decision, started))]
         work = decision.work
         if isinstance(work, Continuation):
-            return [self._run_volume(work.volume_arn, work.account, work.region,
-                                     lambda state: self._continue(state, work, remaining),
-                                     snapshot_id=work.snapshot_id, backup_job_id=None,
-                                     event_id=work.event.id)]
+            return [
+                self._run_volume(
+                    work.volume_arn,
+                    work.account,
+                    work.region,
+                    lambda state: self._continue(state, work, remaining),
+                    snapshot_id=work.snapshot_id,
+                    backup_job_id=None,
+                    event_id=work.event.id,
+                )
+            ]
         return self._handle_job(work, remaining, started)
 
     def _skip_outcome(self, skip: Skip, started: float) -> Outcome:
@@ -196,49 +204,78 @@ class Detector:
     def _handle_job(self, job: BackupJob, remaining, started: float) -> list[dict]:
         calls_before = self._call_total
         try:
-            targets = resolve(job, ec2_client=self.clients.ec2,
-                              backup_client=self.clients.backup)
+            targets = resolve(job, ec2_client=self.clients.ec2, backup_client=self.clients.backup)
         except (RecoveryPointGone, MalformedEvent) as exc:
             decision = "malformed" if isinstance(exc, MalformedEvent) else "skipped"
-            return [emit(Outcome(
-                decision=decision,
-                account=job.account,
-                region=job.region,
-                volume=job.resource_arn.resource_id,
-                reason="malformed" if decision == "malformed" else "recovery_point_gone",
-                api_calls=self._call_total - calls_before,
-                duration_ms=int((time.monotonic() - started) * 1000),
-                extra={"message": str(exc), "event_id": job.event.id,
-                       "backup_job_id": job.backup_job_id},
-            ))]
+            return [
+                emit(
+                    Outcome(
+                        decision=decision,
+                        account=job.account,
+                        region=job.region,
+                        volume=job.resource_arn.resource_id,
+                        reason="malformed" if decision == "malformed" else "recovery_point_gone",
+                        api_calls=self._call_total - calls_before,
+                        duration_ms=int((time.monotonic() - started) * 1000),
+                        extra={
+                            "message": str(exc),
+                            "event_id": job.event.id,
+                            "backup_job_id": job.backup_job_id,
+                        },
+                    )
+                )
+            ]
         except Exception as exc:
-            emit(Outcome(
-                decision="error", account=job.account, region=job.region,
-                volume=job.resource_arn.resource_id, reason=type(exc).__name__,
-                api_calls=self._call_total - calls_before,
-                duration_ms=int((time.monotonic() - started) * 1000),
-                extra={"message": str(exc), "event_id": job.event.id,
-                       "backup_job_id": job.backup_job_id},
-            ))
+            emit(
+                Outcome(
+                    decision="error",
+                    account=job.account,
+                    region=job.region,
+                    volume=job.resource_arn.resource_id,
+                    reason=type(exc).__name__,
+                    api_calls=self._call_total - calls_before,
+                    duration_ms=int((time.monotonic() - started) * 1000),
+                    extra={
+                        "message": str(exc),
+                        "event_id": job.event.id,
+                        "backup_job_id": job.backup_job_id,
+                    },
+                )
+            )
             raise
         if not targets:
-            return [emit(Outcome(
-                decision="skipped", account=job.account, region=job.region,
-                volume=job.resource_arn.resource_id, reason="no_volume_lineage",
-                api_calls=self._call_total - calls_before,
-                duration_ms=int((time.monotonic() - started) * 1000),
-                extra={"message": "no snapshot of the recovery point was made from a volume",
-                       "event_id": job.event.id, "backup_job_id": job.backup_job_id},
-            ))]
+            return [
+                emit(
+                    Outcome(
+                        decision="skipped",
+                        account=job.account,
+                        region=job.region,
+                        volume=job.resource_arn.resource_id,
+                        reason="no_volume_lineage",
+                        api_calls=self._call_total - calls_before,
+                        duration_ms=int((time.monotonic() - started) * 1000),
+                        extra={
+                            "message": "no snapshot of the recovery point was made from a volume",
+                            "event_id": job.event.id,
+                            "backup_job_id": job.backup_job_id,
+                        },
+                    )
+                )
+            ]
         records, failure = [], None
         for target in targets:
             try:
-                records.append(self._run_volume(
-                    target.volume_arn, target.account, target.region,
-                    lambda state, t=target: self._measure_job(state, t, remaining),
-                    snapshot_id=target.snapshot_id, backup_job_id=job.backup_job_id,
-                    event_id=job.event.id,
-                ))
+                records.append(
+                    self._run_volume(
+                        target.volume_arn,
+                        target.account,
+                        target.region,
+                        lambda state, t=target: self._measure_job(state, t, remaining),
+                        snapshot_id=target.snapshot_id,
+                        backup_job_id=job.backup_job_id,
+                        event_id=job.event.id,
+                    )
+                )
             except Exception as exc:  # noqa: BLE001 - measure the other volumes, then retry
                 failure = failure or exc
         if failure is not None:
@@ -247,9 +284,17 @@ class Detector:
 
     # -- one volume -------------------------------------------------------------------------
 
-    def _run_volume(self, volume_arn: str, account: str, region: str,
-                    step: Callable[[VolumeState | None], Outcome], *, snapshot_id: str,
-                    backup_job_id: str | None, event_id: str | None) -> dict:
+    def _run_volume(
+        self,
+        volume_arn: str,
+        account: str,
+        region: str,
+        step: Callable[[VolumeState | None], Outcome],
+        *,
+        snapshot_id: str,
+        backup_job_id: str | None,
+        event_id: str | None,
+    ) -> dict:
         run = _Run(calls_before=self._call_total)
         self._run = run
         volume_id = volume_arn.rsplit("/", 1)[-1]
@@ -268,34 +313,51 @@ class Detector:
         except Exception as exc:
             record = Outcome(
                 decision="retry" if isinstance(exc, RetryLater) else "error",
-                account=account, region=region, volume=volume_id,
+                account=account,
+                region=region,
+                volume=volume_id,
                 snapshots={"current": snapshot_id},
                 reason=type(exc).__name__,
                 api_calls=self._call_total - run.calls_before + run.count_calls,
                 duration_ms=int((time.monotonic() - run.started) * 1000),
-                extra={"message": str(exc), "volume_arn": volume_arn,
-                       "backup_job_id": backup_job_id, "event_id": event_id},
+                extra={
+                    "message": str(exc),
+                    "volume_arn": volume_arn,
+                    "backup_job_id": backup_job_id,
+                    "event_id": event_id,
+                },
             )
             emit(record)
             raise
         outcome.account, outcome.region, outcome.volume = account, region, volume_id
         outcome.api_calls = self._call_total - run.calls_before + run.count_calls
         outcome.duration_ms = int((time.monotonic() - run.started) * 1000)
-        outcome.extra = {"volume_arn": volume_arn, "backup_job_id": backup_job_id,
-                         "event_id": event_id, **outcome.extra}
+        outcome.extra = {
+            "volume_arn": volume_arn,
+            "backup_job_id": backup_job_id,
+            "event_id": event_id,
+            **outcome.extra,
+        }
         return emit(outcome)
 
-    def _measure_job(self, state: VolumeState | None, target: VolumeSnapshot,
-                     remaining) -> Outcome:
-        snapshots = {"previous": state.snapshot_id if state else None,
-                     "current": target.snapshot_id}
+    def _measure_job(self, state: VolumeState | None, target: VolumeSnapshot, remaining) -> Outcome:
+        snapshots = {
+            "previous": state.snapshot_id if state else None,
+            "current": target.snapshot_id,
+        }
         if state is None:
             self._move_baseline(target, expected_version=None, pending=None)
-            return self._with_alarms(Outcome("baseline_created", snapshots=snapshots,
-                                             reason="first sighting"), None, target)
+            return self._with_alarms(
+                Outcome("baseline_created", snapshots=snapshots, reason="first sighting"),
+                None,
+                target,
+            )
         if state.snapshot_id == target.snapshot_id:
-            return self._with_alarms(Outcome("duplicate", snapshots=snapshots,
-                                             reason="snapshot is the baseline"), state, target)
+            return self._with_alarms(
+                Outcome("duplicate", snapshots=snapshots, reason="snapshot is the baseline"),
+                state,
+                target,
+            )
         if not state.is_newer(target.completion_time, target.snapshot_id):
             return Outcome("stale", snapshots=snapshots, reason="older than the baseline")
         progress = state.progress
@@ -305,18 +367,27 @@ class Detector:
             if other.snapshot_id == target.snapshot_id:
                 if stalled:
                     return self._take_over(state, progress, remaining)
-                return Outcome("in_progress", snapshots=snapshots,
-                               reason="count continues in a queued continuation",
-                               extra={"generation": progress["generation"]})
-            if (other.completion_time, other.snapshot_id) > (target.completion_time,
-                                                              target.snapshot_id):
-                return Outcome("stale", snapshots=snapshots,
-                               reason="older than the snapshot being counted")
+                return Outcome(
+                    "in_progress",
+                    snapshots=snapshots,
+                    reason="count continues in a queued continuation",
+                    extra={"generation": progress["generation"]},
+                )
+            if (other.completion_time, other.snapshot_id) > (
+                target.completion_time,
+                target.snapshot_id,
+            ):
+                return Outcome(
+                    "stale", snapshots=snapshots, reason="older than the snapshot being counted"
+                )
             if not stalled:
                 raise VolumeBusy(f"count of {other.snapshot_id} in progress; retry later")
             adopted = self._take_over(state, progress, remaining)
             adopted.account, adopted.region, adopted.volume = (
-                other.account, other.region, other.volume_id)
+                other.account,
+                other.region,
+                other.volume_id,
+            )
             adopted.extra = {"volume_arn": other.volume_arn, **adopted.extra}
             emit(adopted)
             if adopted.decision == "continued":
@@ -337,17 +408,19 @@ class Detector:
         return outcome
 
     def _continue(self, state: VolumeState | None, work: Continuation, remaining) -> Outcome:
-        snapshots = {"previous": state.snapshot_id if state else None,
-                     "current": work.snapshot_id}
+        snapshots = {"previous": state.snapshot_id if state else None, "current": work.snapshot_id}
         if state is None:
             return Outcome("skipped", snapshots=snapshots, reason="unknown_volume")
         progress = state.progress
         if progress is not None and progress["target"]["snapshotId"] == work.snapshot_id:
             generation = progress["generation"]
             if generation > work.generation:
-                return Outcome("duplicate", snapshots=snapshots,
-                               reason="continuation of an older generation",
-                               extra={"generation": work.generation})
+                return Outcome(
+                    "duplicate",
+                    snapshots=snapshots,
+                    reason="continuation of an older generation",
+                    extra={"generation": work.generation},
+                )
             if generation < work.generation:
                 raise ProgressNotVisible(
                     f"checkpoint generation {work.generation} not saved yet ({generation})"
@@ -355,45 +428,68 @@ class Detector:
             target = VolumeSnapshot.from_dict(progress["target"])
             checkpoint = CountCheckpoint.from_json(progress["checkpoint"])
             return self._measure(state, target, checkpoint, generation, remaining)
-        if state.snapshot_id == work.snapshot_id or not state.is_newer(work.completion_time,
-                                                                        work.snapshot_id):
+        if state.snapshot_id == work.snapshot_id or not state.is_newer(
+            work.completion_time, work.snapshot_id
+        ):
             return Outcome("duplicate", snapshots=snapshots, reason="count already completed")
         if progress is not None:
             other = progress["target"]
             if (datetime.fromisoformat(other["completionTime"]), other["snapshotId"]) > (
-                    work.completion_time, work.snapshot_id):
-                return Outcome("stale", snapshots=snapshots,
-                               reason="older than the snapshot being counted")
+                work.completion_time,
+                work.snapshot_id,
+            ):
+                return Outcome(
+                    "stale", snapshots=snapshots, reason="older than the snapshot being counted"
+                )
         raise ProgressNotVisible(f"no checkpoint for {work.snapshot_id} yet")
 
     # -- counting and transitions -------------------------------------------------------------
 
-    def _measure(self, state: VolumeState, target: VolumeSnapshot,
-                 checkpoint: CountCheckpoint | None, generation: int, remaining) -> Outcome:
+    def _measure(
+        self,
+        state: VolumeState,
+        target: VolumeSnapshot,
+        checkpoint: CountCheckpoint | None,
+        generation: int,
+        remaining,
+    ) -> Outcome:
         snapshots = {"previous": state.snapshot_id, "current": target.snapshot_id}
         deadline = None
         if remaining is not None and self.settings.work_queue_url:
             # Without a work queue nothing could continue the count: let it run to the end.
             def deadline() -> float:
                 return remaining() - POST_COUNT_RESERVE_SECONDS
+
         try:
             result = self.count(
-                self.clients.ebs, state.snapshot_id, target.snapshot_id,
-                checkpoint=checkpoint, remaining_seconds=deadline,
+                self.clients.ebs,
+                state.snapshot_id,
+                target.snapshot_id,
+                checkpoint=checkpoint,
+                remaining_seconds=deadline,
                 max_requests_per_second=self.settings.ebs_max_requests_per_second,
                 workers=self.settings.ebs_count_workers,
             )
         except (UnrelatedSnapshots, SnapshotNotFound) as exc:
             # SnapshotNotFound: the baseline's snapshot is gone (deleted since the last
             # backup, which is what ransomware does to recovery points first).
-            reason = (RESET_UNRELATED_SNAPSHOTS if isinstance(exc, UnrelatedSnapshots)
-                      else RESET_PREVIOUS_SNAPSHOT_MISSING)
+            reason = (
+                RESET_UNRELATED_SNAPSHOTS
+                if isinstance(exc, UnrelatedSnapshots)
+                else RESET_PREVIOUS_SNAPSHOT_MISSING
+            )
             pending = self._record(target, state.snapshot_id, kind="reset", reason=reason)
             published = self._advance(target, state, pending)
-            return self._with_alarms(Outcome("baseline_reset", snapshots=snapshots,
-                                             reason=reason,
-                                             extra={"message": str(exc), **published}),
-                                     state, target)
+            return self._with_alarms(
+                Outcome(
+                    "baseline_reset",
+                    snapshots=snapshots,
+                    reason=reason,
+                    extra={"message": str(exc), **published},
+                ),
+                state,
+                target,
+            )
         before = checkpoint.api_calls if checkpoint else 0
         self._run.count_calls += result.api_calls - before
         if not result.complete:
@@ -401,32 +497,56 @@ class Detector:
                 raise CountStalled("no time left to count in this invocation")
             generation += 1
             self._send_continuation(target, state.snapshot_id, generation)
-            self.store.save_progress(target.volume_arn, expected_version=state.version, progress={
-                "target": target.to_dict(),
-                "previousSnapshotId": state.snapshot_id,
-                "generation": generation,
-                "checkpoint": result.checkpoint.to_json(),
-                "savedAt": _now().isoformat(),
-            })
-            return Outcome("continued", snapshots=snapshots, changed_blocks=result.changed_blocks,
-                           reason="deadline; continuation queued",
-                           extra={"generation": generation, "partial": True})
-        pending = self._record(target, state.snapshot_id, kind="measurement",
-                               changed_blocks=result.changed_blocks,
-                               volume_size_gib=result.volume_size_gib or target.volume_size_gib,
-                               block_size=result.block_size)
+            self.store.save_progress(
+                target.volume_arn,
+                expected_version=state.version,
+                progress={
+                    "target": target.to_dict(),
+                    "previousSnapshotId": state.snapshot_id,
+                    "generation": generation,
+                    "checkpoint": result.checkpoint.to_json(),
+                    "savedAt": _now().isoformat(),
+                },
+            )
+            return Outcome(
+                "continued",
+                snapshots=snapshots,
+                changed_blocks=result.changed_blocks,
+                reason="deadline; continuation queued",
+                extra={"generation": generation, "partial": True},
+            )
+        pending = self._record(
+            target,
+            state.snapshot_id,
+            kind="measurement",
+            changed_blocks=result.changed_blocks,
+            volume_size_gib=result.volume_size_gib or target.volume_size_gib,
+            block_size=result.block_size,
+        )
         published = self._advance(target, state, pending)
-        return self._with_alarms(Outcome("measured", snapshots=snapshots,
-                                         changed_blocks=result.changed_blocks,
-                                         extra=published), state, target)
+        return self._with_alarms(
+            Outcome(
+                "measured",
+                snapshots=snapshots,
+                changed_blocks=result.changed_blocks,
+                extra=published,
+            ),
+            state,
+            target,
+        )
 
-    def _move_baseline(self, target: VolumeSnapshot, *, expected_version: int | None,
-                       pending: dict | None) -> None:
+    def _move_baseline(
+        self, target: VolumeSnapshot, *, expected_version: int | None, pending: dict | None
+    ) -> None:
         self.store.move_baseline(
-            target.volume_arn, volume_id=target.volume_id, snapshot_id=target.snapshot_id,
-            completion_time=target.completion_time, base_blocks=target.base_blocks,
+            target.volume_arn,
+            volume_id=target.volume_id,
+            snapshot_id=target.snapshot_id,
+            completion_time=target.completion_time,
+            base_blocks=target.base_blocks,
             volume_size_gib=target.volume_size_gib,
-            expected_version=expected_version, pending=pending,
+            expected_version=expected_version,
+            pending=pending,
         )
 
     def _advance(self, target: VolumeSnapshot, state: VolumeState, pending: dict) -> dict:
@@ -434,9 +554,17 @@ class Detector:
         self._move_baseline(target, expected_version=state.version, pending=pending)
         return self._publish_pending(target.volume_arn, pending)
 
-    def _record(self, target: VolumeSnapshot, previous: str, *, kind: str, reason: str = "",
-                changed_blocks: int = 0, volume_size_gib: int | None = None,
-                block_size: int = BLOCK_SIZE) -> dict:
+    def _record(
+        self,
+        target: VolumeSnapshot,
+        previous: str,
+        *,
+        kind: str,
+        reason: str = "",
+        changed_blocks: int = 0,
+        volume_size_gib: int | None = None,
+        block_size: int = BLOCK_SIZE,
+    ) -> dict:
         """The pending record written with the baseline move (everything publishing needs)."""
         size = volume_size_gib or target.volume_size_gib
         percent = None
@@ -469,19 +597,28 @@ class Detector:
         info: dict = {}
         if pending.get("kind") == "reset":
             metrics.put_counter(cloudwatch, namespace, metrics.BASELINE_RESETS)
-            forwarded = forward_reset(self.clients.events, self.settings.central_bus_arn,
-                                      self.settings.event_source, pending)
+            forwarded = forward_reset(
+                self.clients.events,
+                self.settings.central_bus_arn,
+                self.settings.event_source,
+                pending,
+            )
         else:
             timestamp = datetime.fromisoformat(pending["completionTime"])
             if metrics.publishable(timestamp):
-                metrics.put_changed_blocks(cloudwatch, namespace, pending["volumeId"],
-                                           pending["changedBlocks"], timestamp)
+                metrics.put_changed_blocks(
+                    cloudwatch, namespace, pending["volumeId"], pending["changedBlocks"], timestamp
+                )
                 info["metric"] = "published"
             else:
                 # CloudWatch would reject it forever; the forward below still records it.
                 info["metric"] = "too_old"
-            forwarded = forward_measurement(self.clients.events, self.settings.central_bus_arn,
-                                            self.settings.event_source, pending)
+            forwarded = forward_measurement(
+                self.clients.events,
+                self.settings.central_bus_arn,
+                self.settings.event_source,
+                pending,
+            )
         info["forward"] = forwarded.status
         if forwarded.status == "failed":
             info["forward_error"] = forwarded.error
@@ -489,10 +626,10 @@ class Detector:
         self.store.clear_pending(volume_arn, pending["snapshotId"])
         return info
 
-    def _with_alarms(self, outcome: Outcome, state: VolumeState | None,
-                     target: VolumeSnapshot) -> Outcome:
-        result = self.alarms.ensure(state, target.volume_arn, target.volume_id,
-                                    target.base_blocks)
+    def _with_alarms(
+        self, outcome: Outcome, state: VolumeState | None, target: VolumeSnapshot
+    ) -> Outcome:
+        result = self.alarms.ensure(state, target.volume_arn, target.volume_id, target.base_blocks)
         outcome.extra = {**outcome.extra, "alarms": result.action}
         return outcome
 
@@ -521,4 +658,3 @@ class Detector:
             MessageBody=json.dumps(body),
             DelaySeconds=CONTINUATION_DELAY_SECONDS,
         )
-

@@ -322,7 +322,8 @@ def _classify(raw: Mapping[str, Any], settings: Settings, ids: dict) -> Act | Sk
         return Skip("unsupported_resource_type", f"resource type {resource_type}", **ids)
     if resource_type not in settings.resource_types:
         return Skip(
-            "resource_type_disabled", f"resource type {resource_type} not in RESOURCE_TYPES",
+            "resource_type_disabled",
+            f"resource type {resource_type} not in RESOURCE_TYPES",
             **ids,
         )
     return Act(

@@ -34,10 +34,21 @@ def measurement_detail(measurement: dict) -> dict:
     so the audit side can drop the duplicate a retried publication may put.
     """
     keys = (
-        "measurementId", "account", "region", "volumeId", "volumeArn", "previousSnapshotId",
+        "measurementId",
+        "account",
+        "region",
+        "volumeId",
+        "volumeArn",
+        "previousSnapshotId",
         "snapshotId",
-        "changedBlocks", "changedBytes", "percentOfVolume", "volumeSizeGiB", "backupJobId",
-        "resourceType", "completionTime", "measuredAt",
+        "changedBlocks",
+        "changedBytes",
+        "percentOfVolume",
+        "volumeSizeGiB",
+        "backupJobId",
+        "resourceType",
+        "completionTime",
+        "measuredAt",
     )
     return {key: measurement.get(key) for key in keys}
 
@@ -68,14 +79,26 @@ def forward_measurement(
     client, bus_arn: str | None, source: str, measurement: dict
 ) -> ForwardResult:
     """Puts one ``Backup Change Measured`` event on the central bus (see :func:`put_event`)."""
-    return put_event(client, bus_arn, source, MEASURED_DETAIL_TYPE, measurement["volumeArn"],
-                     measurement_detail(measurement))
+    return put_event(
+        client,
+        bus_arn,
+        source,
+        MEASURED_DETAIL_TYPE,
+        measurement["volumeArn"],
+        measurement_detail(measurement),
+    )
 
 
 def forward_reset(client, bus_arn: str | None, source: str, record: dict) -> ForwardResult:
     """Puts one ``Backup Baseline Reset`` event on the central bus (see :func:`put_event`)."""
-    return put_event(client, bus_arn, source, BASELINE_RESET_DETAIL_TYPE, record["volumeArn"],
-                     reset_detail(record))
+    return put_event(
+        client,
+        bus_arn,
+        source,
+        BASELINE_RESET_DETAIL_TYPE,
+        record["volumeArn"],
+        reset_detail(record),
+    )
 
 
 def put_event(

@@ -51,12 +51,16 @@ class LazyClients(Clients):
         if name == "ebs":
             # The counting function retries throttling and 5xx itself, pacing retries with
             # the shared rate budget; botocore retrying underneath would double the attempts.
-            config = Config(retries={"mode": "standard", "max_attempts": 1}, connect_timeout=5,
-                            read_timeout=60,
-                            max_pool_connections=self._settings.ebs_count_workers + 2)
+            config = Config(
+                retries={"mode": "standard", "max_attempts": 1},
+                connect_timeout=5,
+                read_timeout=60,
+                max_pool_connections=self._settings.ebs_count_workers + 2,
+            )
         else:
-            config = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5,
-                            read_timeout=30)
+            config = Config(
+                retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30
+            )
         bus = self._settings.central_bus_arn
         if name == "events" and bus and len(bus.split(":")) > 3 and bus.split(":")[3]:
             # PutEvents only reaches a bus of the client's own region ("Cross-region API
@@ -109,16 +113,21 @@ def _handle_batch(detector: Detector, records: list[dict], remaining) -> dict:
         message_id = record.get("messageId")
         if remaining is not None and remaining() < POST_COUNT_RESERVE_SECONDS:
             # Not enough time to start: hand it back to SQS rather than risk a timeout.
-            emit(Outcome("deferred", reason="invocation_deadline",
-                         extra={"message_id": message_id}))
+            emit(
+                Outcome("deferred", reason="invocation_deadline", extra={"message_id": message_id})
+            )
             failures.append({"itemIdentifier": message_id})
             continue
         try:
             body = json.loads(record.get("body") or "")
         except (TypeError, ValueError) as exc:
-            emit(Outcome("malformed", reason="malformed",
-                         extra={"message": f"SQS body is not JSON: {exc}",
-                                "message_id": message_id}))
+            emit(
+                Outcome(
+                    "malformed",
+                    reason="malformed",
+                    extra={"message": f"SQS body is not JSON: {exc}", "message_id": message_id},
+                )
+            )
             continue
         try:
             detector.handle(body, remaining)
@@ -140,8 +149,10 @@ def lambda_handler(event: dict, context) -> dict:
     detector = get_detector()
     remaining = None
     if context is not None and hasattr(context, "get_remaining_time_in_millis"):
+
         def remaining() -> float:
             return context.get_remaining_time_in_millis() / 1000.0
+
     if _is_sqs_batch(event):
         return _handle_batch(detector, event["Records"], remaining)
     detector.handle(event, remaining)

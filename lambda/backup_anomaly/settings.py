@@ -152,9 +152,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
             f"got {evaluation} x {period}"
         )
 
-    rate = _number(
-        "EBS_MAX_REQUESTS_PER_SECOND", get("EBS_MAX_REQUESTS_PER_SECOND") or "40", float
-    )
+    rate = _number("EBS_MAX_REQUESTS_PER_SECOND", get("EBS_MAX_REQUESTS_PER_SECOND") or "40", float)
     if not rate > 0:
         raise SettingsError(f"EBS_MAX_REQUESTS_PER_SECOND must be > 0, got {rate!r}")
 

@@ -90,8 +90,7 @@ def client_error(code: str, operation: str = "Call", status: int = 400):
     from botocore.exceptions import ClientError
 
     return ClientError(
-        {"Error": {"Code": code, "Message": code},
-         "ResponseMetadata": {"HTTPStatusCode": status}},
+        {"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}},
         operation,
     )
 
@@ -103,9 +102,9 @@ class World:
         self.fake = fake
         self.ec2 = raw["ec2"]
         self.dynamodb = raw["dynamodb"]
-        self.cloudwatch = Recorder(raw["cloudwatch"], record=("put_metric_data",
-                                                             "put_metric_alarm",
-                                                             "describe_alarms"))
+        self.cloudwatch = Recorder(
+            raw["cloudwatch"], record=("put_metric_data", "put_metric_alarm", "describe_alarms")
+        )
         self.events = Recorder(raw["events"], record=("put_events",))
         self.sqs = Recorder(raw["sqs"], record=("send_message",))
         self.backup = raw["backup"]
@@ -157,8 +156,9 @@ class World:
 
     # -- events -----------------------------------------------------------------------------
 
-    def ebs_event(self, snapshot_id: str, volume_id: str, completion: datetime,
-                  job_id: str | None = None) -> dict:
+    def ebs_event(
+        self, snapshot_id: str, volume_id: str, completion: datetime, job_id: str | None = None
+    ) -> dict:
         event = load_event("backup-job-completed-ebs")
         self._job += 1
         event["account"] = ACCOUNT
@@ -186,9 +186,15 @@ class World:
         return Settings(state_table=TABLE, **overrides)
 
     def clients(self, **overrides) -> Clients:
-        values = dict(ebs=self.ebs, ec2=self.ec2, backup=self.backup,
-                      cloudwatch=self.cloudwatch, dynamodb=self.dynamodb, events=self.events,
-                      sqs=self.sqs)
+        values = dict(
+            ebs=self.ebs,
+            ec2=self.ec2,
+            backup=self.backup,
+            cloudwatch=self.cloudwatch,
+            dynamodb=self.dynamodb,
+            events=self.events,
+            sqs=self.sqs,
+        )
         values.update(overrides)
         return Clients(**values)
 
@@ -231,10 +237,14 @@ def fake_ebs():
 
 def make_raw_clients(fake: FakeEbsDirect) -> dict:
     """boto3 clients for moto (created once: moto intercepts them inside any mock)."""
-    raw = {name: boto3.client(name, region_name=REGION)
-           for name in ("ec2", "dynamodb", "cloudwatch", "events", "sqs", "backup")}
+    raw = {
+        name: boto3.client(name, region_name=REGION)
+        for name in ("ec2", "dynamodb", "cloudwatch", "events", "sqs", "backup")
+    }
     raw["ebs"] = boto3.client(
-        "ebs", region_name=REGION, endpoint_url=fake.url,
+        "ebs",
+        region_name=REGION,
+        endpoint_url=fake.url,
         config=Config(retries={"mode": "standard", "max_attempts": 1}, max_pool_connections=16),
     )
     return raw

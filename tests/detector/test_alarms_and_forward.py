@@ -22,18 +22,24 @@ def _measured_volume(world, detector=None, writes=None):
 
 
 def test_anomaly_alarm_configuration(world):
-    vol, _, _ = _measured_volume(world, world.detector(anomaly_band_width=3.0,
-                                                       alarm_period_seconds=3600,
-                                                       evaluation_periods=2))
+    vol, _, _ = _measured_volume(
+        world,
+        world.detector(anomaly_band_width=3.0, alarm_period_seconds=3600, evaluation_periods=2),
+    )
 
     alarm = world.alarms()[f"backup-anomaly-{vol}"]
 
     m1, ad1 = alarm["Metrics"]
     assert m1["Id"] == "m1" and m1["ReturnData"] is True
     assert m1["MetricStat"] == {
-        "Metric": {"Namespace": NAMESPACE, "MetricName": "ChangedBlocks",
-                   "Dimensions": [{"Name": "VolumeId", "Value": vol}]},
-        "Period": 3600, "Stat": "Maximum"}
+        "Metric": {
+            "Namespace": NAMESPACE,
+            "MetricName": "ChangedBlocks",
+            "Dimensions": [{"Name": "VolumeId", "Value": vol}],
+        },
+        "Period": 3600,
+        "Stat": "Maximum",
+    }
     assert ad1["Expression"] == "ANOMALY_DETECTION_BAND(m1, 3)"
     assert alarm["ThresholdMetricId"] == "ad1"
     assert alarm["ComparisonOperator"] == "GreaterThanUpperThreshold"
@@ -76,7 +82,8 @@ def test_configuration_change_re_puts_the_alarms(world):
     world.detector(anomaly_band_width=4.0).handle(world.ebs_event(s2, vol, recent(20)))
 
     assert world.alarms()[f"backup-anomaly-{vol}"]["Metrics"][1]["Expression"] == (
-        "ANOMALY_DETECTION_BAND(m1, 4)")
+        "ANOMALY_DETECTION_BAND(m1, 4)"
+    )
 
 
 def test_disabling_the_ceiling_deletes_it(world):
@@ -97,10 +104,10 @@ def test_deleted_alarm_is_healed_at_the_next_verification(world):
     world.cloudwatch._client.delete_alarms(AlarmNames=[f"backup-anomaly-{vol}"])
     manager = _manager(world)
 
-    soon = manager.ensure(world.store.get(arn), arn, vol, 2048,
-                          now=recent() + timedelta(hours=1))
-    later = manager.ensure(world.store.get(arn), arn, vol, 2048,
-                           now=recent() + VERIFY_INTERVAL + timedelta(minutes=1))
+    soon = manager.ensure(world.store.get(arn), arn, vol, 2048, now=recent() + timedelta(hours=1))
+    later = manager.ensure(
+        world.store.get(arn), arn, vol, 2048, now=recent() + VERIFY_INTERVAL + timedelta(minutes=1)
+    )
 
     assert soon.action == "unchanged"
     assert later.action == "healed"
@@ -117,11 +124,19 @@ def test_edited_alarm_is_healed_and_intact_one_only_verified(world):
     intact = manager.ensure(world.store.get(arn), arn, vol, 2048, now=when)
     ceiling = world.alarms()[f"backup-anomaly-{vol}-ceiling"]
     world.cloudwatch._client.put_metric_alarm(
-        AlarmName=ceiling["AlarmName"], Namespace=NAMESPACE, MetricName="ChangedBlocks",
-        Dimensions=ceiling["Dimensions"], Statistic="Maximum", Period=86400,
-        EvaluationPeriods=1, Threshold=10**9, ComparisonOperator="GreaterThanThreshold")
-    edited = manager.ensure(world.store.get(arn), arn, vol, 2048,
-                            now=when + VERIFY_INTERVAL + timedelta(minutes=1))
+        AlarmName=ceiling["AlarmName"],
+        Namespace=NAMESPACE,
+        MetricName="ChangedBlocks",
+        Dimensions=ceiling["Dimensions"],
+        Statistic="Maximum",
+        Period=86400,
+        EvaluationPeriods=1,
+        Threshold=10**9,
+        ComparisonOperator="GreaterThanThreshold",
+    )
+    edited = manager.ensure(
+        world.store.get(arn), arn, vol, 2048, now=when + VERIFY_INTERVAL + timedelta(minutes=1)
+    )
 
     assert intact.action == "verified"
     assert edited.action == "healed"
@@ -155,25 +170,32 @@ def test_full_snapshot_size_is_the_ceiling_base(world):
             return response
 
     world.detector(world.clients(ec2=Ec2WithFullSize())).handle(
-        world.ebs_event(s1, vol, recent(10)))
+        world.ebs_event(s1, vol, recent(10))
+    )
 
     assert world.alarms()[f"backup-anomaly-{vol}-ceiling"]["Threshold"] == 10 * 2048 / 2
 
 
 # -- forwarding ------------------------------------------------------------------------------
 
+
 def _central_bus(world):
     """A central bus whose rule sends measured events to an audit queue (as the central stack)."""
     bus_arn = world.events._client.create_event_bus(Name="central")["EventBusArn"]
     queue_url = world.sqs._client.create_queue(QueueName="audit")["QueueUrl"]
     queue_arn = world.sqs._client.get_queue_attributes(
-        QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        QueueUrl=queue_url, AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
     world.events._client.put_rule(
-        Name="measured", EventBusName="central",
-        EventPattern=json.dumps({"source": ["backup-anomaly-detection"],
-                                 "detail-type": ["Backup Change Measured"]}))
-    world.events._client.put_targets(Rule="measured", EventBusName="central",
-                                     Targets=[{"Id": "audit", "Arn": queue_arn}])
+        Name="measured",
+        EventBusName="central",
+        EventPattern=json.dumps(
+            {"source": ["backup-anomaly-detection"], "detail-type": ["Backup Change Measured"]}
+        ),
+    )
+    world.events._client.put_targets(
+        Rule="measured", EventBusName="central", Targets=[{"Id": "audit", "Arn": queue_arn}]
+    )
     return bus_arn, queue_url
 
 
@@ -186,18 +208,28 @@ def test_every_measurement_reaches_the_central_bus(world):
     records = detector.handle(world.ebs_event(s2, vol, completion, job_id="job-42"))
 
     assert records[0]["forward"] == "sent"
-    messages = world.sqs._client.receive_message(QueueUrl=queue_url,
-                                                 MaxNumberOfMessages=10)["Messages"]
+    messages = world.sqs._client.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)[
+        "Messages"
+    ]
     (event,) = [json.loads(m["Body"]) for m in messages]
     assert event["detail-type"] == "Backup Change Measured"
     assert event["source"] == "backup-anomaly-detection"
     assert event["detail"] | {"measuredAt": None} == {
         "measurementId": f"{world.volume_arn(vol)}/{s1}/{s2}",
-        "account": ACCOUNT, "region": REGION, "volumeId": vol,
-        "volumeArn": world.volume_arn(vol), "previousSnapshotId": s1, "snapshotId": s2,
-        "changedBlocks": 2, "changedBytes": 2 * 524288, "percentOfVolume": round(200 / 2048, 4),
-        "volumeSizeGiB": 1, "backupJobId": "job-42", "resourceType": "EBS",
-        "completionTime": completion.isoformat(), "measuredAt": None,
+        "account": ACCOUNT,
+        "region": REGION,
+        "volumeId": vol,
+        "volumeArn": world.volume_arn(vol),
+        "previousSnapshotId": s1,
+        "snapshotId": s2,
+        "changedBlocks": 2,
+        "changedBytes": 2 * 524288,
+        "percentOfVolume": round(200 / 2048, 4),
+        "volumeSizeGiB": 1,
+        "backupJobId": "job-42",
+        "resourceType": "EBS",
+        "completionTime": completion.isoformat(),
+        "measuredAt": None,
     }
 
 
@@ -233,8 +265,10 @@ def test_forward_entry_failure_in_the_response_is_a_failure(world):
         meta = world.events.meta
 
         def put_events(self, Entries):  # noqa: N803 - boto3's parameter name
-            return {"FailedEntryCount": 1,
-                    "Entries": [{"ErrorCode": "InternalFailure", "ErrorMessage": "try later"}]}
+            return {
+                "FailedEntryCount": 1,
+                "Entries": [{"ErrorCode": "InternalFailure", "ErrorMessage": "try later"}],
+            }
 
     detector.clients.events = FailingEntries()
     records = detector.handle(world.ebs_event(s2, vol, recent(20)))
@@ -267,8 +301,9 @@ def test_events_client_is_in_the_central_bus_region(handler_env, bus_region):
     # PutEvents goes to the regional endpoint of the client; a bus ARN of another region is
     # refused there ("Cross-region API call is not allowed"), so every member region but the
     # central one would fail to forward any measurement.
-    handler_env.setenv("CENTRAL_BUS_ARN",
-                       f"arn:aws:events:{bus_region}:210987654321:event-bus/central")
+    handler_env.setenv(
+        "CENTRAL_BUS_ARN", f"arn:aws:events:{bus_region}:210987654321:event-bus/central"
+    )
     clients = handler.build_clients(settings_load())
 
     assert clients.events.meta.region_name == bus_region

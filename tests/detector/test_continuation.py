@@ -40,11 +40,16 @@ def _budget(world, requests: int = 20) -> RequestBudgetContext:
 
 
 def _sqs(*bodies):
-    return {"Records": [
-        {"messageId": f"m{i}", "eventSource": "aws:sqs",
-         "body": body if isinstance(body, str) else json.dumps(body)}
-        for i, body in enumerate(bodies)
-    ]}
+    return {
+        "Records": [
+            {
+                "messageId": f"m{i}",
+                "eventSource": "aws:sqs",
+                "body": body if isinstance(body, str) else json.dumps(body),
+            }
+            for i, body in enumerate(bodies)
+        ]
+    }
 
 
 def _queued(world, queue_url) -> int:
@@ -59,11 +64,11 @@ def _receive(world, queue_url):
     if not _queued(world, queue_url):
         return []
     messages = world.sqs._client.receive_message(
-        QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=2)
+        QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=2
+    )
     found = messages.get("Messages", [])
     for message in found:
-        world.sqs._client.delete_message(QueueUrl=queue_url,
-                                         ReceiptHandle=message["ReceiptHandle"])
+        world.sqs._client.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
     return [m["Body"] for m in found]
 
 
@@ -80,9 +85,14 @@ def _slow_volume(world, handler_env, writes=None):
 
 def _changed_blocks_puts(world, vol):
     data = world.cloudwatch._client.get_metric_statistics(
-        Namespace="BackupAnomalyDetection", MetricName="ChangedBlocks",
-        Dimensions=[{"Name": "VolumeId", "Value": vol}], StartTime=recent(120),
-        EndTime=recent(-5), Period=60, Statistics=["Maximum", "SampleCount"])["Datapoints"]
+        Namespace="BackupAnomalyDetection",
+        MetricName="ChangedBlocks",
+        Dimensions=[{"Name": "VolumeId", "Value": vol}],
+        StartTime=recent(120),
+        EndTime=recent(-5),
+        Period=60,
+        Statistics=["Maximum", "SampleCount"],
+    )["Datapoints"]
     return [(d["Maximum"], d["SampleCount"]) for d in data]
 
 
@@ -122,8 +132,7 @@ def test_long_count_completes_exactly_once_across_invocations(world, handler_env
     assert _queued(world, queue_url) == 0
 
 
-def test_duplicate_continuation_and_duplicate_original_while_in_progress(world, handler_env,
-                                                                          lines):
+def test_duplicate_continuation_and_duplicate_original_while_in_progress(world, handler_env, lines):
     vol, (s1, s2), queue_url = _slow_volume(world, handler_env)
     event = world.ebs_event(s2, vol, recent(10))
     handler.lambda_handler(_sqs(event), _budget(world))
@@ -140,8 +149,7 @@ def test_duplicate_continuation_and_duplicate_original_while_in_progress(world, 
 
 
 def test_newer_backup_waits_for_the_count_in_progress(world, handler_env, lines):
-    vol, (s1, s2, s3), queue_url = _slow_volume(
-        world, handler_env, writes=[set(), CHANGED, {2047}])
+    vol, (s1, s2, s3), queue_url = _slow_volume(world, handler_env, writes=[set(), CHANGED, {2047}])
     handler.lambda_handler(_sqs(world.ebs_event(s2, vol, recent(20))), _budget(world))
     newer = world.ebs_event(s3, vol, recent(10))
     lines()
@@ -179,8 +187,10 @@ def test_without_a_work_queue_the_count_runs_to_the_end(world, handler_env, line
     handler.reset()
     lines()
 
-    handler.lambda_handler(_sqs(world.ebs_event(s2, vol, recent(10))),
-                           FakeContext(MARGIN + POST_COUNT_RESERVE_SECONDS + 0.05))
+    handler.lambda_handler(
+        _sqs(world.ebs_event(s2, vol, recent(10))),
+        FakeContext(MARGIN + POST_COUNT_RESERVE_SECONDS + 0.05),
+    )
 
     (line,) = lines()
     assert (line["decision"], line["changed_blocks"]) == ("measured", len(CHANGED))
@@ -206,22 +216,24 @@ def _age_progress(world, vol, minutes: float) -> None:
     state = world.store.get(world.volume_arn(vol))
     progress = dict(state.progress, savedAt=recent(minutes).isoformat())
     world.dynamodb.update_item(
-        TableName="backup-anomaly-state", Key={"VolumeArn": {"S": world.volume_arn(vol)}},
-        UpdateExpression="SET Progress = :p", ExpressionAttributeValues={
-            ":p": {"S": json.dumps(progress, sort_keys=True)}})
+        TableName="backup-anomaly-state",
+        Key={"VolumeArn": {"S": world.volume_arn(vol)}},
+        UpdateExpression="SET Progress = :p",
+        ExpressionAttributeValues={":p": {"S": json.dumps(progress, sort_keys=True)}},
+    )
 
 
 def test_a_lost_continuation_does_not_wedge_the_volume(world, handler_env, lines):
     # The continuation of a saved count is gone (DLQ after repeated stalls): without a
     # way to resume it, every newer backup of the volume is VolumeBusy until it too reaches
     # the DLQ, for good. Once the checkpoint is stale, the next event resumes the count.
-    vol, (s1, s2, s3), queue_url = _slow_volume(
-        world, handler_env, writes=[set(), CHANGED, {2047}])
+    vol, (s1, s2, s3), queue_url = _slow_volume(world, handler_env, writes=[set(), CHANGED, {2047}])
     handler.lambda_handler(_sqs(world.ebs_event(s2, vol, recent(20))), _budget(world))
     (lost,) = _receive(world, queue_url)
     newer = world.ebs_event(s3, vol, recent(10))
     assert handler.lambda_handler(_sqs(newer), FakeContext()) == {
-        "batchItemFailures": [{"itemIdentifier": "m0"}]}  # a live count: wait for it
+        "batchItemFailures": [{"itemIdentifier": "m0"}]
+    }  # a live count: wait for it
     _age_progress(world, vol, 31)
     lines()
 

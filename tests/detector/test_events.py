@@ -61,24 +61,36 @@ def _ebs(top=None, **detail):
 SKIPS = [
     ("alarm sample", load_event("alarm-state-change"), SETTINGS, "other_source"),
     ("other source", _ebs({"source": "aws.ec2"}), SETTINGS, "other_source"),
-    ("recovery point change", _ebs({"detail-type": "Recovery Point State Change"}), SETTINGS,
-     "other_detail_type"),
+    (
+        "recovery point change",
+        _ebs({"detail-type": "Recovery Point State Change"}),
+        SETTINGS,
+        "other_detail_type",
+    ),
     ("copy job", _ebs({"detail-type": "Copy Job State Change"}), SETTINGS, "copy_job"),
     ("running", _ebs(state="RUNNING"), SETTINGS, "not_completed"),
     ("failed", _ebs(state="FAILED"), SETTINGS, "not_completed"),
     ("aborted", _ebs(state="ABORTED"), SETTINGS, "not_completed"),
     ("rds", _ebs(resourceType="RDS"), SETTINGS, "unsupported_resource_type"),
     ("efs", _ebs(resourceType="EFS"), SETTINGS, "unsupported_resource_type"),
-    ("ebs disabled", _ebs(), Settings(state_table="t", resource_types=frozenset({"EC2"})),
-     "resource_type_disabled"),
-    ("own measured event",
-     _ebs({"source": "backup-anomaly-detection", "detail-type": "Backup Change Measured"}),
-     SETTINGS, "other_detail_type"),
+    (
+        "ebs disabled",
+        _ebs(),
+        Settings(state_table="t", resource_types=frozenset({"EC2"})),
+        "resource_type_disabled",
+    ),
+    (
+        "own measured event",
+        _ebs({"source": "backup-anomaly-detection", "detail-type": "Backup Change Measured"}),
+        SETTINGS,
+        "other_detail_type",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("event", "settings", "code"), [s[1:] for s in SKIPS],
-                         ids=[s[0] for s in SKIPS])
+@pytest.mark.parametrize(
+    ("event", "settings", "code"), [s[1:] for s in SKIPS], ids=[s[0] for s in SKIPS]
+)
 def test_skip_reasons(event, settings, code):
     decision = classify(event, settings)
 
@@ -115,23 +127,31 @@ MALFORMED = [
     ("no state", _drop(["detail", "state"]), "detail.state"),
     ("state a number", _set(["detail", "state"], 3), "detail.state"),
     ("no resource type", _drop(["detail", "resourceType"]), "detail.resourceType"),
-    ("no completion date nor time",
-     _drop(["time"]) | {"detail": _drop(["detail", "completionDate"])["detail"]},
-     "detail.completionDate"),
-    ("bad completion date", _set(["detail", "completionDate"], "yesterday"),
-     "detail.completionDate"),
+    (
+        "no completion date nor time",
+        _drop(["time"]) | {"detail": _drop(["detail", "completionDate"])["detail"]},
+        "detail.completionDate",
+    ),
+    (
+        "bad completion date",
+        _set(["detail", "completionDate"], "yesterday"),
+        "detail.completionDate",
+    ),
     ("no job id", _drop(["detail", "backupJobId"]), "detail.backupJobId"),
     ("resource ARN garbage", _set(["detail", "resourceArn"], "vol-123"), "detail.resourceArn"),
-    ("resources not a list", _set(["resources"], "arn:aws:ec2:us-east-1::snapshot/snap-1"),
-     "event.resources"),
-    ("resource not an ARN", _set(["resources"], ["snap-0a1b2c3d4e5f67890"]),
-     "event.resources[0]"),
+    (
+        "resources not a list",
+        _set(["resources"], "arn:aws:ec2:us-east-1::snapshot/snap-1"),
+        "event.resources",
+    ),
+    ("resource not an ARN", _set(["resources"], ["snap-0a1b2c3d4e5f67890"]), "event.resources[0]"),
     ("no account", _drop(["account"]), "event.account"),
 ]
 
 
-@pytest.mark.parametrize(("event", "where"), [m[1:] for m in MALFORMED],
-                         ids=[m[0] for m in MALFORMED])
+@pytest.mark.parametrize(
+    ("event", "where"), [m[1:] for m in MALFORMED], ids=[m[0] for m in MALFORMED]
+)
 def test_malformed_events_name_the_field(event, where):
     decision = classify(event, SETTINGS)
 
@@ -144,7 +164,12 @@ def test_arn_parse():
     arn = Arn.parse("arn:aws:ec2:us-east-1:111122223333:volume/vol-1")
 
     assert (arn.partition, arn.region, arn.account, arn.resource_type, arn.resource_id) == (
-        "aws", "us-east-1", "111122223333", "volume", "vol-1")
+        "aws",
+        "us-east-1",
+        "111122223333",
+        "volume",
+        "vol-1",
+    )
     assert str(arn) == "arn:aws:ec2:us-east-1:111122223333:volume/vol-1"
     with pytest.raises(MalformedEvent, match="not an ARN"):
         Arn.parse("arn:aws:ec2")
@@ -152,16 +177,25 @@ def test_arn_parse():
 
 # -- through the handler: one log line per skipped event, never a retry -----------------------
 
+
 def _sqs(*bodies):
-    return {"Records": [
-        {"messageId": f"m{i}", "eventSource": "aws:sqs",
-         "body": body if isinstance(body, str) else json.dumps(body)}
-        for i, body in enumerate(bodies)
-    ]}
+    return {
+        "Records": [
+            {
+                "messageId": f"m{i}",
+                "eventSource": "aws:sqs",
+                "body": body if isinstance(body, str) else json.dumps(body),
+            }
+            for i, body in enumerate(bodies)
+        ]
+    }
 
 
-@pytest.mark.parametrize(("event", "code"), [(s[1], s[3]) for s in SKIPS if s[2] is SETTINGS],
-                         ids=[s[0] for s in SKIPS if s[2] is SETTINGS])
+@pytest.mark.parametrize(
+    ("event", "code"),
+    [(s[1], s[3]) for s in SKIPS if s[2] is SETTINGS],
+    ids=[s[0] for s in SKIPS if s[2] is SETTINGS],
+)
 def test_handler_logs_one_line_per_skip(handler_env, lines, event, code):
     lines()
     response = handler.lambda_handler(_sqs(event), None)
@@ -171,8 +205,9 @@ def test_handler_logs_one_line_per_skip(handler_env, lines, event, code):
     assert (line["decision"], line["reason"]) == ("skipped", code)
 
 
-@pytest.mark.parametrize(("event", "where"), [m[1:] for m in MALFORMED],
-                         ids=[m[0] for m in MALFORMED])
+@pytest.mark.parametrize(
+    ("event", "where"), [m[1:] for m in MALFORMED], ids=[m[0] for m in MALFORMED]
+)
 def test_handler_drops_malformed_events_with_one_line(handler_env, lines, event, where):
     lines()
     response = handler.lambda_handler(_sqs(event), None)
@@ -204,5 +239,14 @@ def test_log_lines_have_the_fixed_key_order(handler_env, lines):
     handler.lambda_handler(_sqs(_ebs(state="RUNNING")), None)
 
     (line,) = lines()
-    assert list(line)[:9] == ["account", "region", "volume", "snapshots", "changed_blocks",
-                              "api_calls", "duration_ms", "decision", "reason"]
+    assert list(line)[:9] == [
+        "account",
+        "region",
+        "volume",
+        "snapshots",
+        "changed_blocks",
+        "api_calls",
+        "duration_ms",
+        "decision",
+        "reason",
+    ]

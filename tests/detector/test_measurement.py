@@ -229,6 +229,7 @@ def test_concurrent_older_winner_makes_the_loser_recount(world):
     slow.handle(world.ebs_event(s1, vol, recent(30)))
     event_s2 = world.ebs_event(s2, vol, recent(20))
     from backup_anomaly.changed_blocks import count_changed_blocks
+
     raced = []
 
     def count_while_another_finishes(*args, **kwargs):
@@ -276,9 +277,13 @@ def _moto_snapshot(ebs, blocks: dict[int, bytes]) -> str:
     for index, fill in blocks.items():
         data = fill * 524288
         ebs.put_snapshot_block(
-            SnapshotId=snapshot_id, BlockIndex=index, BlockData=data, DataLength=len(data),
+            SnapshotId=snapshot_id,
+            BlockIndex=index,
+            BlockData=data,
+            DataLength=len(data),
             Checksum=base64.b64encode(hashlib.sha256(data).digest()).decode(),
-            ChecksumAlgorithm="SHA256")
+            ChecksumAlgorithm="SHA256",
+        )
     ebs.complete_snapshot(SnapshotId=snapshot_id, ChangedBlocksCount=len(blocks))
     return snapshot_id
 

@@ -57,11 +57,11 @@ CONTINUATION_FAULTS = [
 def scenarios(draw):
     n = draw(st.integers(min_value=2, max_value=5))
     writes = [set()] + [
-        draw(st.sets(st.integers(min_value=0, max_value=2047), max_size=20))
-        for _ in range(n - 1)
+        draw(st.sets(st.integers(min_value=0, max_value=2047), max_size=20)) for _ in range(n - 1)
     ]
     deliveries = list(range(n)) + draw(
-        st.lists(st.integers(min_value=0, max_value=n - 1), max_size=4))
+        st.lists(st.integers(min_value=0, max_value=n - 1), max_size=4)
+    )
     order = draw(st.permutations(deliveries))
     faults = draw(st.lists(st.sampled_from(FAULTS), min_size=len(order), max_size=len(order)))
     return writes, list(zip(order, faults, strict=True))
@@ -72,7 +72,9 @@ def _inject(clients, fault) -> None:
         name, mode, method = fault
         getattr(getattr(clients, name), mode)[method] = client_error(
             "InternalFailure" if mode == "fail_after" else "AccessDeniedException",
-            method, status=500 if mode == "fail_after" else 403)
+            method,
+            status=500 if mode == "fail_after" else 403,
+        )
 
 
 def _clear(clients) -> None:
@@ -81,8 +83,9 @@ def _clear(clients) -> None:
         client.fail_after.clear()
 
 
-def _deliver_all(world, detector, clients, events, plan, *, budgets=(None,), duplicates=(False,),
-                 faults=(None,)):
+def _deliver_all(
+    world, detector, clients, events, plan, *, budgets=(None,), duplicates=(False,), faults=(None,)
+):
     """Delivers like SQS: a failed delivery comes back later; continuations join the queue.
 
     ``budgets`` (EBS requests before the deadline), ``duplicates`` (deliver a continuation
@@ -101,8 +104,11 @@ def _deliver_all(world, detector, clients, events, plan, *, budgets=(None,), dup
             limit = world.fake.requests_served + budget
 
             def remaining(limit=limit) -> float:
-                return MARGIN + POST_COUNT_RESERVE_SECONDS + (
-                    600 if world.fake.requests_served < limit else -0.5)
+                return (
+                    MARGIN
+                    + POST_COUNT_RESERVE_SECONDS
+                    + (600 if world.fake.requests_served < limit else -0.5)
+                )
 
         _inject(clients, fault)
         try:
@@ -133,7 +139,8 @@ def _assert_exactly_once(world, vol, snaps, times, writes):
         for entry in call["Entries"]:
             detail = json.loads(entry["Detail"])
             forwarded.setdefault(detail["snapshotId"], set()).add(
-                (detail["previousSnapshotId"], detail["changedBlocks"]))
+                (detail["previousSnapshotId"], detail["changedBlocks"])
+            )
     assert all(len(pairs) == 1 for pairs in forwarded.values())
     measured = sorted(snaps.index(s) for s in forwarded)
 
@@ -159,9 +166,12 @@ def _assert_exactly_once(world, vol, snaps, times, writes):
     alarms = world.alarms(prefix=f"backup-anomaly-{vol}")
     assert set(alarms) == {f"backup-anomaly-{vol}", f"backup-anomaly-{vol}-ceiling"}
     assert alarms[f"backup-anomaly-{vol}"]["Metrics"][1]["Expression"] == (
-        "ANOMALY_DETECTION_BAND(m1, 2)")
-    assert alarms[f"backup-anomaly-{vol}"]["Metrics"][0]["MetricStat"]["Metric"][
-        "Namespace"] == NAMESPACE
+        "ANOMALY_DETECTION_BAND(m1, 2)"
+    )
+    assert (
+        alarms[f"backup-anomaly-{vol}"]["Metrics"][0]["MetricStat"]["Metric"]["Namespace"]
+        == NAMESPACE
+    )
     assert alarms[f"backup-anomaly-{vol}-ceiling"]["Threshold"] == 1024
 
 
@@ -213,16 +223,28 @@ def test_counts_spanning_invocations_complete_exactly_once(account, scenario):
     world.fake.scan_window = 256  # 8 requests per count of a 1 GiB volume
     bus = f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/central"
     clients = world.clients(dynamodb=Recorder(world.dynamodb))
-    detector = world.detector(clients, central_bus_arn=bus, work_queue_url=account.queue_url,
-                              ebs_max_requests_per_second=1000.0)
+    detector = world.detector(
+        clients,
+        central_bus_arn=bus,
+        work_queue_url=account.queue_url,
+        ebs_max_requests_per_second=1000.0,
+    )
     vol = world.volume()
     snaps = world.lineage(vol, writes)
     times = [recent(60 - 5 * i) for i in range(len(snaps))]
     events = [world.ebs_event(s, vol, t) for s, t in zip(snaps, times, strict=True)]
 
     try:
-        _deliver_all(world, detector, clients, events, plan, budgets=budgets,
-                     duplicates=duplicates, faults=faults)
+        _deliver_all(
+            world,
+            detector,
+            clients,
+            events,
+            plan,
+            budgets=budgets,
+            duplicates=duplicates,
+            faults=faults,
+        )
     finally:
         world.fake.scan_window = None
 

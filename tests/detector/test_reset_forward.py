@@ -30,14 +30,13 @@ def _central_bus(world):
     sqs = world.sqs._client
     bus_arn = client.create_event_bus(Name="central")["EventBusArn"]
     queues = {}
-    for name, rule in (("audit", template.reset_rule),
-                       ("alert", template.snapshot_deleted_rule)):
+    for name, rule in (("audit", template.reset_rule), ("alert", template.snapshot_deleted_rule)):
         url = sqs.create_queue(QueueName=name)["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=url,
-                                       AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
         client.put_rule(Name=name, EventBusName="central", EventPattern=_pattern(rule))
-        client.put_targets(Rule=name, EventBusName="central",
-                           Targets=[{"Id": name, "Arn": arn}])
+        client.put_targets(Rule=name, EventBusName="central", Targets=[{"Id": name, "Arn": arn}])
         queues[name] = url
     return bus_arn, queues
 
@@ -45,14 +44,14 @@ def _central_bus(world):
 def _received(world, url: str) -> list[dict]:
     out = []
     while True:
-        messages = world.sqs._client.receive_message(
-            QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        messages = world.sqs._client.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get(
+            "Messages", []
+        )
         if not messages:
             return out
         for message in messages:
             out.append(json.loads(message["Body"]))
-            world.sqs._client.delete_message(QueueUrl=url,
-                                             ReceiptHandle=message["ReceiptHandle"])
+            world.sqs._client.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
 
 def _reset_puts(world) -> list[dict]:
@@ -88,10 +87,17 @@ def _expected_detail(world, vol, previous, snapshot, reason, job, completion) ->
     arn = world.volume_arn(vol)
     return {
         "resetId": f"{arn}/{previous}/{snapshot}",
-        "account": ACCOUNT, "region": REGION, "volumeId": vol, "volumeArn": arn,
-        "previousSnapshotId": previous, "snapshotId": snapshot, "reason": reason,
-        "backupJobId": job, "resourceType": "EBS",
-        "completionTime": completion.isoformat(), "resetAt": None,
+        "account": ACCOUNT,
+        "region": REGION,
+        "volumeId": vol,
+        "volumeArn": arn,
+        "previousSnapshotId": previous,
+        "snapshotId": snapshot,
+        "reason": reason,
+        "backupJobId": job,
+        "resourceType": "EBS",
+        "completionTime": completion.isoformat(),
+        "resetAt": None,
     }
 
 
@@ -112,7 +118,8 @@ def test_deleted_previous_snapshot_forwards_one_reset_that_alerts(world):
     assert event["resources"] == [world.volume_arn(vol)]
     assert event["detail"]["resetAt"]
     assert event["detail"] | {"resetAt": None} == _expected_detail(
-        world, vol, s1, s2, "previous_snapshot_missing", "job-7", completion)
+        world, vol, s1, s2, "previous_snapshot_missing", "job-7", completion
+    )
     # The central alert rule matches it, and its message's paths are all in the event.
     (alert,) = _received(world, queues["alert"])
     assert alert["detail"] == event["detail"]
@@ -137,7 +144,8 @@ def test_unrelated_snapshots_forward_one_reset_that_does_not_alert(world):
     (event,) = _received(world, queues["audit"])
     assert event["detail-type"] == "Backup Baseline Reset"
     assert event["detail"] | {"resetAt": None} == _expected_detail(
-        world, vol, s1, s2, "unrelated_snapshots", "job-9", completion)
+        world, vol, s1, s2, "unrelated_snapshots", "job-9", completion
+    )
     assert _received(world, queues["alert"]) == []  # a new lineage is no alarm by itself
     assert len(_reset_puts(world)) == 1
 
@@ -162,12 +170,15 @@ def test_forward_failure_never_blocks_the_reset(world, lines, how):
     if how == "raises":
         world.events.fail_next["put_events"] = _client_error()
     elif how == "entry_failed":
+
         class FailingEntries:
             meta = world.events.meta
 
             def put_events(self, Entries):  # noqa: N803 - boto3's parameter name
-                return {"FailedEntryCount": 1,
-                        "Entries": [{"ErrorCode": "InternalFailure", "ErrorMessage": "later"}]}
+                return {
+                    "FailedEntryCount": 1,
+                    "Entries": [{"ErrorCode": "InternalFailure", "ErrorMessage": "later"}],
+                }
 
         detector.clients.events = FailingEntries()
     lines()

@@ -69,7 +69,9 @@ def test_ec2_backup_measures_each_volume_separately(world):
 
     assert [r["decision"] for r in first] == ["baseline_created", "baseline_created"]
     assert [(r["volume"], r["decision"], r["changed_blocks"]) for r in second] == [
-        (root, "measured", 2), (data, "measured", 1)]
+        (root, "measured", 2),
+        (data, "measured", 1),
+    ]
     puts = {d["Dimensions"][0]["Value"]: d["Value"] for d in world.metric_puts()}
     assert puts == {root: 2, data: 1}
     assert world.store.get(world.volume_arn(data)).snapshot_id == d2
@@ -99,8 +101,11 @@ def test_sample_ebs_event_shape_end_to_end(world):
     event["detail"]["resourceArn"] = f"arn:aws:ec2:{REGION}:111122223333:volume/{vol}"
     event["detail"]["completionDate"] = recent(5).isoformat()
     detector = world.detector()
-    baseline = dict(event, resources=[f"arn:aws:ec2:{REGION}::snapshot/{s1}"],
-                    detail=dict(event["detail"], completionDate=recent(15).isoformat()))
+    baseline = dict(
+        event,
+        resources=[f"arn:aws:ec2:{REGION}::snapshot/{s1}"],
+        detail=dict(event["detail"], completionDate=recent(15).isoformat()),
+    )
     detector.handle(baseline)
 
     (record,) = detector.handle(event)
@@ -149,7 +154,8 @@ def test_deleted_image_is_dropped_not_retried(world):
     ec2 = Ec2WithImages(world.ec2)
 
     (record,) = world.detector(world.clients(ec2=ec2)).handle(
-        world.ec2_event("ami-0000000000000dead", recent(10)))
+        world.ec2_event("ami-0000000000000dead", recent(10))
+    )
 
     assert (record["decision"], record["reason"]) == ("skipped", "recovery_point_gone")
 
@@ -176,11 +182,14 @@ def test_ebs_event_with_an_image_recovery_point_is_malformed(world):
 
 # -- the Lambda handler ------------------------------------------------------------------------
 
+
 def _sqs(*bodies):
-    return {"Records": [
-        {"messageId": f"m{i}", "eventSource": "aws:sqs", "body": json.dumps(body)}
-        for i, body in enumerate(bodies)
-    ]}
+    return {
+        "Records": [
+            {"messageId": f"m{i}", "eventSource": "aws:sqs", "body": json.dumps(body)}
+            for i, body in enumerate(bodies)
+        ]
+    }
 
 
 def test_sqs_batch_processes_every_record(world, handler_env, lines):
@@ -191,8 +200,11 @@ def test_sqs_batch_processes_every_record(world, handler_env, lines):
     lines()
 
     response = handler.lambda_handler(
-        _sqs(world.ebs_event(g1, good, recent(20)), world.ebs_event(g2, good, recent(10)),
-             world.ebs_event(lost, gone, recent(10))),
+        _sqs(
+            world.ebs_event(g1, good, recent(20)),
+            world.ebs_event(g2, good, recent(10)),
+            world.ebs_event(lost, gone, recent(10)),
+        ),
         FakeContext(),
     )
 
@@ -238,9 +250,13 @@ def test_direct_eventbridge_event_is_measured(world, handler_env):
 
     assert world.store.get(world.volume_arn(vol)).snapshot_id == s2
     data = world.cloudwatch._client.get_metric_statistics(
-        Namespace="BackupAnomalyDetection", MetricName="ChangedBlocks",
-        Dimensions=[{"Name": "VolumeId", "Value": vol}], StartTime=recent(60), EndTime=recent(-5),
-        Period=60, Statistics=["Maximum"],
+        Namespace="BackupAnomalyDetection",
+        MetricName="ChangedBlocks",
+        Dimensions=[{"Name": "VolumeId", "Value": vol}],
+        StartTime=recent(60),
+        EndTime=recent(-5),
+        Period=60,
+        Statistics=["Maximum"],
     )["Datapoints"]
     assert [d["Maximum"] for d in data] == [3]
 
@@ -269,8 +285,7 @@ def test_records_left_without_time_are_handed_back(world, handler_env, lines):
     (s1,) = world.lineage(vol, [set()])
     lines()
 
-    response = handler.lambda_handler(_sqs(world.ebs_event(s1, vol, recent(10))),
-                                      FakeContext(1.0))
+    response = handler.lambda_handler(_sqs(world.ebs_event(s1, vol, recent(10))), FakeContext(1.0))
 
     assert response == {"batchItemFailures": [{"itemIdentifier": "m0"}]}
     (line,) = lines()
@@ -295,7 +310,8 @@ def test_image_without_any_volume_lineage_is_logged_not_silent(world, lines):
     lines()
 
     records = world.detector(world.clients(ec2=ec2)).handle(
-        world.ec2_event(ec2.register([s1]), recent(5)))
+        world.ec2_event(ec2.register([s1]), recent(5))
+    )
 
     logged = lines()
     assert records == logged and len(logged) == 1

@@ -47,12 +47,20 @@ def test_every_variable_is_read():
     }
 
     assert load(env) == Settings(
-        state_table="t", metric_namespace="Ns", alarm_prefix="p-", anomaly_band_width=3.5,
-        ceiling_percent=0, alarm_period_seconds=3600, evaluation_periods=3,
+        state_table="t",
+        metric_namespace="Ns",
+        alarm_prefix="p-",
+        anomaly_band_width=3.5,
+        ceiling_percent=0,
+        alarm_period_seconds=3600,
+        evaluation_periods=3,
         resource_types=frozenset({"EBS"}),
         central_bus_arn="arn:aws:events:us-east-1:111122223333:event-bus/central",
-        event_source="me", work_queue_url="https://sqs.us-east-1.amazonaws.com/1/q",
-        ebs_max_requests_per_second=12.5, ebs_count_workers=2, alarm_actions_enabled=False,
+        event_source="me",
+        work_queue_url="https://sqs.us-east-1.amazonaws.com/1/q",
+        ebs_max_requests_per_second=12.5,
+        ebs_count_workers=2,
+        alarm_actions_enabled=False,
     )
 
 
@@ -65,7 +73,8 @@ def test_empty_optional_values_mean_unset():
 @pytest.mark.parametrize("period", ["10", "30", "60", "120", "86400"])
 def test_valid_periods(period):
     assert load({"STATE_TABLE": "t", "ALARM_PERIOD_SECONDS": period}).alarm_period_seconds == int(
-        period)
+        period
+    )
 
 
 BAD = [

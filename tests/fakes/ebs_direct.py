@@ -327,8 +327,9 @@ class FakeEbsDirect:
         with self._lock:
             self._faults.extend([status] * count)
 
-    def inject_error(self, status: int, code: str, reason: str | None = None,
-                     message: str = "Injected error.") -> None:
+    def inject_error(
+        self, status: int, code: str, reason: str | None = None, message: str = "Injected error."
+    ) -> None:
         """Make the next request fail with this modeled error (``Reason`` in the body)."""
         with self._lock:
             self._faults.append((status, code, message, reason))

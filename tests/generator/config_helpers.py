@@ -77,7 +77,7 @@ def issues_of(path: Path) -> list[str]:
         prefix = f"{path}:"
         lines = [str(issue) for issue in exc.issues]
         assert all(line.startswith(prefix) for line in lines), lines
-        return [line[len(prefix):] for line in lines]
+        return [line[len(prefix) :] for line in lines]
     return []
 
 

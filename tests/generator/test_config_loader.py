@@ -40,23 +40,48 @@ def test_an_unquoted_id_that_is_not_octal_stays_text(tmp_path):
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("", "1: (top level): the file is empty; expected a mapping with organization, "
-             "security and deployment"),
-        ("# only a comment\n\n", "1: (top level): the file is empty; expected a mapping with "
-                                 "organization, security and deployment"),
-        ("---\n", "1: (top level): the file is empty; expected a mapping with organization, "
-                  "security and deployment"),
-        ("\n- a\n- b\n", "2: (top level): expected a mapping (key: value) at the top level, "
-                         "got a list"),
-        ("just text\n", "1: (top level): expected a mapping (key: value) at the top level, "
-                        "got the value 'just text'"),
-        ("a: 1\n\tb: 2\n", "2: (top level): YAML syntax error: found a tab character that "
-                           "violates indentation (while scanning a plain scalar at line 1)"),
+        (
+            "",
+            "1: (top level): the file is empty; expected a mapping with organization, "
+            "security and deployment",
+        ),
+        (
+            "# only a comment\n\n",
+            "1: (top level): the file is empty; expected a mapping with "
+            "organization, security and deployment",
+        ),
+        (
+            "---\n",
+            "1: (top level): the file is empty; expected a mapping with organization, "
+            "security and deployment",
+        ),
+        (
+            "\n- a\n- b\n",
+            "2: (top level): expected a mapping (key: value) at the top level, got a list",
+        ),
+        (
+            "just text\n",
+            "1: (top level): expected a mapping (key: value) at the top level, "
+            "got the value 'just text'",
+        ),
+        (
+            "a: 1\n\tb: 2\n",
+            "2: (top level): YAML syntax error: found a tab character that "
+            "violates indentation (while scanning a plain scalar at line 1)",
+        ),
         ("a: *nowhere\n", "1: (top level): unknown alias *nowhere (no &nowhere above)"),
         ("a: &x [1, *x]\n", "1: (top level): alias *x refers to itself (recursive anchor)"),
     ],
-    ids=["empty", "comment-only", "bare-document", "list", "scalar", "tab", "unknown-alias",
-         "recursive-alias"],
+    ids=[
+        "empty",
+        "comment-only",
+        "bare-document",
+        "list",
+        "scalar",
+        "tab",
+        "unknown-alias",
+        "recursive-alias",
+    ],
 )
 def test_unusable_documents(tmp_path, text, expected):
     assert issues_of(write(tmp_path, text)) == [expected]
@@ -96,23 +121,33 @@ def test_byte_order_mark_and_crlf_are_fine(tmp_path):
 
 
 def test_anchors_aliases_and_merge_keys(tmp_path):
-    text = edit(BASE, [
-        ("        overrides:\n          detection:\n            ceiling_percent: 30\n",
-         "        overrides: &prod\n          detection:\n            ceiling_percent: 30\n"),
-        ("        overrides:\n          detection:\n            band_width: 3\n",
-         "        overrides:\n          <<: *prod\n"
-         "          backup:\n            retention_days: 7\n"),
-    ])
+    text = edit(
+        BASE,
+        [
+            (
+                "        overrides:\n          detection:\n            ceiling_percent: 30\n",
+                "        overrides: &prod\n          detection:\n            ceiling_percent: 30\n",
+            ),
+            (
+                "        overrides:\n          detection:\n            band_width: 3\n",
+                "        overrides:\n          <<: *prod\n"
+                "          backup:\n            retention_days: 7\n",
+            ),
+        ],
+    )
     account = load_config(write(tmp_path, text)).deployment.targets.accounts[0]
     assert account.overrides.detection.ceiling_percent == 30
     assert account.overrides.backup.retention_days == 7
 
 
 def test_an_error_inside_an_anchor_is_reported_at_the_anchor_and_at_each_alias(tmp_path):
-    text = edit(BASE, [
-        ("            ceiling_percent: 30\n", "            ceiling_percent: &c 300\n"),
-        ("            band_width: 3\n", "            ceiling_percent: *c\n"),
-    ])
+    text = edit(
+        BASE,
+        [
+            ("            ceiling_percent: 30\n", "            ceiling_percent: &c 300\n"),
+            ("            band_width: 3\n", "            ceiling_percent: *c\n"),
+        ],
+    )
     assert issues_of(write(tmp_path, text)) == [
         "19: deployment.targets.organizational_units[0].overrides.detection.ceiling_percent: "
         "must be at most 100, got 300",
@@ -132,8 +167,15 @@ def test_billion_laughs_is_refused(tmp_path):
 
 
 def test_duplicate_keys_in_list_items_report_both_lines(tmp_path):
-    text = edit(BASE, [("        ou: ou-ab12-prod0001\n",
-                        "        ou: ou-ab12-prod0001\n        ou: ou-ab12-prod0001\n")])
+    text = edit(
+        BASE,
+        [
+            (
+                "        ou: ou-ab12-prod0001\n",
+                "        ou: ou-ab12-prod0001\n        ou: ou-ab12-prod0001\n",
+            )
+        ],
+    )
     assert issues_of(write(tmp_path, text)) == [
         "23: deployment.targets.accounts[0].ou: duplicate key 'ou' (first at line 22); "
         "YAML would keep only the last"
@@ -149,7 +191,7 @@ def test_yaml_data_matches_pyyaml(tmp_path):
 # Cases that must read the same through libyaml and the pure-Python parser (syntax error
 # wording differs between the two, so those are left out).
 SAME_IN_BOTH = [
-    [("management_account_id: \"111111111111\"", "management_account_id: 012345670123")],
+    [('management_account_id: "111111111111"', "management_account_id: 012345670123")],
     [("  retention_days: 35\n", "  retention_days: 35\n  schedule: cron(0 6 ? * * *)\n")],
     [("  regions: [us-east-1, eu-west-1]", "  regoins: [us-east-1, eu-west-1]")],
     [("  Project: backup-anomaly-detection", "  Enabled: yes")],

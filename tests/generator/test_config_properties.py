@@ -15,8 +15,9 @@ from tests.generator.config_helpers import BASE
 
 YAML_BREAKS = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
 REGIONS = ["us-east-1", "eu-west-1", "ap-south-1"]
-SETTINGS = settings(max_examples=150, deadline=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 # Any 12-digit id but the management account's (a target there is an error of its own).
 account_ids = st.integers(min_value=0, max_value=10**12 - 2).map(lambda n: f"{n:012d}")
@@ -50,12 +51,20 @@ def test_valid_accounts_round_trip(listed):
         "deployment": {
             "permission_model": "SELF_MANAGED",
             "regions": REGIONS,
-            "targets": {"accounts": [
-                {"id": a["id"], **({"regions": a["regions"]} if "regions" in a else {}),
-                 **({"overrides": {"detection": {"band_width": a["band_width"]}}}
-                    if "band_width" in a else {})}
-                for a in listed
-            ]},
+            "targets": {
+                "accounts": [
+                    {
+                        "id": a["id"],
+                        **({"regions": a["regions"]} if "regions" in a else {}),
+                        **(
+                            {"overrides": {"detection": {"band_width": a["band_width"]}}}
+                            if "band_width" in a
+                            else {}
+                        ),
+                    }
+                    for a in listed
+                ]
+            },
         },
     }
     targets = _load(yaml.safe_dump(data)).targets()
@@ -88,17 +97,25 @@ BASE_LINES = BASE.splitlines()
 @given(st.lists(st.tuples(st.sampled_from(BASE_LINES), st.integers(-2, 2)), max_size=40))
 def test_shuffled_config_lines_give_a_config_or_a_config_error(picked):
     # Lines of a real config, reordered and re-indented: YAML-shaped nonsense.
-    _assert_located("\n".join(" " * max(0, 2 * d) + line.strip() if d else line
-                              for line, d in picked) + "\n")
+    _assert_located(
+        "\n".join(" " * max(0, 2 * d) + line.strip() if d else line for line, d in picked) + "\n"
+    )
 
 
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-10**13, 10**13), st.floats(allow_nan=False),
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**13), 10**13),
+    st.floats(allow_nan=False),
     st.text(max_size=20),
 )
-values = st.recursive(scalars, lambda inner: st.one_of(
-    st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)),
-    max_leaves=8)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=8,
+)
 
 
 def _paths(data, prefix=()):

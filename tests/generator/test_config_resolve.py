@@ -56,7 +56,10 @@ def test_account_without_settings_is_its_ou(tmp_path):
     targets = _targets(tmp_path)
     account, ou = targets["555555555555"], targets["ou-ab12-prod0001"]
     assert (account.regions, account.detection, account.backup) == (
-        ou.regions, ou.detection, ou.backup)
+        ou.regions,
+        ou.detection,
+        ou.backup,
+    )
 
 
 def test_own_regions_win(tmp_path):
@@ -97,24 +100,30 @@ def test_copies_do_not_keep_stale_derived_values(tmp_path):
     config = load_config(write(tmp_path, CONFIG))
     assert config.admin_account_id == "111111111111"
     config.targets()
-    copy = config.model_copy(update={
-        "organization": config.organization.model_copy(
-            update={"delegated_admin_account_id": "222222222222"}),
-        "deployment": config.deployment.model_copy(update={
-            "targets": config.deployment.targets.model_copy(update={"accounts": []})}),
-    })
+    copy = config.model_copy(
+        update={
+            "organization": config.organization.model_copy(
+                update={"delegated_admin_account_id": "222222222222"}
+            ),
+            "deployment": config.deployment.model_copy(
+                update={"targets": config.deployment.targets.model_copy(update={"accounts": []})}
+            ),
+        }
+    )
     assert copy.admin_account_id == "222222222222"
     assert [t.id for t in copy.targets()] == ["ou-ab12-prod0001", "ou-ab12-work0002"]
 
 
 def test_the_root_as_the_only_ou_target_is_valid(tmp_path):
     text = CONFIG.replace("      - id: ou-ab12-work0002\n", "").replace(
-        "ou-ab12-prod0001", "r-ab12")
+        "ou-ab12-prod0001", "r-ab12"
+    )
     targets = load_config(write(tmp_path, text)).targets()
     assert [t.id for t in targets if t.kind == "ou"] == ["r-ab12"]
 
 
 # --- exclude: true ------------------------------------------------------------------------
+
 
 def _with(tmp_path, accounts: str):
     """CONFIG with more account entries appended."""

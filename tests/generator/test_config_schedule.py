@@ -29,18 +29,34 @@ def test_valid(expression):
 @pytest.mark.parametrize(
     ("expression", "message"),
     [
-        ("rate(12 hours)", "AWS Backup takes cron(...) schedules, not rate(...): "
-                           "cron(0 0/12 ? * * *) runs every 12 hour(s)"),
-        ("rate(7 days)", "AWS Backup takes cron(...) schedules, not rate(...): "
-                         "cron(0 5 ? * * *) runs daily at 05:00 UTC"),
-        ("0 5 ? * * *", "expected an AWS cron expression such as cron(0 5 ? * * *) runs daily "
-                        "at 05:00 UTC"),
-        ("cron(0 5 ? * *)", "AWS cron takes 6 fields (minutes hours day-of-month month "
-                            "day-of-week year), got 5"),
-        ("cron(* 5 ? * * *)", "minutes must be a single number 0-59 (got '*'): AWS Backup "
-                              "starts jobs at least 60 minutes apart"),
-        ("cron(0,30 5 ? * * *)", "minutes must be a single number 0-59 (got '0,30'): AWS "
-                                 "Backup starts jobs at least 60 minutes apart"),
+        (
+            "rate(12 hours)",
+            "AWS Backup takes cron(...) schedules, not rate(...): "
+            "cron(0 0/12 ? * * *) runs every 12 hour(s)",
+        ),
+        (
+            "rate(7 days)",
+            "AWS Backup takes cron(...) schedules, not rate(...): "
+            "cron(0 5 ? * * *) runs daily at 05:00 UTC",
+        ),
+        (
+            "0 5 ? * * *",
+            "expected an AWS cron expression such as cron(0 5 ? * * *) runs daily at 05:00 UTC",
+        ),
+        (
+            "cron(0 5 ? * *)",
+            "AWS cron takes 6 fields (minutes hours day-of-month month day-of-week year), got 5",
+        ),
+        (
+            "cron(* 5 ? * * *)",
+            "minutes must be a single number 0-59 (got '*'): AWS Backup "
+            "starts jobs at least 60 minutes apart",
+        ),
+        (
+            "cron(0,30 5 ? * * *)",
+            "minutes must be a single number 0-59 (got '0,30'): AWS "
+            "Backup starts jobs at least 60 minutes apart",
+        ),
         ("cron(60 5 ? * * *)", "minutes must be 0-59 (got 60)"),
         ("cron(0 5 ? * ? *)", "exactly one of day-of-month and day-of-week must be '?'"),
         ("cron(0 5 32 * ? *)", "day-of-month must be 1-31 (got 32)"),

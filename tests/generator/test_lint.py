@@ -19,9 +19,7 @@ from cfnlint.api import ManualArgs, lint_file
 from generator.commands import lint_regions
 from tests.generator import template_helpers as h
 
-CASES = [
-    (variant, name) for variant in h.VARIANTS for name in sorted(h.synth(variant).templates)
-]
+CASES = [(variant, name) for variant in h.VARIANTS for name in sorted(h.synth(variant).templates)]
 
 
 @pytest.mark.parametrize(("variant", "name"), CASES, ids=[f"{v}-{n}" for v, n in CASES])
@@ -58,9 +56,12 @@ def checkov_report(tmp_path_factory) -> dict:
     proc = subprocess.run(
         [
             checkov,
-            "--directory", str(folder),
-            "--framework", "cloudformation",
-            "--output", "json",
+            "--directory",
+            str(folder),
+            "--framework",
+            "cloudformation",
+            "--output",
+            "json",
             "--quiet",
             "--skip-download",  # no network: never ask the platform for guidelines
         ],

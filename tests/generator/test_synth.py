@@ -35,7 +35,11 @@ def test_output_lists_every_template_and_the_zip():
     member = result.templates["member"].read_bytes()
     assert result.member_template_sha256 == hashlib.sha256(member).hexdigest()
     assert sorted(h.synth("self-existing").templates) == [
-        "artifacts", "central", "member", "stackset", "stackset-roles"
+        "artifacts",
+        "central",
+        "member",
+        "stackset",
+        "stackset-roles",
     ]
 
 

@@ -191,23 +191,36 @@ def test_queue_policies_admit_only_the_rules_that_target_them():
 
 # -- baseline resets ----------------------------------------------------------------------
 
+
 def _reset_event(reason: str = naming.RESET_PREVIOUS_SNAPSHOT_MISSING) -> dict:
     """The event the detector puts for a reset (its own detail builder, not a copy)."""
     from backup_anomaly import forward
 
     volume_arn = "arn:aws:ec2:eu-west-1:444444444444:volume/vol-0abc"
     record = {
-        "kind": "reset", "reason": reason,
-        "measurementId": f"{volume_arn}/snap-old/snap-new", "account": "444444444444",
-        "region": "eu-west-1", "volumeId": "vol-0abc", "volumeArn": volume_arn,
-        "previousSnapshotId": "snap-old", "snapshotId": "snap-new", "backupJobId": "job-1",
-        "resourceType": "EBS", "completionTime": "2026-11-24T05:00:00+00:00",
+        "kind": "reset",
+        "reason": reason,
+        "measurementId": f"{volume_arn}/snap-old/snap-new",
+        "account": "444444444444",
+        "region": "eu-west-1",
+        "volumeId": "vol-0abc",
+        "volumeArn": volume_arn,
+        "previousSnapshotId": "snap-old",
+        "snapshotId": "snap-new",
+        "backupJobId": "job-1",
+        "resourceType": "EBS",
+        "completionTime": "2026-11-24T05:00:00+00:00",
         "measuredAt": "2026-11-24T05:01:00+00:00",
     }
     return {
-        "version": "0", "id": "1", "source": naming.EVENT_SOURCE,
-        "detail-type": naming.BASELINE_RESET_DETAIL_TYPE, "account": "444444444444",
-        "time": "2026-11-24T05:01:00Z", "region": "eu-west-1", "resources": [volume_arn],
+        "version": "0",
+        "id": "1",
+        "source": naming.EVENT_SOURCE,
+        "detail-type": naming.BASELINE_RESET_DETAIL_TYPE,
+        "account": "444444444444",
+        "time": "2026-11-24T05:01:00Z",
+        "region": "eu-west-1",
+        "resources": [volume_arn],
         "detail": forward.reset_detail(record),
     }
 
@@ -252,8 +265,7 @@ def test_deleted_previous_snapshot_alerts_with_an_actionable_message():
     assert used == set(transformer["InputPathsMap"])
     assert {"account", "region", "volume", "previous"} <= used
     assert "ransomware" in template
-    assert ("https://<region>.console.aws.amazon.com/ec2/home?region=<region>#Snapshots:"
-            in template)
+    assert "https://<region>.console.aws.amazon.com/ec2/home?region=<region>#Snapshots:" in template
 
 
 def test_reset_event_from_the_detector_matches_only_where_it_should():
@@ -266,7 +278,8 @@ def test_reset_event_from_the_detector_matches_only_where_it_should():
 
     def matches(pattern: dict, event: dict) -> bool:
         return all(
-            matches(value, event.get(key, {})) if isinstance(value, dict)
+            matches(value, event.get(key, {}))
+            if isinstance(value, dict)
             else event.get(key) in value
             for key, value in pattern.items()
         )

@@ -37,8 +37,18 @@ NAME_PATHS = {
     "AWS::Backup::BackupSelection": ("BackupSelection", "SelectionName"),
 }
 NAME_KEYS = (
-    "Name", "QueueName", "TableName", "LogGroupName", "RoleName", "FunctionName", "AliasName",
-    "AlarmName", "BackupVaultName", "TopicName", "BucketName", "StackSetName",
+    "Name",
+    "QueueName",
+    "TableName",
+    "LogGroupName",
+    "RoleName",
+    "FunctionName",
+    "AliasName",
+    "AlarmName",
+    "BackupVaultName",
+    "TopicName",
+    "BucketName",
+    "StackSetName",
 )
 
 
@@ -114,7 +124,9 @@ def test_retained_resources_are_not_left_behind_by_a_failed_create():
             if "DeletionPolicy" in res:
                 retained += 1
                 assert res["DeletionPolicy"] == "RetainExceptOnCreate", (
-                    variant, name, logical_id,
+                    variant,
+                    name,
+                    logical_id,
                 )
                 assert res["UpdateReplacePolicy"] == "Retain", (variant, name, logical_id)
     assert retained

@@ -185,9 +185,7 @@ def test_event_source_mapping_reports_partial_failures_and_caps_concurrency():
     config = h.config("example")
     esm = h.one(_member("example"), "AWS::Lambda::EventSourceMapping")["Properties"]
     assert esm["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    assert esm["ScalingConfig"] == {
-        "MaximumConcurrency": config.detection.detector.max_concurrency
-    }
+    assert esm["ScalingConfig"] == {"MaximumConcurrency": config.detection.detector.max_concurrency}
     assert esm["EventSourceArn"] == {"Fn::GetAtt": ["WorkQueue", "Arn"]}
 
 
@@ -233,14 +231,17 @@ def test_detector_role_allows_exactly_what_the_code_calls():
         "State": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
         "PublishChangedBlocks": ["cloudwatch:PutMetricData"],
         "ManageVolumeAlarms": sorted(
-            ["cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms",
-             "cloudwatch:DescribeAlarms", "cloudwatch:TagResource"]
+            [
+                "cloudwatch:PutMetricAlarm",
+                "cloudwatch:DeleteAlarms",
+                "cloudwatch:DescribeAlarms",
+                "cloudwatch:TagResource",
+            ]
         ),
         "ResolveSnapshots": ["ec2:DescribeImages", "ec2:DescribeSnapshots"],
         "ResolveBackupJob": ["backup:DescribeBackupJob"],
         "ConsumeAndRequeueWork": sorted(
-            ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
-             "sqs:SendMessage"]
+            ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:SendMessage"]
         ),
         "UseQueueKey": ["kms:Decrypt", "kms:GenerateDataKey"],
         "ReadEncryptedSnapshotsThroughEbs": ["kms:Decrypt"],
@@ -320,8 +321,12 @@ def test_alarm_state_changes_are_forwarded_to_the_central_bus_with_a_role():
     role = tpl["Resources"]["ForwarderRole"]["Properties"]
     (policy,) = role["Policies"]
     assert h.statements(policy["PolicyDocument"]) == [
-        {"Sid": "PutOnCentralBus", "Effect": "Allow", "Action": ["events:PutEvents"],
-         "Resource": [bus]}
+        {
+            "Sid": "PutOnCentralBus",
+            "Effect": "Allow",
+            "Action": ["events:PutEvents"],
+            "Resource": [bus],
+        }
     ]
 
 

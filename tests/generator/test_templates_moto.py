@@ -84,9 +84,18 @@ def test_member_stack_creates_its_resources(aws, variant):
     names = Names(config.name)
     created = _create_member(variant)
     for logical_id in (
-        "MemberKey", "MemberKeyAlias", "WorkQueue", "WorkDeadLetterQueue", "StateTable",
-        "DetectorLogGroup", "DetectorRole", "DetectorFunction", "DetectorEventSource",
-        "BackupCompletedRule", "ForwarderRole", "AlarmForwardRule",
+        "MemberKey",
+        "MemberKeyAlias",
+        "WorkQueue",
+        "WorkDeadLetterQueue",
+        "StateTable",
+        "DetectorLogGroup",
+        "DetectorRole",
+        "DetectorFunction",
+        "DetectorEventSource",
+        "BackupCompletedRule",
+        "ForwarderRole",
+        "AlarmForwardRule",
     ):
         assert created[logical_id]["ResourceStatus"] == "CREATE_COMPLETE", logical_id
 

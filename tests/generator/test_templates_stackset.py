@@ -80,8 +80,12 @@ def test_stack_instance_groups_mirror_instance_groups(variant):
 
 def test_overrides_reach_the_instances_of_the_example():
     groups = _stackset("example")["StackInstancesGroup"]
-    payments = [g for g in groups if g["DeploymentTargets"].get("Accounts") == ["444444444444"]
-                and g["DeploymentTargets"].get("AccountFilterType") == "INTERSECTION"]
+    payments = [
+        g
+        for g in groups
+        if g["DeploymentTargets"].get("Accounts") == ["444444444444"]
+        and g["DeploymentTargets"].get("AccountFilterType") == "INTERSECTION"
+    ]
     (group,) = payments
     overrides = {p["ParameterKey"]: p["ParameterValue"] for p in group["ParameterOverrides"]}
     assert overrides == {naming.PARAM_BAND_WIDTH: "3", naming.PARAM_CEILING_PERCENT: "30"}
@@ -264,10 +268,13 @@ def test_bucket_name_fits_s3_for_the_longest_prefix_and_region():
 
 def test_example_carves_the_excluded_account_out_of_its_ou():
     groups = _stackset("example")["StackInstancesGroup"]
-    work = [g for g in groups if g["DeploymentTargets"]["OrganizationalUnitIds"] == [
-        "ou-ab12-work0002"]]
-    assert sorted((g["DeploymentTargets"]["AccountFilterType"],
-                   tuple(g["DeploymentTargets"]["Accounts"])) for g in work) == [
+    work = [
+        g for g in groups if g["DeploymentTargets"]["OrganizationalUnitIds"] == ["ou-ab12-work0002"]
+    ]
+    assert sorted(
+        (g["DeploymentTargets"]["AccountFilterType"], tuple(g["DeploymentTargets"]["Accounts"]))
+        for g in work
+    ) == [
         ("DIFFERENCE", ("555555555555", "666666666666")),  # analytics has its own regions
         ("INTERSECTION", ("555555555555",)),  # the excluded account has no group
     ]
@@ -284,7 +291,8 @@ def test_excluded_account_gets_no_execution_role_and_no_bucket_access():
     ]
     assert common.scope_accounts(config) == ["444444444444", "555555555555"]
     assert sorted(a for g in instance_groups(config) for a in g.accounts) == [
-        "444444444444", "555555555555"
+        "444444444444",
+        "555555555555",
     ]
 
 
@@ -297,16 +305,31 @@ _HANDLER_ACTIONS_NOT_USED = {
     # TTL, resource policy or auto scaling; items are the detector's business.
     **dict.fromkeys(
         [
-            "dynamodb:DescribeImport", "dynamodb:ImportTable", "dynamodb:UpdateTimeToLive",
-            "dynamodb:UpdateContributorInsights", "dynamodb:EnableKinesisStreamingDestination",
+            "dynamodb:DescribeImport",
+            "dynamodb:ImportTable",
+            "dynamodb:UpdateTimeToLive",
+            "dynamodb:UpdateContributorInsights",
+            "dynamodb:EnableKinesisStreamingDestination",
             "dynamodb:DisableKinesisStreamingDestination",
-            "dynamodb:UpdateKinesisStreamingDestination", "dynamodb:PutResourcePolicy",
-            "dynamodb:DeleteResourcePolicy", "dynamodb:CreateTableReplica",
-            "dynamodb:AssociateTableReplica", "dynamodb:Scan", "dynamodb:Query",
-            "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:GetItem",
-            "dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "kinesis:DescribeStream",
-            "kinesis:PutRecords", "s3:GetObjectMetadata", "s3:ListBucket",
-            "logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents",
+            "dynamodb:UpdateKinesisStreamingDestination",
+            "dynamodb:PutResourcePolicy",
+            "dynamodb:DeleteResourcePolicy",
+            "dynamodb:CreateTableReplica",
+            "dynamodb:AssociateTableReplica",
+            "dynamodb:Scan",
+            "dynamodb:Query",
+            "dynamodb:UpdateItem",
+            "dynamodb:PutItem",
+            "dynamodb:GetItem",
+            "dynamodb:DeleteItem",
+            "dynamodb:BatchWriteItem",
+            "kinesis:DescribeStream",
+            "kinesis:PutRecords",
+            "s3:GetObjectMetadata",
+            "s3:ListBucket",
+            "logs:CreateLogStream",
+            "logs:DescribeLogStreams",
+            "logs:PutLogEvents",
         ],
         "DynamoDB table: no import, replica, Kinesis stream or resource policy",
     ),
@@ -314,14 +337,23 @@ _HANDLER_ACTIONS_NOT_USED = {
     # concurrency, runtime pinning, capacity providers or published versions.
     **dict.fromkeys(
         [
-            "ec2:DescribeSecurityGroups", "ec2:DescribeSubnets", "ec2:DescribeVpcs",
-            "ec2:DescribeNetworkInterfaces", "elasticfilesystem:DescribeMountTargets",
-            "s3files:ListMountTargets", "lambda:GetLayerVersion",
-            "lambda:GetCodeSigningConfig", "lambda:PutFunctionCodeSigningConfig",
-            "lambda:DeleteFunctionCodeSigningConfig", "lambda:PutFunctionConcurrency",
-            "lambda:DeleteFunctionConcurrency", "lambda:PutRuntimeManagementConfig",
-            "lambda:PutFunctionScalingConfig", "lambda:PassCapacityProvider",
-            "lambda:AssociateRuntimeAlias", "lambda:PublishVersion",
+            "ec2:DescribeSecurityGroups",
+            "ec2:DescribeSubnets",
+            "ec2:DescribeVpcs",
+            "ec2:DescribeNetworkInterfaces",
+            "elasticfilesystem:DescribeMountTargets",
+            "s3files:ListMountTargets",
+            "lambda:GetLayerVersion",
+            "lambda:GetCodeSigningConfig",
+            "lambda:PutFunctionCodeSigningConfig",
+            "lambda:DeleteFunctionCodeSigningConfig",
+            "lambda:PutFunctionConcurrency",
+            "lambda:DeleteFunctionConcurrency",
+            "lambda:PutRuntimeManagementConfig",
+            "lambda:PutFunctionScalingConfig",
+            "lambda:PassCapacityProvider",
+            "lambda:AssociateRuntimeAlias",
+            "lambda:PublishVersion",
         ],
         "Lambda function: no VPC, EFS, layers, code signing, concurrency or versions",
     ),
@@ -329,20 +361,29 @@ _HANDLER_ACTIONS_NOT_USED = {
     # protection on the detector's log group.
     **dict.fromkeys(
         [
-            "logs:PutDataProtectionPolicy", "logs:CreateLogDelivery", "s3:REST.PUT.OBJECT",
-            "firehose:TagDeliveryStream", "logs:PutResourcePolicy",
-            "logs:DeleteResourcePolicy", "logs:PutIndexPolicy", "logs:DeleteIndexPolicy",
-            "logs:PutBearerTokenAuthentication", "logs:PutLogGroupDeletionProtection",
+            "logs:PutDataProtectionPolicy",
+            "logs:CreateLogDelivery",
+            "s3:REST.PUT.OBJECT",
+            "firehose:TagDeliveryStream",
+            "logs:PutResourcePolicy",
+            "logs:DeleteResourcePolicy",
+            "logs:PutIndexPolicy",
+            "logs:DeleteIndexPolicy",
+            "logs:PutBearerTokenAuthentication",
+            "logs:PutLogGroupDeletionProtection",
         ],
         "log group: no data protection, index or resource policy",
     ),
     # Backup vault: no access policy, notifications or vault lock.
     **dict.fromkeys(
         [
-            "backup:PutBackupVaultAccessPolicy", "backup:PutBackupVaultNotifications",
-            "backup:PutBackupVaultLockConfiguration", "backup:DeleteBackupVaultAccessPolicy",
+            "backup:PutBackupVaultAccessPolicy",
+            "backup:PutBackupVaultNotifications",
+            "backup:PutBackupVaultLockConfiguration",
+            "backup:DeleteBackupVaultAccessPolicy",
             "backup:DeleteBackupVaultNotifications",
-            "backup:DeleteBackupVaultLockConfiguration", "backup-storage:Mount",
+            "backup:DeleteBackupVaultLockConfiguration",
+            "backup-storage:Mount",
         ],
         "vault: no access policy, notifications or lock",
     ),
@@ -370,9 +411,7 @@ def _handler_permissions() -> dict[str, dict[str, list[str]]]:
             schema = json.load(f)
         handlers = schema.get("handlers")
         if handlers and schema.get("typeName") not in found:
-            found[schema["typeName"]] = {
-                k: v.get("permissions", []) for k, v in handlers.items()
-            }
+            found[schema["typeName"]] = {k: v.get("permissions", []) for k, v in handlers.items()}
     return found
 
 
@@ -450,12 +489,8 @@ def test_execution_role_may_tag_the_stacks_stacksets_creates():
     # StackSets puts the StackSet's tags on every stack instance's stack.
     roles = h.template("self-existing", "stackset-roles")
     (policy,) = roles["Resources"]["ExecutionRole"]["Properties"]["Policies"]
-    (stacks,) = [
-        s for s in h.statements(policy["PolicyDocument"]) if s["Sid"] == "ManageOwnStacks"
-    ]
-    assert {"cloudformation:TagResource", "cloudformation:UntagResource"} <= set(
-        stacks["Action"]
-    )
+    (stacks,) = [s for s in h.statements(policy["PolicyDocument"]) if s["Sid"] == "ManageOwnStacks"]
+    assert {"cloudformation:TagResource", "cloudformation:UntagResource"} <= set(stacks["Action"])
 
 
 def test_execution_role_reads_code_only_from_the_admin_accounts_buckets():
@@ -463,9 +498,7 @@ def test_execution_role_reads_code_only_from_the_admin_accounts_buckets():
     # admin has not deployed yet) must not be where member stacks take the code from.
     roles = h.template("self-existing", "stackset-roles")
     (policy,) = roles["Resources"]["ExecutionRole"]["Properties"]["Policies"]
-    (read,) = [
-        s for s in h.statements(policy["PolicyDocument"]) if s["Sid"] == "ReadDetectorCode"
-    ]
+    (read,) = [s for s in h.statements(policy["PolicyDocument"]) if s["Sid"] == "ReadDetectorCode"]
     assert read["Condition"] == {"StringEquals": {"s3:ResourceAccount": "111111111111"}}
 
 
