@@ -144,7 +144,7 @@ def parser() -> argparse.ArgumentParser:
     demo = command(
         "demo",
         "run the whole flow on a simulated organization (no AWS needed)",
-        _lazy("rollout.commands", "demo"),
+        _lazy("demo.run", "main"),
     )
     demo.add_argument(
         "--days",

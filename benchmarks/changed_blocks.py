@@ -5,7 +5,7 @@ Usage::
     .venv/bin/python benchmarks/changed_blocks.py            # 1, 4, 16 TiB x 1, 50, 100 %
     .venv/bin/python benchmarks/changed_blocks.py --quick    # small smoke run (seconds)
 
-The fake EBS direct API (``tests/fakes/ebs_direct.py``) runs in its own process with the
+The fake EBS direct API (``testing/fakes/ebs_direct.py``) runs in its own process with the
 account quota (50 requests/s, a bucket of 5) and 20 ms latency per request. Every count runs
 in a fresh child process, so each peak-RSS figure is that count's own process (interpreter,
 boto3 and the count), untouched by the server or by earlier runs. For each case the same run
@@ -41,7 +41,7 @@ for _key, _value in {
 }.items():
     os.environ.setdefault(_key, _value)
 
-from tests.fakes.ebs_direct import BLOCKS_PER_GIB, FakeEbsDirectProcess, fraction_layout  # noqa: E402
+from testing.fakes.ebs_direct import BLOCKS_PER_GIB, FakeEbsDirectProcess, fraction_layout  # noqa: E402
 
 QUOTA = 50.0
 LATENCY = 0.020

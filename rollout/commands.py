@@ -118,10 +118,3 @@ def import_accounts(args: argparse.Namespace) -> int:
     config, sessions, display = _setup(args)
     run_import(Path(args.config), config, sessions, display, dry_run=args.dry_run)
     return 0
-
-
-def demo(args: argparse.Namespace) -> int:
-    """Runs the whole flow on a simulated organization."""
-    from rollout.demo.run import run
-
-    return run(Path(args.config), Path(args.out), Display(), days=args.days)

@@ -2,8 +2,8 @@
 
 import pytest
 
+from testing.fakes.ebs_direct import FakeEbsDirect
 from tests.counting._support import make_client
-from tests.fakes.ebs_direct import FakeEbsDirect
 
 
 @pytest.fixture(scope="module")

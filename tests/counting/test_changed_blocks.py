@@ -16,8 +16,8 @@ from backup_anomaly.changed_blocks import (
     UnrelatedSnapshots,
     count_changed_blocks,
 )
+from testing.fakes.ebs_direct import BLOCKS_PER_GIB, Layout
 from tests.counting._support import make_client, new_pair_ids
-from tests.fakes.ebs_direct import BLOCKS_PER_GIB, Layout
 
 
 def sequential_count(client, first, second, page_size=10000):

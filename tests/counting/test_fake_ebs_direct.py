@@ -6,14 +6,14 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.counting._support import make_client, new_pair_ids
-from tests.fakes.ebs_direct import (
+from testing.fakes.ebs_direct import (
     BLOCKS_PER_GIB,
     FakeEbsDirect,
     FakeEbsDirectProcess,
     Layout,
     fraction_layout,
 )
+from tests.counting._support import make_client, new_pair_ids
 
 
 def _error(call) -> ClientError:

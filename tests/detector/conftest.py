@@ -21,7 +21,7 @@ from backup_anomaly import handler
 from backup_anomaly.detector import Clients, Detector
 from backup_anomaly.settings import Settings
 from backup_anomaly.state import StateStore
-from tests.fakes.ebs_direct import FakeEbsDirect
+from testing.fakes.ebs_direct import FakeEbsDirect
 
 EVENTS = Path(__file__).parent / "events"
 TABLE = "backup-anomaly-state"

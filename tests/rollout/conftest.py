@@ -1,7 +1,7 @@
 """Fixtures for the rollout tests: a moto organization and small hand-made templates.
 
-The organization is built with the config's own ids (``rollout.demo.organization``) and
-moto is made faithful where the rollout depends on it (``rollout.demo.moto_fidelity``).
+The organization is built with the config's own ids (``testing.organization``) and
+moto is made faithful where the rollout depends on it (``testing.moto_fidelity``).
 Every client the code under test creates carries a call recorder (a botocore event hook),
 so tests count the API calls made, without replacing any code under test.
 """
@@ -20,10 +20,10 @@ from moto import mock_aws
 from generator.config.model import OrgConfig
 from generator.naming import PARAM_BAND_WIDTH, PARAM_CODE_BUCKET_PREFIX, PARAM_CODE_KEY, Names
 from rollout.artifacts import Built
-from rollout.demo.moto_fidelity import faithful_moto
-from rollout.demo.organization import build_organization
 from rollout.display import Display
 from rollout.sessions import AwsSessions
+from testing.moto_fidelity import faithful_moto
+from testing.organization import build_organization
 
 MANAGEMENT, ADMIN, SECURITY = "111111111111", "222222222222", "333333333333"
 PROD_OU, WORK_OU = "ou-ab12-prod0001", "ou-ab12-work0002"

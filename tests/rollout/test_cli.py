@@ -69,7 +69,7 @@ def test_endpoint_url_against_a_moto_server(tmp_path, monkeypatch, capsys):
 
     from moto.server import ThreadedMotoServer
 
-    from rollout.demo.moto_fidelity import faithful_moto
+    from testing.moto_fidelity import faithful_moto
 
     with socket.socket() as probe:
         probe.bind(("localhost", 0))

@@ -22,7 +22,7 @@ from typing import Any
 
 import boto3
 
-LAMBDA_DIR = Path(__file__).resolve().parents[2] / "lambda"
+LAMBDA_DIR = Path(__file__).resolve().parents[1] / "lambda"
 
 
 class _Context:

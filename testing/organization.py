@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import boto3
 
 from generator.config.model import OrgConfig
-from rollout.demo.moto_fidelity import chosen_ids
+from testing.moto_fidelity import chosen_ids
 
 STACKSETS_PRINCIPAL = "member.org.stacksets.cloudformation.amazonaws.com"
 

@@ -58,7 +58,7 @@ def offline_aws(region: str) -> Iterator[None]:
     """Fake credentials, no profile, moto in-process with the fidelity patches; restored after."""
     from moto import mock_aws
 
-    from rollout.demo.moto_fidelity import faithful_moto
+    from testing.moto_fidelity import faithful_moto
 
     saved = dict(os.environ)
     os.environ.pop("AWS_PROFILE", None)
@@ -91,6 +91,11 @@ class Protected:
     state: str = "INSUFFICIENT_DATA"
 
 
+def main(args) -> int:
+    """``build.py demo``: the parsed arguments (``--config``, ``--out``, ``--days``)."""
+    return run(Path(args.config), Path(args.out), Display(), days=args.days)
+
+
 def run(config_path: Path, out_dir: Path, display: Display, days: int = 30) -> int:
     """Runs the demo; returns 0 when the attack was detected and delivered centrally."""
     started = time.monotonic()
@@ -108,9 +113,9 @@ def run(config_path: Path, out_dir: Path, display: Display, days: int = 30) -> i
 
 def _simulate(config: OrgConfig, build_dir: Path, display: Display, days: int) -> bool:
     from rollout.artifacts import build
-    from rollout.demo.organization import assume, build_organization
     from rollout.deploy import deploy
     from rollout.sessions import AwsSessions
+    from testing.organization import assume, build_organization
 
     region = config.security.home_region
     names = Names(config.name)
@@ -154,7 +159,7 @@ def _simulate(config: OrgConfig, build_dir: Path, display: Display, days: int) -
     display.line(
         "  by hand: CloudWatch alarm evaluation (moto has none): a local estimator judges each "
         "value against a band that approximates CloudWatch's anomaly model (see "
-        "rollout/demo/estimator.py); the demo sets the alarm state and puts the state-change "
+        "demo/estimator.py); the demo sets the alarm state and puts the state-change "
         "event CloudWatch would emit on the member's default bus"
     )
     protected = [
@@ -198,9 +203,9 @@ def _members(config: OrgConfig) -> list[tuple[str, str]]:
 def _protect(
     config: OrgConfig, account: str, name: str, region: str, names: Names, attacked: bool
 ) -> Protected:
-    from rollout.demo.backups import create_volume
-    from rollout.demo.lambda_runtime import LocalLambda
-    from rollout.demo.organization import assume
+    from demo.backups import create_volume
+    from demo.lambda_runtime import LocalLambda
+    from testing.organization import assume
 
     session = assume(account, region)
     tag = (config.backup.selection_tag.key, config.backup.selection_tag.value)
@@ -211,8 +216,8 @@ def _protect(
 
 
 def _backups(config: OrgConfig, protected: list[Protected], days: int, display: Display) -> None:
-    from rollout.demo.estimator import band, judge
-    from rollout.demo.events import as_entry, backup_job_completed
+    from demo.estimator import band, judge
+    from demo.events import as_entry, backup_job_completed
 
     today = datetime.now(UTC).replace(hour=5, minute=0, second=0, microsecond=0)
     vault = _vault(config)
@@ -306,7 +311,7 @@ def _judge(
 def _set_alarm(
     config: OrgConfig, p: Protected, state: str, value: int, upper: float, when: datetime
 ) -> None:
-    from rollout.demo.events import alarm_state_change, as_entry
+    from demo.events import alarm_state_change, as_entry
 
     session = p.session
     cloudwatch = session.client("cloudwatch", region_name=p.volume.region)
