@@ -152,6 +152,14 @@ def parser() -> argparse.ArgumentParser:
         default=30,
         help="days of daily backups to simulate (the last one is the attack)",
     )
+    backtest = command(
+        "backtest",
+        "replay measurement events through the scoring model: verdicts, rates, plots",
+        _lazy("backtest.cli", "main"),
+    )
+    from backtest.cli import add_arguments as backtest_arguments
+
+    backtest_arguments(backtest)
     return root
 
 

@@ -1,0 +1,1 @@
+"""``build.py backtest``: replay measurement events through the detector's scoring module."""
