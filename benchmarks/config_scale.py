@@ -49,6 +49,7 @@ def child(accounts: int, config_path: Path, traced: bool, synth: bool) -> dict:
         tracemalloc.start()
     started = time.perf_counter()
     from generator.config.loader import ConfigError, validate
+    from generator.config.resolve import targets as resolved_targets
     from generator.config.yamlsource import parse
     from generator.instance_groups import instance_groups
 
@@ -68,7 +69,7 @@ def child(accounts: int, config_path: Path, traced: bool, synth: bool) -> dict:
         raise ConfigError(issues)
     del parsed  # what load_config's caller keeps is the config, not the line table
     t2 = time.perf_counter()
-    targets = config.targets()
+    targets = resolved_targets(config)
     t3 = time.perf_counter()
     groups = instance_groups(config)
     t4 = time.perf_counter()

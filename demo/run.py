@@ -31,6 +31,7 @@ from pathlib import Path
 
 from rich.markup import escape
 
+from backup_anomaly import contract
 from generator.config.loader import load_config
 from generator.config.model import OrgConfig
 from generator.errors import UserError
@@ -211,7 +212,8 @@ def _protect(
     tag = (config.backup.selection_tag.key, config.backup.selection_tag.value)
     volume = create_volume(session, account, region, tag, WRITTEN_BLOCKS)
     runtime = LocalLambda(session, region, names.detector_function)
-    width = float(runtime.environment.get("ANOMALY_BAND_WIDTH", config.detection.band_width))
+    band = contract.setting("band_width")
+    width = float(runtime.environment.get(band.env or "", config.setting(band.name)))
     return Protected(name, session, volume, runtime, width, attacked)
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from generator.config.loader import load_config
 from generator.config.model import OrgConfig
+from generator.config.resolve import targets as resolved_targets
 
 
 def synth(args: argparse.Namespace) -> int:
@@ -38,7 +39,7 @@ def synth(args: argparse.Namespace) -> int:
 def lint_regions(config: OrgConfig) -> list[str]:
     """Regions to lint against: where any template of this config is deployed."""
     regions = set(config.deployment.regions) | {config.security.home_region}
-    regions.update(r for t in config.targets() for r in t.regions)
+    regions.update(r for t in resolved_targets(config) for r in t.regions)
     return sorted(regions)
 
 

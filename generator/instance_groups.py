@@ -12,18 +12,14 @@ Under SELF_MANAGED an excluded account is simply in no group.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from generator import naming
-from generator.config.model import (
-    BackupMode,
-    BackupOverrides,
-    DetectionOverrides,
-    OrgConfig,
-    PermissionModel,
-    ResolvedTarget,
-)
+from backup_anomaly import contract
+from backup_anomaly.contract import Scope
+from generator.config.model import BackupMode, OrgConfig, PermissionModel
+from generator.config.resolve import ResolvedTarget
+from generator.config.resolve import targets as resolved_targets
 
 MAX_OUS_PER_CALL = 50
 
@@ -40,32 +36,23 @@ class InstanceGroup:
 
 
 def parameter_overrides(
-    detection: DetectionOverrides, backup: BackupOverrides, *, with_backup: bool = True
+    settings: Mapping[str, object], *, with_backup: bool = True
 ) -> tuple[tuple[str, str], ...]:
     """Member template parameter values a target sets, as sorted (key, value) pairs.
 
-    ``with_backup=False`` (backup mode ``existing``) leaves out the backup schedule and
-    retention: the member template has no such parameters then, and StackSets reject
-    overrides of parameters a template does not declare.
+    Args:
+        settings: the target's overridden settings, by contract name.
+        with_backup: False in backup mode ``existing``: the member template then has no
+            backup plan parameters, and StackSets reject overrides of parameters a
+            template does not declare.
     """
-    values = {
-        naming.PARAM_BAND_WIDTH: detection.band_width,
-        naming.PARAM_CEILING_PERCENT: detection.ceiling_percent,
-        naming.PARAM_ALARM_PERIOD: detection.alarm_period_seconds,
-        naming.PARAM_EVALUATION_PERIODS: detection.evaluation_periods,
-    }
-    if with_backup:
-        values[naming.PARAM_BACKUP_SCHEDULE] = backup.schedule
-        values[naming.PARAM_RETENTION_DAYS] = backup.retention_days
-    return tuple(sorted((k, parameter_value(v)) for k, v in values.items() if v is not None))
-
-
-def parameter_value(value: object) -> str:
-    """A CloudFormation parameter value: a string, with 2.0 written as 2."""
-    # Parameters are strings; 2.0 and 2 must compare equal in plans.
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
+    pairs = []
+    for name, value in settings.items():
+        entry = contract.setting(name)
+        if entry.parameter is None or (entry.scope is Scope.BACKUP_PLAN and not with_backup):
+            continue
+        pairs.append((entry.parameter, entry.encode(value)))
+    return tuple(sorted(pairs))
 
 
 _Overrides = Callable[[ResolvedTarget], tuple[tuple[str, str], ...]]
@@ -81,11 +68,11 @@ def _has_own_settings(
 
 def instance_groups(config: OrgConfig) -> list[InstanceGroup]:
     """The instance groups for ``config``, sorted so output is deterministic."""
-    targets = config.targets()
+    targets = resolved_targets(config)
     with_backup = config.backup.mode is BackupMode.CREATE
 
     def overrides(target: ResolvedTarget) -> tuple[tuple[str, str], ...]:
-        return parameter_overrides(target.detection, target.backup, with_backup=with_backup)
+        return parameter_overrides(target.settings, with_backup=with_backup)
 
     if config.deployment.permission_model is PermissionModel.SELF_MANAGED:
         return _self_managed(targets, overrides)

@@ -11,13 +11,8 @@ from __future__ import annotations
 
 import hashlib
 
-# Parameters of the member template. StackSet parameter overrides are keyed by these.
-PARAM_BAND_WIDTH = "AnomalyBandWidth"
-PARAM_CEILING_PERCENT = "CeilingPercent"
-PARAM_ALARM_PERIOD = "AlarmPeriodSeconds"
-PARAM_EVALUATION_PERIODS = "EvaluationPeriods"
-PARAM_BACKUP_SCHEDULE = "BackupSchedule"
-PARAM_RETENTION_DAYS = "BackupRetentionDays"
+# Parameters of the member template that locate its code; every other parameter is a
+# setting of the contract (backup_anomaly/contract.py), named there.
 PARAM_CODE_BUCKET_PREFIX = "CodeBucketPrefix"
 PARAM_CODE_KEY = "CodeKey"
 

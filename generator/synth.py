@@ -18,6 +18,7 @@ from pathlib import Path
 from troposphere import Template
 
 from generator.config.model import OrgConfig, PermissionModel
+from generator.config.resolve import targets as resolved_targets
 from generator.errors import UserError
 from generator.naming import Names
 from generator.package import DEFAULT_SOURCE, LambdaPackage, build_lambda_zip
@@ -103,12 +104,12 @@ def target_count(config: OrgConfig) -> dict:
     also deploys to every account of the OU, which the config does not list, so the count
     is then a lower bound.
     """
-    accounts = {t.id: t for t in config.targets() if t.kind == "account"}
-    ous = [t for t in config.targets() if t.kind == "ou"]
+    accounts = {t.id: t for t in resolved_targets(config) if t.kind == "account"}
+    ous = [t for t in resolved_targets(config) if t.kind == "ou"]
     service_managed = config.deployment.permission_model is PermissionModel.SERVICE_MANAGED
     instances = sum(len(t.regions) for t in accounts.values())
     exact = not (service_managed and ous)
-    regions = sorted({r for t in config.targets() for r in t.regions})
+    regions = sorted({r for t in resolved_targets(config) for r in t.regions})
     result = {
         "accounts": len(accounts),
         "organizational_units": len(ous) if service_managed else 0,
@@ -126,7 +127,7 @@ def target_count(config: OrgConfig) -> dict:
 
 def artifact_regions(config: OrgConfig) -> list[str]:
     """Regions that need an artifact bucket: every target region and the home region."""
-    regions = {r for t in config.targets() for r in t.regions}
+    regions = {r for t in resolved_targets(config) for r in t.regions}
     regions.update(config.deployment.regions)
     regions.add(config.security.home_region)
     return sorted(regions)
@@ -204,7 +205,7 @@ def _roles_stack(config: OrgConfig, names: Names) -> dict:
     """The StackSet roles stack (SELF_MANAGED): admin account plus every target account."""
     if config.deployment.permission_model is not PermissionModel.SELF_MANAGED:
         return {}
-    accounts = {t.id for t in config.targets() if t.kind == "account"}
+    accounts = {t.id for t in resolved_targets(config) if t.kind == "account"}
     accounts.add(config.admin_account_id)
     return {
         "stackset-roles": {

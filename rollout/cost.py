@@ -12,10 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from generator import naming
+from backup_anomaly import contract
 from rollout.display import Display
 from rollout.plan import Plan
 
+CEILING = contract.setting("ceiling_percent")
 CUSTOM_METRIC = 0.30
 STANDARD_ALARM = 0.10  # per metric the alarm evaluates
 ANOMALY_ALARM_METRICS = 3
@@ -76,11 +77,7 @@ def estimate(
     ceilings = sum(
         1
         for d in plan.desired.values()
-        if float(
-            dict(d.overrides).get(
-                naming.PARAM_CEILING_PERCENT, plan.config.detection.ceiling_percent
-            )
-        )
+        if float(dict(d.overrides).get(CEILING.parameter, plan.config.setting("ceiling_percent")))
         > 0
     )
     ceiling_share = ceilings / instances if instances else 1.0

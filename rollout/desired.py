@@ -15,6 +15,7 @@ from typing import Any
 from generator import naming
 from generator.config.model import OrgConfig, PermissionModel
 from generator.config.regions import partition_of
+from generator.config.resolve import targets as resolved_targets
 from generator.errors import UserError
 from generator.instance_groups import InstanceGroup, instance_groups
 from generator.naming import Names
@@ -102,7 +103,7 @@ def target_regions(config: OrgConfig) -> list[str]:
     regions: dict[str, None] = {}
     for region in config.deployment.regions:
         regions[region] = None
-    for target in config.targets():
+    for target in resolved_targets(config):
         for region in target.regions:
             regions[region] = None
     return list(regions)

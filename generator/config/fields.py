@@ -25,8 +25,6 @@ EMAIL_RE = re.compile(r"^[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-
 # CloudFormation/resource tags: Unicode letters, digits, spaces and _ . : / = + - @.
 TAG_KEY_RE = re.compile(r"^[\w .:/=+\-@]{1,128}$")
 TAG_VALUE_RE = re.compile(r"^[\w .:/=+\-@]{0,256}$")
-ALARM_PREFIX_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-NAMESPACE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_./#:-]{0,254}$")
 VAULT_RE = re.compile(r"^[a-zA-Z0-9\-_]{2,50}$")
 PLAN_ID_RE = re.compile(r"^[A-Za-z0-9-]{1,50}$")
 # The product prefix ends up in S3 bucket names: lowercase, digits, inner hyphens.
@@ -173,14 +171,4 @@ VaultName = Annotated[
 ]
 PlanId = Annotated[
     str, AfterValidator(_regex(PLAN_ID_RE, "backup plan id")), _string(PLAN_ID_RE.pattern)
-]
-AlarmPrefix = Annotated[
-    str,
-    AfterValidator(_regex(ALARM_PREFIX_RE, "alarm prefix (letters, digits, _ . -)")),
-    _string(ALARM_PREFIX_RE.pattern),
-]
-Namespace = Annotated[
-    str,
-    AfterValidator(_regex(NAMESPACE_RE, "CloudWatch metric namespace")),
-    _string(NAMESPACE_RE.pattern),
 ]

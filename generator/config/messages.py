@@ -23,7 +23,7 @@ from generator.config.fields import (
     account_number_message,
     suggest,
 )
-from generator.config.model import RuleViolations
+from generator.config.rules import RuleViolations
 
 Loc = tuple[str | int, ...]
 

@@ -3,7 +3,7 @@
 Every section is a frozen pydantic model with ``extra="forbid"`` so a typo in a key is an
 error, not a silently ignored setting. Defaults live here, once; per-OU and per-account
 overrides are partial copies of the overridable sections and are resolved by
-:meth:`OrgConfig.targets` (the more specific wins: account over OU over defaults).
+:func:`generator.config.resolve.targets` (the more specific wins: account over OU over defaults).
 
 Rules that span fields live in ``model_validator(mode="after")`` methods on the smallest
 model that holds the fields, and raise :class:`RuleViolations` so that each problem keeps
@@ -42,9 +42,8 @@ Decisions a reader might question, stated once:
 
 from __future__ import annotations
 
-import weakref
 from enum import StrEnum
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -54,72 +53,33 @@ from pydantic import (
     model_validator,
 )
 
+from backup_anomaly import contract
+from backup_anomaly.contract import Scope
 from generator.config.fields import (
     NAME_RE,
     AccountId,
-    AlarmPrefix,
     Email,
-    Float,
     Int,
-    Namespace,
     OrgId,
     OuOrRootId,
     PlanId,
     Region,
-    Schedule,
     TagKey,
     TagValue,
     VaultName,
 )
 from generator.config.regions import partition_of
+from generator.config.rules import Loc, duplicates, raise_problems
 from generator.config.schedule import schedule_interval
-
-Loc = tuple[str | int, ...]
-
+from generator.config.sections import Section, entries, overridden, section_model, value
 
 # Accounts a resource policy can list before it outgrows its size limit (SNS topic and
 # EventBridge bus policies are the tightest); beyond it only aws:PrincipalOrgID scales.
 MAX_POLICY_ACCOUNTS = 300
 
 
-class RuleViolations(ValueError):
-    """Problems found by a cross-field rule, each with its path relative to the model.
-
-    A ``ValueError`` so pydantic reports it as a validation error; the loader unpacks
-    ``problems`` (reachable through the error's ``ctx``) into one located issue each.
-    """
-
-    def __init__(self, problems: list[tuple[Loc, str]]):
-        self.problems = problems
-        super().__init__("; ".join(f"{_dotted(loc) or '(here)'}: {msg}" for loc, msg in problems))
-
-
-def _dotted(loc: Loc) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
-def _raise(problems: list[tuple[Loc, str]]) -> None:
-    if problems:
-        raise RuleViolations(problems)
-
-
-def _duplicates(values, what: str, prefix: Loc = (), key=None) -> list[tuple[Loc, str]]:
-    """One problem per repeated value, at the repeat; O(n) with a dict of first indexes."""
-    first: dict = {}
-    problems = []
-    for index, value in enumerate(values):
-        k = key(value) if key else value
-        if k in first:
-            shown = repr(str(value)) if isinstance(value, str) else repr(value)
-            problems.append(
-                ((*prefix, index), f"duplicate {what} {shown} (already at [{first[k]}])")
-            )
-        else:
-            first[k] = index
-    return problems
+_raise = raise_problems
+_duplicates = duplicates
 
 
 class _Model(BaseModel):
@@ -225,22 +185,18 @@ class ExistingBackups(_Model):
         return self
 
 
-_CREATE_ONLY = ("vault_name", "schedule", "retention_days", "selection_tag")
+class BackupPlan(_Model):
+    """The hand-written part of ``backup``: what the plan is, not what travels to members."""
 
-
-class Backup(_Model):
     mode: BackupMode = BackupMode.CREATE
     """create: a vault, plan and tag selection in every member; existing: measure the
     organization's own EBS/EC2 backup jobs."""
     vault_name: VaultName = "backup-anomaly-detection"
-    schedule: Schedule = "cron(0 5 ? * * *)"
-    """AWS cron in UTC, at most hourly; the alarm period should match it."""
-    retention_days: Int = Field(default=35, ge=1, le=36500)
     selection_tag: SelectionTag = SelectionTag()
     existing: ExistingBackups = ExistingBackups()
 
     @model_validator(mode="after")
-    def _mode_settings(self) -> Backup:
+    def _mode_settings(self) -> BackupPlan:
         if self.mode is BackupMode.CREATE and "existing" in self.model_fields_set:
             _raise(
                 [
@@ -261,70 +217,36 @@ class Backup(_Model):
         return self
 
 
-def _whole_hours(value: int | None) -> int | None:
-    if value is not None and value % 3600:
-        raise ValueError(
-            f"must be a whole number of hours (3600, 7200, ... 86400), got {value}: "
-            "backups run at most hourly"
-        )
-    return value
+# Settings that only the backup plan of mode create uses: anything else would be ignored.
+_CREATE_ONLY = (
+    "vault_name",
+    "selection_tag",
+    *(s.name for s in entries("backup") if s.scope is Scope.BACKUP_PLAN),
+)
 
-
-class BackupOverrides(_Model):
-    schedule: Schedule | None = None
-    retention_days: Int | None = Field(default=None, ge=1, le=36500)
-
-
-class Detector(_Model):
-    """Sizing of the detector Lambda in each member account and region."""
-
-    memory_mb: Int = Field(default=1024, ge=128, le=10240)
-    timeout_seconds: Int = Field(default=900, ge=60, le=900)
-    max_concurrency: Int = Field(default=5, ge=2, le=1000)
-    """SQS event source MaximumConcurrency (2-1000) per account and region."""
-    ebs_max_requests_per_second: Float = Field(default=40, gt=0, le=50)
-    """Share of the account's ~50 ListChangedBlocks requests per second."""
-    dlq_max_receive_count: Int = Field(default=5, ge=5, le=1000)
-
-
-class Detection(_Model):
-    band_width: Float = Field(default=2.0, gt=0, le=10)
-    """N in ANOMALY_DETECTION_BAND(m1, N)."""
-    ceiling_percent: Float = Field(default=50.0, ge=0, le=100)
-    """Static alarm at this percent of the volume changed (0 disables)."""
-    alarm_period_seconds: Int = Field(default=86400, ge=3600, le=86400)
-    """Must match the backup frequency: 86400 for daily backups."""
-    evaluation_periods: Int = Field(default=1, ge=1, le=7)
-    resource_types: list[ResourceType] = Field(
-        default_factory=lambda: [ResourceType.EBS, ResourceType.EC2], min_length=1
-    )
-    metric_namespace: Namespace = "BackupAnomalyDetection"
-    alarm_prefix: AlarmPrefix = "backup-anomaly-"
-    detector: Detector = Detector()
-
-    _hours = field_validator("alarm_period_seconds")(_whole_hours)
-
-    @field_validator("resource_types")
-    @classmethod
-    def _unique_types(cls, value: list[ResourceType]) -> list[ResourceType]:
-        _raise(_duplicates(value, "resource type"))
-        return value
-
-
-class DetectionOverrides(_Model):
-    band_width: Float | None = Field(default=None, gt=0, le=10)
-    ceiling_percent: Float | None = Field(default=None, ge=0, le=100)
-    alarm_period_seconds: Int | None = Field(default=None, ge=3600, le=86400)
-    evaluation_periods: Int | None = Field(default=None, ge=1, le=7)
-
-    _hours = field_validator("alarm_period_seconds")(_whole_hours)
+# The contract's sections (backup_anomaly/contract.py): generated, so a setting is written
+# once. Type checkers see them as Section (attributes are Any).
+if TYPE_CHECKING:
+    Backup = BackupPlan
+    Detection = DetectionOverrides = BackupOverrides = Section
+else:
+    Backup = section_model("Backup", "backup", base=BackupPlan)
+    Detection = section_model("Detection", "detection", choices={"resource_types": ResourceType})
+    DetectionOverrides = section_model("DetectionOverrides", "detection", overrides=True)
+    BackupOverrides = section_model("BackupOverrides", "backup", overrides=True)
 
 
 class Overrides(_Model):
-    """The settings an OU or an account may change; they become StackSet parameter overrides."""
+    """The settings an OU or an account may change; they become StackSet parameter overrides.
+
+    Which settings may be overridden is the contract's ``overridable``."""
 
     detection: DetectionOverrides = DetectionOverrides()
     backup: BackupOverrides = BackupOverrides()
+
+    def values(self) -> dict[str, object]:
+        """The settings this layer sets, by contract name."""
+        return overridden(self)
 
 
 class Encryption(_Model):
@@ -753,42 +675,30 @@ class OrgConfig(_Model):
         if self.backup.mode is not BackupMode.CREATE:
             return []
         targets = self.deployment.targets
-        ous = {ou.id: ou.overrides for ou in targets.organizational_units}
-        checks = [((), [], "")]
+        ous = {ou.id: ou.overrides.values() for ou in targets.organizational_units}
+        checks: list[tuple[Loc, list[dict[str, object]]]] = [((), [])]
         for kind, items in (
             ("organizational_units", targets.organizational_units),
             ("accounts", targets.accounts),
         ):
             for index, target in enumerate(items):
                 parent = ous.get(getattr(target, "ou", None) or "") if kind == "accounts" else None
-                layers = [target.overrides] + ([parent] if parent else [])
-                checks.append((("deployment", "targets", kind, index, "overrides"), layers, kind))
+                layers = [target.overrides.values()] + ([parent] if parent is not None else [])
+                checks.append((("deployment", "targets", kind, index, "overrides"), layers))
         problems = []
-        for where, layers, _ in checks:
+        for where, layers in checks:
             own = layers[0] if layers else None
-            if (
-                own is not None
-                and own.detection.alarm_period_seconds is None
-                and own.backup.schedule is None
-            ):
+            if own is not None and "alarm_period_seconds" not in own and "schedule" not in own:
                 continue  # inherits both from its OU or the defaults, checked there
-            schedule = next(
-                (o.backup.schedule for o in layers if o.backup.schedule), self.backup.schedule
-            )
-            period = next(
-                (
-                    o.detection.alarm_period_seconds
-                    for o in layers
-                    if o.detection.alarm_period_seconds
-                ),
-                self.detection.alarm_period_seconds,
-            )
+            merged = {k: v for layer in reversed(layers) for k, v in layer.items()}
+            schedule = str(merged.get("schedule", self.backup.schedule))
+            period = merged.get("alarm_period_seconds", self.detection.alarm_period_seconds)
             interval = schedule_interval(schedule)
             if interval is None or interval == period:
                 continue
             if own is None:
                 loc: Loc = ("detection", "alarm_period_seconds")
-            elif own.detection.alarm_period_seconds is not None:
+            elif "alarm_period_seconds" in own:
                 loc = (*where, "detection", "alarm_period_seconds")
             else:
                 loc = (*where, "backup", "schedule")
@@ -810,32 +720,6 @@ class OrgConfig(_Model):
         org = self.organization
         return org.delegated_admin_account_id or org.management_account_id
 
-    def targets(self) -> list[ResolvedTarget]:
-        """Every deployment target with its regions and fully resolved overrides.
-
-        Excluded accounts are left out: they are carve-outs, not targets.
-        """
-        from generator.config.resolve import resolve_targets
-
-        # Cached per deployment section (the only input), outside the model so that
-        # equality and model_copy() are untouched; the entry goes when the section does.
-        key = id(self.deployment)
-        found = _RESOLVED.get(key)
-        if found is None:
-            found = _RESOLVED[key] = tuple(resolve_targets(self))
-            weakref.finalize(self.deployment, _RESOLVED.pop, key, None)
-        return list(found)
-
-
-_RESOLVED: dict[int, tuple[ResolvedTarget, ...]] = {}
-
-
-class ResolvedTarget(_Model):
-    """One OU or account with the settings that apply to it after overrides."""
-
-    kind: Literal["ou", "account"]
-    id: str
-    ou: str | None
-    regions: tuple[str, ...]
-    detection: DetectionOverrides
-    backup: BackupOverrides
+    def setting(self, name: str) -> Any:
+        """The configured value of the contract setting ``name`` (its default when unset)."""
+        return value(self, contract.setting(name))

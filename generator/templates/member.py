@@ -39,15 +39,12 @@ from troposphere import sqs as tsqs
 
 from generator import iam, naming
 from generator.config.model import BackupMode, OrgConfig, ResourceType
-from generator.instance_groups import parameter_value
 from generator.naming import PARTITION_PLACEHOLDER, REGION_PLACEHOLDER, Names
 from generator.templates import common
+from generator.templates import settings as template_settings
 
 RUNTIME = "python3.13"
 HANDLER = "backup_anomaly.handler.lambda_handler"
-# Concurrent ListChangedBlocks ranges inside one count (EBS_COUNT_WORKERS); the account's
-# request budget (EBS_MAX_REQUESTS_PER_SECOND) is what bounds them, not this number.
-COUNT_WORKERS = 8
 # SQS: at least six times the function timeout, so a message is not redelivered while
 # its invocation (and Lambda's own retries of the batch) may still be running.
 VISIBILITY_TIMEOUT_FACTOR = 6
@@ -98,8 +95,6 @@ class MemberTemplate:
     def __init__(self, config: OrgConfig):
         self.config = config
         self.names = Names(config.name)
-        self.detection = config.detection
-        self.detector = config.detection.detector
         self.create_backups = config.backup.mode is BackupMode.CREATE
         self.alarm_prefix = config.detection.alarm_prefix
         self.central_bus_arn = Sub(
@@ -127,92 +122,18 @@ class MemberTemplate:
             AllowedPattern=r"^[A-Za-z0-9/._-]+\.zip$",
         )
 
-    @staticmethod
-    def _number(name: str, description: str, default: object, low: int, high: int) -> Parameter:
-        # Bounds repeat the config's so a hand-edited StackSet override is checked too;
-        # troposphere takes integer bounds only, so "> 0" stays the config's to enforce.
-        return Parameter(
-            name,
-            Type="Number",
-            Description=description,
-            Default=parameter_value(default),
-            MinValue=str(low),
-            MaxValue=str(high),
-        )
-
     @cached_property
-    def band_width(self) -> Parameter:
-        return self._number(
-            naming.PARAM_BAND_WIDTH,
-            "Standard deviations of the anomaly detection band",
-            self.detection.band_width,
-            0,
-            10,
-        )
+    def settings(self) -> dict[str, Parameter]:
+        """The contract's parameters (bounds and defaults from the settings contract)."""
+        return template_settings.member_parameters(self.config)
 
-    @cached_property
-    def ceiling_percent(self) -> Parameter:
-        return self._number(
-            naming.PARAM_CEILING_PERCENT,
-            "Static ceiling alarm, percent of the blocks written (0 disables it)",
-            self.detection.ceiling_percent,
-            0,
-            100,
-        )
-
-    @cached_property
-    def alarm_period(self) -> Parameter:
-        return self._number(
-            naming.PARAM_ALARM_PERIOD,
-            "Alarm period in seconds; match the backup frequency",
-            self.detection.alarm_period_seconds,
-            3600,
-            86400,
-        )
-
-    @cached_property
-    def evaluation_periods(self) -> Parameter:
-        return self._number(
-            naming.PARAM_EVALUATION_PERIODS,
-            "Alarm evaluation periods",
-            self.detection.evaluation_periods,
-            1,
-            7,
-        )
-
-    @cached_property
-    def backup_schedule(self) -> Parameter:
-        return Parameter(
-            naming.PARAM_BACKUP_SCHEDULE,
-            Type="String",
-            Description="AWS Backup schedule expression of the plan this stack creates",
-            Default=self.config.backup.schedule,
-            AllowedPattern=r"^(cron|rate)\(.+\)$",
-        )
-
-    @cached_property
-    def retention_days(self) -> Parameter:
-        return self._number(
-            naming.PARAM_RETENTION_DAYS,
-            "Days AWS Backup keeps each recovery point",
-            self.config.backup.retention_days,
-            1,
-            36500,
-        )
+    def setting(self, name: str):
+        """A contract setting for a property: its parameter's Ref, else the config value."""
+        return template_settings.value(name, self.config, self.settings)
 
     def parameters(self) -> list[Parameter]:
-        """The template's parameters; backup ones only when this stack creates backups."""
-        params = [
-            self.code_bucket_prefix,
-            self.code_key,
-            self.band_width,
-            self.ceiling_percent,
-            self.alarm_period,
-            self.evaluation_periods,
-        ]
-        if self.create_backups:
-            params += [self.backup_schedule, self.retention_days]
-        return params
+        """The template's parameters: the code location, then the contract's."""
+        return [self.code_bucket_prefix, self.code_key, *self.settings.values()]
 
     # -- encryption -------------------------------------------------------------------
     @cached_property
@@ -277,12 +198,12 @@ class MemberTemplate:
             QueueName=self.names.work_queue,
             KmsMasterKeyId=self.key.get_att("Arn"),
             MessageRetentionPeriod=QUEUE_RETENTION_SECONDS,
-            VisibilityTimeout=VISIBILITY_TIMEOUT_FACTOR * self.detector.timeout_seconds,
+            VisibilityTimeout=VISIBILITY_TIMEOUT_FACTOR * self.config.setting("timeout_seconds"),
             RedrivePolicy=tsqs.RedrivePolicy(
                 deadLetterTargetArn=self.dlq.get_att("Arn"),
                 # >= 5 (validated in the config): Lambda's own scaling can return a message
                 # a few times before an invocation even starts.
-                maxReceiveCount=self.detector.dlq_max_receive_count,
+                maxReceiveCount=self.config.setting("dlq_max_receive_count"),
             ),
             Tags=common.tags(self.config),
         )
@@ -321,7 +242,7 @@ class MemberTemplate:
         """The EventBridge pattern for completed EBS/EC2 backup jobs this stack measures."""
         detail: dict = {
             "state": ["COMPLETED"],
-            "resourceType": sorted(t.value for t in self.detection.resource_types),
+            "resourceType": sorted(t.value for t in self.config.setting("resource_types")),
         }
         if self.create_backups:
             detail["backupVaultName"] = [self.config.backup.vault_name]
@@ -409,7 +330,7 @@ class MemberTemplate:
                 "PublishChangedBlocks",
                 [acw.PutMetricData],
                 ["*"],
-                StringEquals("cloudwatch:namespace", self.detection.metric_namespace),
+                StringEquals("cloudwatch:namespace", self.config.setting("metric_namespace")),
             ),
             iam.allow(
                 "ManageVolumeAlarms",
@@ -481,26 +402,19 @@ class MemberTemplate:
         )
 
     def environment(self) -> dict:
-        """The detector's environment (the contract in lambda/backup_anomaly/settings.py)."""
-        return {
-            "STATE_TABLE": self.table.ref(),
-            "METRIC_NAMESPACE": self.detection.metric_namespace,
-            "ALARM_PREFIX": self.alarm_prefix,
-            "ANOMALY_BAND_WIDTH": self.band_width.ref(),
-            "CEILING_PERCENT": self.ceiling_percent.ref(),
-            "ALARM_PERIOD_SECONDS": self.alarm_period.ref(),
-            "EVALUATION_PERIODS": self.evaluation_periods.ref(),
-            "RESOURCE_TYPES": ",".join(sorted(t.value for t in self.detection.resource_types)),
-            "CENTRAL_BUS_ARN": self.central_bus_arn,
-            "EVENT_SOURCE": naming.EVENT_SOURCE,
-            "WORK_QUEUE_URL": self.queue.ref(),
-            "EBS_MAX_REQUESTS_PER_SECOND": parameter_value(
-                self.detector.ebs_max_requests_per_second
-            ),
-            "EBS_COUNT_WORKERS": str(COUNT_WORKERS),
-            # The volume alarms carry no actions: EventBridge forwards their state changes.
-            "ALARM_ACTIONS_ENABLED": "true",
-        }
+        """The detector's environment (the contract in lambda/backup_anomaly/contract.py)."""
+        return template_settings.environment(
+            self.config,
+            self.settings,
+            wiring={
+                "state_table": self.table.ref(),
+                "central_bus_arn": self.central_bus_arn,
+                "event_source": naming.EVENT_SOURCE,
+                "work_queue_url": self.queue.ref(),
+                # The volume alarms carry no actions: EventBridge forwards their changes.
+                "alarm_actions_enabled": True,
+            },
+        )
 
     @cached_property
     def function(self) -> tlambda.Function:
@@ -523,8 +437,8 @@ class MemberTemplate:
                 S3Bucket=Sub(f"${{{self.code_bucket_prefix.title}}}-${{AWS::Region}}"),
                 S3Key=self.code_key.ref(),
             ),
-            MemorySize=self.detector.memory_mb,
-            Timeout=self.detector.timeout_seconds,
+            MemorySize=self.setting("memory_mb"),
+            Timeout=self.config.setting("timeout_seconds"),
             Role=self.detector_role.get_att("Arn"),
             Environment=tlambda.Environment(Variables=self.environment()),
             KmsKeyArn=self.key.get_att("Arn"),
@@ -568,7 +482,7 @@ class MemberTemplate:
             FunctionResponseTypes=["ReportBatchItemFailures"],
             # Caps concurrent invocations without throttling the SQS pollers; all of them
             # share the account's ~50 ListChangedBlocks requests per second.
-            ScalingConfig=_EsmScalingConfig(MaximumConcurrency=self.detector.max_concurrency),
+            ScalingConfig=_EsmScalingConfig(MaximumConcurrency=self.setting("max_concurrency")),
             Tags=common.tags(self.config),
         )
 
@@ -747,9 +661,9 @@ class MemberTemplate:
                     tbackup.BackupRuleResourceType(
                         RuleName=self.names.backup_plan_rule,
                         TargetBackupVault=self.vault.ref(),
-                        ScheduleExpression=self.backup_schedule.ref(),
+                        ScheduleExpression=self.setting("schedule"),
                         Lifecycle=tbackup.LifecycleResourceType(
-                            DeleteAfterDays=self.retention_days.ref()
+                            DeleteAfterDays=self.setting("retention_days")
                         ),
                         RecoveryPointTags=common.tag_map(self.config),
                     )
@@ -778,7 +692,7 @@ class MemberTemplate:
                 ),
                 Resources=[
                     Sub(SELECTION_RESOURCES[t])
-                    for t in sorted(self.detection.resource_types, key=lambda t: t.value)
+                    for t in sorted(self.config.setting("resource_types"), key=lambda t: t.value)
                 ],
             ),
         )

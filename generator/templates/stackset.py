@@ -18,11 +18,13 @@ from functools import cached_property
 from troposphere import Output, Template
 from troposphere import cloudformation as tcf
 
+from backup_anomaly import contract
 from generator import iam, naming
-from generator.config.model import BackupMode, OrgConfig, PermissionModel
-from generator.instance_groups import InstanceGroup, instance_groups, parameter_value
+from generator.config.model import OrgConfig, PermissionModel
+from generator.instance_groups import InstanceGroup, instance_groups
 from generator.naming import Names
 from generator.templates import common
+from generator.templates import settings as template_settings
 
 
 def template_url(config: OrgConfig, key: str) -> str:
@@ -35,22 +37,16 @@ def template_url(config: OrgConfig, key: str) -> str:
 def stackset_parameters(config: OrgConfig, lambda_key: str) -> dict[str, str]:
     """Member template parameter values for the whole StackSet (overrides apply on top).
 
-    Every overridable parameter is passed explicitly: StackSets override only parameters
-    the StackSet itself carries.
+    Every contract parameter the member template declares is passed explicitly: StackSets
+    override only parameters the StackSet itself carries.
     """
     names = Names(config.name)
-    detection, backup = config.detection, config.backup
     values = {
         naming.PARAM_CODE_BUCKET_PREFIX: names.artifact_bucket_prefix(config.admin_account_id),
         naming.PARAM_CODE_KEY: lambda_key,
-        naming.PARAM_BAND_WIDTH: parameter_value(detection.band_width),
-        naming.PARAM_CEILING_PERCENT: parameter_value(detection.ceiling_percent),
-        naming.PARAM_ALARM_PERIOD: parameter_value(detection.alarm_period_seconds),
-        naming.PARAM_EVALUATION_PERIODS: parameter_value(detection.evaluation_periods),
     }
-    if backup.mode is BackupMode.CREATE:
-        values[naming.PARAM_BACKUP_SCHEDULE] = backup.schedule
-        values[naming.PARAM_RETENTION_DAYS] = parameter_value(backup.retention_days)
+    for name, parameter in template_settings.member_parameters(config).items():
+        values[parameter.title] = contract.setting(name).encode(config.setting(name))
     return dict(sorted(values.items()))
 
 

@@ -65,7 +65,7 @@ def fingerprint(settings: Settings) -> str:
         "schema": ALARM_SCHEMA,
         "namespace": settings.metric_namespace,
         "prefix": settings.alarm_prefix,
-        "width": settings.anomaly_band_width,
+        "width": settings.band_width,
         "ceiling": settings.ceiling_percent,
         "period": settings.alarm_period_seconds,
         "evaluation": settings.evaluation_periods,
@@ -93,7 +93,7 @@ def _metric(settings: Settings, volume_id: str) -> dict:
 
 def definitions(settings: Settings, volume_id: str, base_blocks: int | None) -> list[dict]:
     """PutMetricAlarm arguments of a volume's alarms (the ceiling only when it applies)."""
-    width = f"{settings.anomaly_band_width:g}"
+    width = f"{settings.band_width:g}"
     anomaly = {
         "AlarmName": anomaly_alarm_name(settings, volume_id),
         "AlarmDescription": (

@@ -24,7 +24,7 @@ def _measured_volume(world, detector=None, writes=None):
 def test_anomaly_alarm_configuration(world):
     vol, _, _ = _measured_volume(
         world,
-        world.detector(anomaly_band_width=3.0, alarm_period_seconds=3600, evaluation_periods=2),
+        world.detector(band_width=3.0, alarm_period_seconds=3600, evaluation_periods=2),
     )
 
     alarm = world.alarms()[f"backup-anomaly-{vol}"]
@@ -79,7 +79,7 @@ def test_alarms_are_not_put_or_described_on_every_event(world):
 def test_configuration_change_re_puts_the_alarms(world):
     vol, (s1, s2, _), _ = _measured_volume(world)
 
-    world.detector(anomaly_band_width=4.0).handle(world.ebs_event(s2, vol, recent(20)))
+    world.detector(band_width=4.0).handle(world.ebs_event(s2, vol, recent(20)))
 
     assert world.alarms()[f"backup-anomaly-{vol}"]["Metrics"][1]["Expression"] == (
         "ANOMALY_DETECTION_BAND(m1, 4)"

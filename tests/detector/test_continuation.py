@@ -76,7 +76,7 @@ def _slow_volume(world, handler_env, writes=None):
     world.fake.scan_window = 32  # 64 requests for a 1 GiB volume
     queue_url = world.queue()
     handler_env.setenv("WORK_QUEUE_URL", queue_url)
-    handler_env.setenv("EBS_MAX_REQUESTS_PER_SECOND", "1000")  # the fake has no quota here
+    handler_env.setenv("EBS_MAX_REQUESTS_PER_SECOND", "50")  # the bound; the fake has no quota
     vol = world.volume()
     snaps = world.lineage(vol, writes or [set(), CHANGED])
     handler.lambda_handler(_sqs(world.ebs_event(snaps[0], vol, recent(30))), FakeContext())

@@ -17,7 +17,7 @@ def test_defaults():
     assert settings == Settings(state_table="state")
     assert settings.metric_namespace == "BackupAnomalyDetection"
     assert settings.alarm_prefix == "backup-anomaly-"
-    assert settings.anomaly_band_width == 2
+    assert settings.band_width == 2
     assert settings.ceiling_percent == 50
     assert settings.alarm_period_seconds == 86400
     assert settings.evaluation_periods == 1
@@ -50,7 +50,7 @@ def test_every_variable_is_read():
         state_table="t",
         metric_namespace="Ns",
         alarm_prefix="p-",
-        anomaly_band_width=3.5,
+        band_width=3.5,
         ceiling_percent=0,
         alarm_period_seconds=3600,
         evaluation_periods=3,
@@ -70,7 +70,7 @@ def test_empty_optional_values_mean_unset():
     assert settings.central_bus_arn is None and settings.work_queue_url is None
 
 
-@pytest.mark.parametrize("period", ["10", "30", "60", "120", "86400"])
+@pytest.mark.parametrize("period", ["3600", "7200", "43200", "86400"])
 def test_valid_periods(period):
     assert load({"STATE_TABLE": "t", "ALARM_PERIOD_SECONDS": period}).alarm_period_seconds == int(
         period
@@ -87,6 +87,9 @@ BAD = [
     ({"CEILING_PERCENT": "-5"}, "CEILING_PERCENT"),
     ({"CEILING_PERCENT": "half"}, "CEILING_PERCENT"),
     ({"ALARM_PERIOD_SECONDS": "45"}, "ALARM_PERIOD_SECONDS"),
+    # The config's bounds (whole hours up to a day): a sub-hour period never reaches here.
+    ({"ALARM_PERIOD_SECONDS": "60"}, "ALARM_PERIOD_SECONDS"),
+    ({"ALARM_PERIOD_SECONDS": "5400"}, "ALARM_PERIOD_SECONDS"),
     ({"ALARM_PERIOD_SECONDS": "0"}, "ALARM_PERIOD_SECONDS"),
     ({"ALARM_PERIOD_SECONDS": "1.5"}, "ALARM_PERIOD_SECONDS"),
     ({"EVALUATION_PERIODS": "0"}, "EVALUATION_PERIODS"),
@@ -99,7 +102,7 @@ BAD = [
     ({"METRIC_NAMESPACE": "AWS/EBS"}, "METRIC_NAMESPACE"),
     ({"METRIC_NAMESPACE": ":Backup"}, "METRIC_NAMESPACE"),
     ({"METRIC_NAMESPACE": "N" * 256}, "METRIC_NAMESPACE"),
-    ({"ALARM_PREFIX": "p" * 227}, "ALARM_PREFIX"),
+    ({"ALARM_PREFIX": "p" * 65}, "ALARM_PREFIX"),
     ({"EBS_MAX_REQUESTS_PER_SECOND": "0"}, "EBS_MAX_REQUESTS_PER_SECOND"),
     ({"EBS_COUNT_WORKERS": "0"}, "EBS_COUNT_WORKERS"),
     ({"EBS_COUNT_WORKERS": "many"}, "EBS_COUNT_WORKERS"),

@@ -524,7 +524,7 @@ CASES = [
         "alarm-period-hours",
         [("alarm_period_seconds: 86400", "alarm_period_seconds: 5400")],
         [
-            "31: detection.alarm_period_seconds: must be a whole number of hours (3600, 7200, ... 86400), got 5400: backups run at most hourly"
+            "31: detection.alarm_period_seconds: must be a multiple of 3600 (whole hours: backups run at most hourly), got 5400"
         ],
     ),
     case(

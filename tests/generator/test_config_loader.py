@@ -8,6 +8,7 @@ import yaml
 from generator.config import yamlsource
 from generator.config.loader import ConfigError, ConfigIssue, load_config
 from generator.config.model import OrgConfig, PermissionModel
+from generator.config.resolve import targets as resolved
 from tests.generator.config_helpers import BASE, edit, issues_of, write
 
 EXAMPLE = "config/accounts.yaml"
@@ -18,7 +19,7 @@ def test_the_example_config_loads():
     assert isinstance(config, OrgConfig)
     assert config.admin_account_id == "222222222222"
     assert config.deployment.permission_model is PermissionModel.SERVICE_MANAGED
-    assert [(t.kind, t.id) for t in config.targets()] == [
+    assert [(t.kind, t.id) for t in resolved(config)] == [
         ("ou", "ou-ab12-prod0001"),
         ("ou", "ou-ab12-work0002"),
         ("account", "444444444444"),

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from generator.config.loader import ConfigError, load_config
+from generator.config.resolve import targets as resolved
 from tests.generator.config_helpers import BASE
 
 YAML_BREAKS = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
@@ -67,8 +68,8 @@ def test_valid_accounts_round_trip(listed):
             },
         },
     }
-    targets = _load(yaml.safe_dump(data)).targets()
-    assert [(t.id, t.regions, t.detection.band_width) for t in targets] == [
+    targets = resolved(_load(yaml.safe_dump(data)))
+    assert [(t.id, t.regions, t.settings.get("band_width")) for t in targets] == [
         (a["id"], tuple(a.get("regions", REGIONS)), a.get("band_width")) for a in listed
     ]
 

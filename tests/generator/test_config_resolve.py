@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from generator.config.loader import load_config
-from generator.config.model import BackupOverrides, DetectionOverrides
+from generator.config.resolve import targets as resolved
 from generator.instance_groups import instance_groups
 from tests.generator.config_helpers import write
 
@@ -42,24 +42,23 @@ deployment:
 
 
 def _targets(tmp_path):
-    return {t.id: t for t in load_config(write(tmp_path, CONFIG)).targets()}
+    return {t.id: t for t in resolved(load_config(write(tmp_path, CONFIG)))}
 
 
 def test_account_over_ou_over_defaults(tmp_path):
     targets = _targets(tmp_path)
-    assert targets["444444444444"].detection == DetectionOverrides(band_width=4, ceiling_percent=30)
-    assert targets["444444444444"].backup == BackupOverrides(retention_days=90)
+    assert targets["444444444444"].settings == {
+        "band_width": 4,
+        "ceiling_percent": 30,
+        "retention_days": 90,
+    }
     assert targets["444444444444"].regions == ("us-east-1", "eu-west-1")
 
 
 def test_account_without_settings_is_its_ou(tmp_path):
     targets = _targets(tmp_path)
     account, ou = targets["555555555555"], targets["ou-ab12-prod0001"]
-    assert (account.regions, account.detection, account.backup) == (
-        ou.regions,
-        ou.detection,
-        ou.backup,
-    )
+    assert (account.regions, account.settings) == (ou.regions, ou.settings)
 
 
 def test_own_regions_win(tmp_path):
@@ -69,21 +68,27 @@ def test_own_regions_win(tmp_path):
 def test_ou_without_regions_uses_deployment_regions(tmp_path):
     targets = _targets(tmp_path)
     assert targets["ou-ab12-work0002"].regions == ("us-east-1", "eu-west-1", "eu-central-1")
-    assert targets["ou-ab12-work0002"].detection == DetectionOverrides()
+    assert targets["ou-ab12-work0002"].settings == {}
+
+
+def test_a_target_runs_with_its_override_else_the_default(tmp_path):
+    config = load_config(write(tmp_path, CONFIG))
+    account = {t.id: t for t in resolved(config)}["444444444444"]
+    assert account.value(config, "band_width") == 4
+    assert account.value(config, "evaluation_periods") == config.setting("evaluation_periods") == 1
 
 
 def test_account_outside_target_ous_has_only_its_own_settings(tmp_path):
     target = _targets(tmp_path)["777777777777"]
-    assert target.detection == DetectionOverrides()
-    assert target.backup == BackupOverrides(retention_days=7)
+    assert target.settings == {"retention_days": 7}
     assert target.regions == ("us-east-1", "eu-west-1", "eu-central-1")
 
 
 def test_targets_returns_a_fresh_list(tmp_path):
     config = load_config(write(tmp_path, CONFIG))
-    first = config.targets()
+    first = resolved(config)
     first.clear()
-    assert len(config.targets()) == 6
+    assert len(resolved(config)) == 6
 
 
 def test_instance_groups_carve_out_accounts_with_own_settings(tmp_path):
@@ -99,7 +104,7 @@ def test_instance_groups_carve_out_accounts_with_own_settings(tmp_path):
 def test_copies_do_not_keep_stale_derived_values(tmp_path):
     config = load_config(write(tmp_path, CONFIG))
     assert config.admin_account_id == "111111111111"
-    config.targets()
+    resolved(config)
     copy = config.model_copy(
         update={
             "organization": config.organization.model_copy(
@@ -111,14 +116,14 @@ def test_copies_do_not_keep_stale_derived_values(tmp_path):
         }
     )
     assert copy.admin_account_id == "222222222222"
-    assert [t.id for t in copy.targets()] == ["ou-ab12-prod0001", "ou-ab12-work0002"]
+    assert [t.id for t in resolved(copy)] == ["ou-ab12-prod0001", "ou-ab12-work0002"]
 
 
 def test_the_root_as_the_only_ou_target_is_valid(tmp_path):
     text = CONFIG.replace("      - id: ou-ab12-work0002\n", "").replace(
         "ou-ab12-prod0001", "r-ab12"
     )
-    targets = load_config(write(tmp_path, text)).targets()
+    targets = resolved(load_config(write(tmp_path, text)))
     assert [t.id for t in targets if t.kind == "ou"] == ["r-ab12"]
 
 
@@ -139,7 +144,7 @@ EXCLUDE_WORK = """\
 
 def test_excluded_accounts_are_not_targets(tmp_path):
     config = _with(tmp_path, EXCLUDE_WORK)
-    assert "888888888888" not in {t.id for t in config.targets()}
+    assert "888888888888" not in {t.id for t in resolved(config)}
     assert [a.id for a in config.deployment.targets.excluded()] == ["888888888888"]
     assert "888888888888" not in {a.id for a in config.deployment.targets.deployed_accounts()}
 

@@ -9,7 +9,6 @@ import pytest
 from generator import naming
 from generator.naming import Names
 from generator.synth import INLINE_TEMPLATE_BYTES
-from generator.templates import member
 from tests.generator import template_helpers as h
 
 
@@ -133,7 +132,10 @@ def test_function_runtime_code_and_sizing():
         "S3Bucket": {"Fn::Sub": "${CodeBucketPrefix}-${AWS::Region}"},
         "S3Key": {"Ref": naming.PARAM_CODE_KEY},
     }
-    assert fn["MemorySize"] == config.detection.detector.memory_mb
+    assert fn["MemorySize"] == {"Ref": "DetectorMemoryMB"}
+    assert _member("example")["Parameters"]["DetectorMemoryMB"]["Default"] == str(
+        config.detection.detector.memory_mb
+    )
     assert fn["FunctionName"] == Names(config.name).detector_function
     assert fn["KmsKeyArn"] == {"Fn::GetAtt": ["MemberKey", "Arn"]}
 
@@ -145,10 +147,10 @@ def test_environment_is_exactly_the_detector_contract():
         "STATE_TABLE": {"Ref": "StateTable"},
         "METRIC_NAMESPACE": config.detection.metric_namespace,
         "ALARM_PREFIX": config.detection.alarm_prefix,
-        "ANOMALY_BAND_WIDTH": {"Ref": naming.PARAM_BAND_WIDTH},
-        "CEILING_PERCENT": {"Ref": naming.PARAM_CEILING_PERCENT},
-        "ALARM_PERIOD_SECONDS": {"Ref": naming.PARAM_ALARM_PERIOD},
-        "EVALUATION_PERIODS": {"Ref": naming.PARAM_EVALUATION_PERIODS},
+        "ANOMALY_BAND_WIDTH": {"Ref": "AnomalyBandWidth"},
+        "CEILING_PERCENT": {"Ref": "CeilingPercent"},
+        "ALARM_PERIOD_SECONDS": {"Ref": "AlarmPeriodSeconds"},
+        "EVALUATION_PERIODS": {"Ref": "EvaluationPeriods"},
         "RESOURCE_TYPES": "EBS,EC2",
         "CENTRAL_BUS_ARN": {
             "Fn::Sub": Names(config.name).central_bus_arn(
@@ -157,8 +159,9 @@ def test_environment_is_exactly_the_detector_contract():
         },
         "EVENT_SOURCE": naming.EVENT_SOURCE,
         "WORK_QUEUE_URL": {"Ref": "WorkQueue"},
-        "EBS_MAX_REQUESTS_PER_SECOND": "40",
-        "EBS_COUNT_WORKERS": str(member.COUNT_WORKERS),
+        # Overridable per OU or account (a parameter), unlike the count's worker count.
+        "EBS_MAX_REQUESTS_PER_SECOND": {"Ref": "EbsMaxRequestsPerSecond"},
+        "EBS_COUNT_WORKERS": "8",
         "ALARM_ACTIONS_ENABLED": "true",
     }
 
@@ -185,7 +188,10 @@ def test_event_source_mapping_reports_partial_failures_and_caps_concurrency():
     config = h.config("example")
     esm = h.one(_member("example"), "AWS::Lambda::EventSourceMapping")["Properties"]
     assert esm["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    assert esm["ScalingConfig"] == {"MaximumConcurrency": config.detection.detector.max_concurrency}
+    assert esm["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "DetectorMaxConcurrency"}}
+    assert _member("example")["Parameters"]["DetectorMaxConcurrency"]["Default"] == str(
+        config.detection.detector.max_concurrency
+    )
     assert esm["EventSourceArn"] == {"Fn::GetAtt": ["WorkQueue", "Arn"]}
 
 
@@ -342,8 +348,8 @@ def test_create_mode_has_vault_plan_and_tag_selection():
     assert vault["DeletionPolicy"] == "RetainExceptOnCreate"
     plan = h.one(tpl, "AWS::Backup::BackupPlan")["Properties"]["BackupPlan"]
     (rule,) = plan["BackupPlanRule"]
-    assert rule["ScheduleExpression"] == {"Ref": naming.PARAM_BACKUP_SCHEDULE}
-    assert rule["Lifecycle"] == {"DeleteAfterDays": {"Ref": naming.PARAM_RETENTION_DAYS}}
+    assert rule["ScheduleExpression"] == {"Ref": "BackupSchedule"}
+    assert rule["Lifecycle"] == {"DeleteAfterDays": {"Ref": "BackupRetentionDays"}}
     selection = h.one(tpl, "AWS::Backup::BackupSelection")["Properties"]["BackupSelection"]
     tag = config.backup.selection_tag
     assert selection["Conditions"] == {
@@ -386,8 +392,8 @@ def test_existing_mode_creates_no_backup_resources_or_parameters(variant):
     tpl = _member(variant)
     assert not [r for r in tpl["Resources"].values() if r["Type"].startswith("AWS::Backup::")]
     assert "BackupRole" not in tpl["Resources"]
-    assert naming.PARAM_BACKUP_SCHEDULE not in tpl["Parameters"]
-    assert naming.PARAM_RETENTION_DAYS not in tpl["Parameters"]
+    assert "BackupSchedule" not in tpl["Parameters"]
+    assert "BackupRetentionDays" not in tpl["Parameters"]
 
 
 # -- template-wide properties --------------------------------------------------------------
@@ -398,15 +404,18 @@ def test_parameters_are_the_overridable_settings_and_the_code_location():
         [
             naming.PARAM_CODE_BUCKET_PREFIX,
             naming.PARAM_CODE_KEY,
-            naming.PARAM_BAND_WIDTH,
-            naming.PARAM_CEILING_PERCENT,
-            naming.PARAM_ALARM_PERIOD,
-            naming.PARAM_EVALUATION_PERIODS,
-            naming.PARAM_BACKUP_SCHEDULE,
-            naming.PARAM_RETENTION_DAYS,
+            "AnomalyBandWidth",
+            "CeilingPercent",
+            "AlarmPeriodSeconds",
+            "EvaluationPeriods",
+            "BackupSchedule",
+            "BackupRetentionDays",
+            "DetectorMemoryMB",
+            "DetectorMaxConcurrency",
+            "EbsMaxRequestsPerSecond",
         ]
     )
-    assert _member("example")["Parameters"][naming.PARAM_BAND_WIDTH]["Default"] == "2"
+    assert _member("example")["Parameters"]["AnomalyBandWidth"]["Default"] == "2"
 
 
 @pytest.mark.parametrize("variant", h.VARIANTS)

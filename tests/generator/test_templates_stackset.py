@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from generator import naming
-from generator.config.model import BackupOverrides, DetectionOverrides
 from generator.instance_groups import instance_groups, parameter_overrides
 from generator.naming import Names
 from generator.templates import common, stackset, stackset_roles
@@ -51,12 +50,15 @@ def test_parameters_carry_code_location_and_every_overridable_default():
     assert params == {
         naming.PARAM_CODE_BUCKET_PREFIX: Names(config.name).artifact_bucket_prefix("222222222222"),
         naming.PARAM_CODE_KEY: result.lambda_package.key,
-        naming.PARAM_BAND_WIDTH: "2",
-        naming.PARAM_CEILING_PERCENT: "50",
-        naming.PARAM_ALARM_PERIOD: "86400",
-        naming.PARAM_EVALUATION_PERIODS: "1",
-        naming.PARAM_BACKUP_SCHEDULE: config.backup.schedule,
-        naming.PARAM_RETENTION_DAYS: "35",
+        "AnomalyBandWidth": "2",
+        "CeilingPercent": "50",
+        "AlarmPeriodSeconds": "86400",
+        "EvaluationPeriods": "1",
+        "BackupSchedule": config.backup.schedule,
+        "BackupRetentionDays": "35",
+        "DetectorMemoryMB": "1024",
+        "DetectorMaxConcurrency": "5",
+        "EbsMaxRequestsPerSecond": "40",
     }
 
 
@@ -88,21 +90,18 @@ def test_overrides_reach_the_instances_of_the_example():
     ]
     (group,) = payments
     overrides = {p["ParameterKey"]: p["ParameterValue"] for p in group["ParameterOverrides"]}
-    assert overrides == {naming.PARAM_BAND_WIDTH: "3", naming.PARAM_CEILING_PERCENT: "30"}
+    assert overrides == {"AnomalyBandWidth": "3", "CeilingPercent": "30"}
 
 
 def test_existing_mode_never_overrides_backup_parameters():
     # The config rejects backup overrides in mode existing; the grouping drops them anyway,
     # since StackSets refuse overrides of parameters the template does not declare.
-    backup = BackupOverrides(retention_days=9)
-    detection = DetectionOverrides(band_width=3)
-    assert parameter_overrides(detection, backup, with_backup=False) == (
-        (naming.PARAM_BAND_WIDTH, "3"),
-    )
-    assert (naming.PARAM_RETENTION_DAYS, "9") in parameter_overrides(detection, backup)
+    settings = {"retention_days": 9, "band_width": 3.0}
+    assert parameter_overrides(settings, with_backup=False) == (("AnomalyBandWidth", "3"),)
+    assert ("BackupRetentionDays", "9") in parameter_overrides(settings)
     params = stackset.stackset_parameters(h.config("self-existing"), "k.zip")
-    assert naming.PARAM_RETENTION_DAYS not in params
-    assert naming.PARAM_BACKUP_SCHEDULE not in params
+    assert "BackupRetentionDays" not in params
+    assert "BackupSchedule" not in params
 
 
 def test_self_managed_stackset_names_its_roles():

@@ -18,13 +18,14 @@ import yaml
 from moto import mock_aws
 
 from generator.config.model import OrgConfig
-from generator.naming import PARAM_BAND_WIDTH, PARAM_CODE_BUCKET_PREFIX, PARAM_CODE_KEY, Names
+from generator.naming import PARAM_CODE_BUCKET_PREFIX, PARAM_CODE_KEY, Names
 from rollout.artifacts import Built
 from rollout.display import Display
 from rollout.sessions import AwsSessions
 from testing.moto_fidelity import faithful_moto
 from testing.organization import build_organization
 
+PARAM_BAND_WIDTH = "AnomalyBandWidth"
 MANAGEMENT, ADMIN, SECURITY = "111111111111", "222222222222", "333333333333"
 PROD_OU, WORK_OU = "ou-ab12-prod0001", "ou-ab12-work0002"
 A, B, C = "444444444444", "555555555555", "666666666666"
