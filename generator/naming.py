@@ -11,20 +11,35 @@ from __future__ import annotations
 
 import hashlib
 
+from backup_anomaly import contract, events
+from backup_anomaly.records import ResetReason
+
 # Parameters of the member template that locate its code; every other parameter is a
 # setting of the contract (backup_anomaly/contract.py), named there.
 PARAM_CODE_BUCKET_PREFIX = "CodeBucketPrefix"
 PARAM_CODE_KEY = "CodeKey"
 
-# Events the detector puts on the central bus (source is also passed as EVENT_SOURCE).
-EVENT_SOURCE = "backup-anomaly-detection"
-MEASUREMENT_DETAIL_TYPE = "Backup Change Measured"
-BASELINE_RESET_DETAIL_TYPE = "Backup Baseline Reset"
+# Events, spelled once in the detector package (it cannot import the generator): what the
+# detector puts on the central bus and sends itself, and the AWS events it listens to.
+EVENT_SOURCE = str(contract.setting("event_source").default)
+MEASUREMENT_DETAIL_TYPE = events.MEASURED_DETAIL_TYPE
+BASELINE_RESET_DETAIL_TYPE = events.BASELINE_RESET_DETAIL_TYPE
+CONTINUATION_DETAIL_TYPE = events.CONTINUATION_DETAIL_TYPE
 # ``detail.reason`` of a baseline reset whose previous snapshot was deleted: the central
 # stack alerts on it (deleting recovery points is a ransomware precursor).
-RESET_PREVIOUS_SNAPSHOT_MISSING = "previous_snapshot_missing"
-RESET_UNRELATED_SNAPSHOTS = "unrelated_snapshots"
-CONTINUATION_DETAIL_TYPE = "Backup Count Continuation"
+RESET_PREVIOUS_SNAPSHOT_MISSING = ResetReason.PREVIOUS_SNAPSHOT_MISSING.value
+RESET_UNRELATED_SNAPSHOTS = ResetReason.UNRELATED_SNAPSHOTS.value
+BACKUP_EVENT_SOURCE = events.BACKUP_SOURCE
+BACKUP_DETAIL_TYPE = events.BACKUP_JOB_DETAIL_TYPE
+ALARM_EVENT_SOURCE = "aws.cloudwatch"
+ALARM_DETAIL_TYPE = "CloudWatch Alarm State Change"
+
+# AWS managed policies of the role AWS Backup assumes for the plan this toolkit creates;
+# Fn::Sub strings, since IAM rejects a managed policy ARN of another partition.
+BACKUP_MANAGED_POLICIES = (
+    "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForBackup",
+    "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForRestores",
+)
 
 CENTRAL_STACK_SUFFIX = "central"
 ARTIFACTS_STACK_SUFFIX = "artifacts"

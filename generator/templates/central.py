@@ -29,7 +29,6 @@ from generator import iam, naming
 from generator.config.model import OrgConfig
 from generator.naming import Names
 from generator.templates import common
-from generator.templates.member import ALARM_DETAIL_TYPE, ALARM_EVENT_SOURCE
 
 QUEUE_RETENTION_SECONDS = 14 * 86400
 
@@ -338,8 +337,8 @@ class CentralTemplate:
             self.names.central_alarm_rule,
             "Backup anomaly alarm state changes forwarded by member accounts",
             {
-                "source": [ALARM_EVENT_SOURCE],
-                "detail-type": [ALARM_DETAIL_TYPE],
+                "source": [naming.ALARM_EVENT_SOURCE],
+                "detail-type": [naming.ALARM_DETAIL_TYPE],
                 "detail": {"alarmName": [{"prefix": self.alarm_prefix}]},
             },
             [self._alert_target(ALERT_PATHS, ALERT_TEMPLATE), self._audit_target()],

@@ -55,10 +55,6 @@ LOG_RETENTION_DAYS = 365
 # Operational alarms: evaluated every five minutes.
 OPERATIONAL_ALARM_PERIOD = 300
 
-BACKUP_EVENT_SOURCE = "aws.backup"
-BACKUP_DETAIL_TYPE = "Backup Job State Change"
-ALARM_EVENT_SOURCE = "aws.cloudwatch"
-ALARM_DETAIL_TYPE = "CloudWatch Alarm State Change"
 
 # AWS Backup selection resources per configured resource type.
 # Fn::Sub strings: in aws-us-gov and aws-cn a literal "arn:aws:" names nothing, and
@@ -67,11 +63,6 @@ SELECTION_RESOURCES = {
     ResourceType.EBS: f"arn:{PARTITION_PLACEHOLDER}:ec2:*:*:volume/*",
     ResourceType.EC2: f"arn:{PARTITION_PLACEHOLDER}:ec2:*:*:instance/*",
 }
-BACKUP_MANAGED_POLICIES = (
-    f"arn:{PARTITION_PLACEHOLDER}:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForBackup",
-    f"arn:{PARTITION_PLACEHOLDER}:iam::aws:policy/service-role/"
-    "AWSBackupServiceRolePolicyForRestores",
-)
 
 
 class _EsmScalingConfig(tlambda.ScalingConfig):
@@ -253,8 +244,8 @@ class MemberTemplate:
             if existing.plan_ids:
                 detail["createdBy"] = {"backupPlanId": sorted(existing.plan_ids)}
         return {
-            "source": [BACKUP_EVENT_SOURCE],
-            "detail-type": [BACKUP_DETAIL_TYPE],
+            "source": [naming.BACKUP_EVENT_SOURCE],
+            "detail-type": [naming.BACKUP_DETAIL_TYPE],
             "detail": detail,
         }
 
@@ -609,8 +600,8 @@ class MemberTemplate:
             Name=self.names.alarm_forward_rule,
             Description="Forward state changes of backup anomaly alarms to the security account",
             EventPattern={
-                "source": [ALARM_EVENT_SOURCE],
-                "detail-type": [ALARM_DETAIL_TYPE],
+                "source": [naming.ALARM_EVENT_SOURCE],
+                "detail-type": [naming.ALARM_DETAIL_TYPE],
                 "detail": {"alarmName": [{"prefix": self.alarm_prefix}]},
             },
             State="ENABLED",
@@ -636,7 +627,7 @@ class MemberTemplate:
             RoleName=Sub(self.names.backup_role(REGION_PLACEHOLDER)),
             Description="AWS Backup creates and restores the tagged volumes' recovery points",
             AssumeRolePolicyDocument=iam.trust(iam.service("backup.amazonaws.com")),
-            ManagedPolicyArns=[Sub(arn) for arn in BACKUP_MANAGED_POLICIES],
+            ManagedPolicyArns=[Sub(arn) for arn in naming.BACKUP_MANAGED_POLICIES],
             Tags=common.tags(self.config),
         )
 

@@ -39,7 +39,6 @@ from generator import iam, naming
 from generator.config.model import BackupMode, OrgConfig
 from generator.naming import Names
 from generator.templates import common
-from generator.templates.member import BACKUP_MANAGED_POLICIES
 
 IS_ADMIN = "IsAdminAccount"
 IS_TARGET = "IsTargetAccount"
@@ -161,7 +160,7 @@ class StackSetRolesTemplate:
                 "AttachOnlyBackupPolicies",
                 [aiam.AttachRolePolicy, aiam.DetachRolePolicy],
                 [roles],
-                ArnEquals("iam:PolicyARN", [Sub(arn) for arn in BACKUP_MANAGED_POLICIES]),
+                ArnEquals("iam:PolicyARN", [Sub(arn) for arn in naming.BACKUP_MANAGED_POLICIES]),
             ),
             iam.allow(
                 "PassOwnRolesToTheirServices",

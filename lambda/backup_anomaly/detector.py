@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -43,19 +42,25 @@ from backup_anomaly.changed_blocks import (
     count_changed_blocks,
 )
 from backup_anomaly.events import (
-    CONTINUATION_DETAIL_TYPE,
-    RESET_PREVIOUS_SNAPSHOT_MISSING,
-    RESET_UNRELATED_SNAPSHOTS,
     BackupJob,
     Continuation,
     MalformedEvent,
     Skip,
     classify,
+    continuation_event,
 )
 from backup_anomaly.forward import forward_measurement, forward_reset
 from backup_anomaly.logs import Outcome, emit
+from backup_anomaly.records import (
+    BaselineReset,
+    CountProgress,
+    Decision,
+    Measurement,
+    Pending,
+    ResetReason,
+)
 from backup_anomaly.settings import Settings
-from backup_anomaly.snapshots import BLOCK_SIZE, RecoveryPointGone, VolumeSnapshot, resolve
+from backup_anomaly.snapshots import RecoveryPointGone, VolumeSnapshot, resolve
 from backup_anomaly.state import StateConflict, StateStore, VolumeState
 
 MAX_ATTEMPTS = 4
@@ -124,13 +129,11 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _stalled(progress: dict) -> bool:
+def _stalled(progress: CountProgress) -> bool:
     """Whether a saved count has not moved for ``STALE_PROGRESS``."""
-    try:
-        saved = datetime.fromisoformat(progress["savedAt"])
-    except (KeyError, TypeError, ValueError):
+    if progress.saved_at is None:
         return True
-    return _now() - saved > STALE_PROGRESS
+    return _now() - progress.saved_at > STALE_PROGRESS
 
 
 class Detector:
@@ -193,7 +196,7 @@ class Detector:
 
     def _skip_outcome(self, skip: Skip, started: float) -> Outcome:
         return Outcome(
-            decision="malformed" if skip.code == "malformed" else "skipped",
+            decision=Decision.MALFORMED if skip.code == "malformed" else Decision.SKIPPED,
             account=skip.account,
             region=skip.region,
             reason=skip.code,
@@ -206,7 +209,7 @@ class Detector:
         try:
             targets = resolve(job, ec2_client=self.clients.ec2, backup_client=self.clients.backup)
         except (RecoveryPointGone, MalformedEvent) as exc:
-            decision = "malformed" if isinstance(exc, MalformedEvent) else "skipped"
+            decision = Decision.MALFORMED if isinstance(exc, MalformedEvent) else Decision.SKIPPED
             return [
                 emit(
                     Outcome(
@@ -214,7 +217,9 @@ class Detector:
                         account=job.account,
                         region=job.region,
                         volume=job.resource_arn.resource_id,
-                        reason="malformed" if decision == "malformed" else "recovery_point_gone",
+                        reason="malformed"
+                        if decision is Decision.MALFORMED
+                        else "recovery_point_gone",
                         api_calls=self._call_total - calls_before,
                         duration_ms=int((time.monotonic() - started) * 1000),
                         extra={
@@ -228,7 +233,7 @@ class Detector:
         except Exception as exc:
             emit(
                 Outcome(
-                    decision="error",
+                    decision=Decision.ERROR,
                     account=job.account,
                     region=job.region,
                     volume=job.resource_arn.resource_id,
@@ -247,7 +252,7 @@ class Detector:
             return [
                 emit(
                     Outcome(
-                        decision="skipped",
+                        decision=Decision.SKIPPED,
                         account=job.account,
                         region=job.region,
                         volume=job.resource_arn.resource_id,
@@ -312,7 +317,7 @@ class Detector:
                 raise RetryLater(f"{volume_arn}: state kept changing during {MAX_ATTEMPTS} tries")
         except Exception as exc:
             record = Outcome(
-                decision="retry" if isinstance(exc, RetryLater) else "error",
+                decision=Decision.RETRY if isinstance(exc, RetryLater) else Decision.ERROR,
                 account=account,
                 region=region,
                 volume=volume_id,
@@ -348,37 +353,39 @@ class Detector:
         if state is None:
             self._move_baseline(target, expected_version=None, pending=None)
             return self._with_alarms(
-                Outcome("baseline_created", snapshots=snapshots, reason="first sighting"),
+                Outcome(Decision.BASELINE_CREATED, snapshots=snapshots, reason="first sighting"),
                 None,
                 target,
             )
         if state.snapshot_id == target.snapshot_id:
             return self._with_alarms(
-                Outcome("duplicate", snapshots=snapshots, reason="snapshot is the baseline"),
+                Outcome(Decision.DUPLICATE, snapshots=snapshots, reason="snapshot is the baseline"),
                 state,
                 target,
             )
         if not state.is_newer(target.completion_time, target.snapshot_id):
-            return Outcome("stale", snapshots=snapshots, reason="older than the baseline")
+            return Outcome(Decision.STALE, snapshots=snapshots, reason="older than the baseline")
         progress = state.progress
         if progress is not None:
-            other = VolumeSnapshot.from_dict(progress["target"])
+            other = progress.target
             stalled = _stalled(progress)
             if other.snapshot_id == target.snapshot_id:
                 if stalled:
                     return self._take_over(state, progress, remaining)
                 return Outcome(
-                    "in_progress",
+                    Decision.IN_PROGRESS,
                     snapshots=snapshots,
                     reason="count continues in a queued continuation",
-                    extra={"generation": progress["generation"]},
+                    extra={"generation": progress.generation},
                 )
             if (other.completion_time, other.snapshot_id) > (
                 target.completion_time,
                 target.snapshot_id,
             ):
                 return Outcome(
-                    "stale", snapshots=snapshots, reason="older than the snapshot being counted"
+                    Decision.STALE,
+                    snapshots=snapshots,
+                    reason="older than the snapshot being counted",
                 )
             if not stalled:
                 raise VolumeBusy(f"count of {other.snapshot_id} in progress; retry later")
@@ -390,33 +397,33 @@ class Detector:
             )
             adopted.extra = {"volume_arn": other.volume_arn, **adopted.extra}
             emit(adopted)
-            if adopted.decision == "continued":
+            if adopted.decision is Decision.CONTINUED:
                 raise VolumeBusy(f"count of {other.snapshot_id} resumed; retry later")
             raise StateConflict(target.volume_arn)  # the baseline moved: re-read, measure
         return self._measure(state, target, None, 0, remaining)
 
-    def _take_over(self, state: VolumeState, progress: dict, remaining) -> Outcome:
+    def _take_over(self, state: VolumeState, progress: CountProgress, remaining) -> Outcome:
         """Resumes a count whose continuation was lost, one generation up (the lost chain,
         should it come back, is then a duplicate). An unreadable checkpoint restarts it."""
-        target = VolumeSnapshot.from_dict(progress["target"])
         try:
-            checkpoint = CountCheckpoint.from_json(progress["checkpoint"])
-        except (KeyError, ValueError):
+            checkpoint: CountCheckpoint | None = CountCheckpoint.from_json(progress.checkpoint)
+        except ValueError:
             checkpoint = None
-        outcome = self._measure(state, target, checkpoint, progress["generation"], remaining)
-        outcome.extra = {**outcome.extra, "took_over": progress.get("savedAt")}
+        outcome = self._measure(state, progress.target, checkpoint, progress.generation, remaining)
+        saved = progress.saved_at.isoformat() if progress.saved_at else None
+        outcome.extra = {**outcome.extra, "took_over": saved}
         return outcome
 
     def _continue(self, state: VolumeState | None, work: Continuation, remaining) -> Outcome:
         snapshots = {"previous": state.snapshot_id if state else None, "current": work.snapshot_id}
         if state is None:
-            return Outcome("skipped", snapshots=snapshots, reason="unknown_volume")
+            return Outcome(Decision.SKIPPED, snapshots=snapshots, reason="unknown_volume")
         progress = state.progress
-        if progress is not None and progress["target"]["snapshotId"] == work.snapshot_id:
-            generation = progress["generation"]
+        if progress is not None and progress.target.snapshot_id == work.snapshot_id:
+            generation = progress.generation
             if generation > work.generation:
                 return Outcome(
-                    "duplicate",
+                    Decision.DUPLICATE,
                     snapshots=snapshots,
                     reason="continuation of an older generation",
                     extra={"generation": work.generation},
@@ -425,21 +432,24 @@ class Detector:
                 raise ProgressNotVisible(
                     f"checkpoint generation {work.generation} not saved yet ({generation})"
                 )
-            target = VolumeSnapshot.from_dict(progress["target"])
-            checkpoint = CountCheckpoint.from_json(progress["checkpoint"])
-            return self._measure(state, target, checkpoint, generation, remaining)
+            checkpoint = CountCheckpoint.from_json(progress.checkpoint)
+            return self._measure(state, progress.target, checkpoint, generation, remaining)
         if state.snapshot_id == work.snapshot_id or not state.is_newer(
             work.completion_time, work.snapshot_id
         ):
-            return Outcome("duplicate", snapshots=snapshots, reason="count already completed")
+            return Outcome(
+                Decision.DUPLICATE, snapshots=snapshots, reason="count already completed"
+            )
         if progress is not None:
-            other = progress["target"]
-            if (datetime.fromisoformat(other["completionTime"]), other["snapshotId"]) > (
+            other = progress.target
+            if (other.completion_time, other.snapshot_id) > (
                 work.completion_time,
                 work.snapshot_id,
             ):
                 return Outcome(
-                    "stale", snapshots=snapshots, reason="older than the snapshot being counted"
+                    Decision.STALE,
+                    snapshots=snapshots,
+                    reason="older than the snapshot being counted",
                 )
         raise ProgressNotVisible(f"no checkpoint for {work.snapshot_id} yet")
 
@@ -474,17 +484,17 @@ class Detector:
             # SnapshotNotFound: the baseline's snapshot is gone (deleted since the last
             # backup, which is what ransomware does to recovery points first).
             reason = (
-                RESET_UNRELATED_SNAPSHOTS
+                ResetReason.UNRELATED_SNAPSHOTS
                 if isinstance(exc, UnrelatedSnapshots)
-                else RESET_PREVIOUS_SNAPSHOT_MISSING
+                else ResetReason.PREVIOUS_SNAPSHOT_MISSING
             )
-            pending = self._record(target, state.snapshot_id, kind="reset", reason=reason)
-            published = self._advance(target, state, pending)
+            reset = BaselineReset(target, state.snapshot_id, reason, _now())
+            published = self._advance(target, state, reset)
             return self._with_alarms(
                 Outcome(
-                    "baseline_reset",
+                    Decision.BASELINE_RESET,
                     snapshots=snapshots,
-                    reason=reason,
+                    reason=reason.value,
                     extra={"message": str(exc), **published},
                 ),
                 state,
@@ -500,33 +510,33 @@ class Detector:
             self.store.save_progress(
                 target.volume_arn,
                 expected_version=state.version,
-                progress={
-                    "target": target.to_dict(),
-                    "previousSnapshotId": state.snapshot_id,
-                    "generation": generation,
-                    "checkpoint": result.checkpoint.to_json(),
-                    "savedAt": _now().isoformat(),
-                },
+                progress=CountProgress(
+                    target=target,
+                    previous_snapshot_id=state.snapshot_id,
+                    generation=generation,
+                    checkpoint=result.checkpoint.to_json(),
+                    saved_at=_now(),
+                ),
             )
             return Outcome(
-                "continued",
+                Decision.CONTINUED,
                 snapshots=snapshots,
                 changed_blocks=result.changed_blocks,
                 reason="deadline; continuation queued",
                 extra={"generation": generation, "partial": True},
             )
-        pending = self._record(
-            target,
-            state.snapshot_id,
-            kind="measurement",
+        measurement = Measurement(
+            target=target,
+            previous_snapshot_id=state.snapshot_id,
             changed_blocks=result.changed_blocks,
             volume_size_gib=result.volume_size_gib or target.volume_size_gib,
             block_size=result.block_size,
+            measured_at=_now(),
         )
-        published = self._advance(target, state, pending)
+        published = self._advance(target, state, measurement)
         return self._with_alarms(
             Outcome(
-                "measured",
+                Decision.MEASURED,
                 snapshots=snapshots,
                 changed_blocks=result.changed_blocks,
                 extra=published,
@@ -536,7 +546,7 @@ class Detector:
         )
 
     def _move_baseline(
-        self, target: VolumeSnapshot, *, expected_version: int | None, pending: dict | None
+        self, target: VolumeSnapshot, *, expected_version: int | None, pending: Pending | None
     ) -> None:
         self.store.move_baseline(
             target.volume_arn,
@@ -549,81 +559,40 @@ class Detector:
             pending=pending,
         )
 
-    def _advance(self, target: VolumeSnapshot, state: VolumeState, pending: dict) -> dict:
+    def _advance(self, target: VolumeSnapshot, state: VolumeState, pending: Pending) -> dict:
         """Moves the baseline to ``target`` with ``pending`` in the same write, publishes it."""
         self._move_baseline(target, expected_version=state.version, pending=pending)
         return self._publish_pending(target.volume_arn, pending)
 
-    def _record(
-        self,
-        target: VolumeSnapshot,
-        previous: str,
-        *,
-        kind: str,
-        reason: str = "",
-        changed_blocks: int = 0,
-        volume_size_gib: int | None = None,
-        block_size: int = BLOCK_SIZE,
-    ) -> dict:
-        """The pending record written with the baseline move (everything publishing needs)."""
-        size = volume_size_gib or target.volume_size_gib
-        percent = None
-        if size:
-            percent = round(100.0 * changed_blocks * block_size / (size * 1024**3), 4)
-        return {
-            "kind": kind,
-            "reason": reason,
-            "measurementId": f"{target.volume_arn}/{previous}/{target.snapshot_id}",
-            "account": target.account,
-            "region": target.region,
-            "volumeId": target.volume_id,
-            "volumeArn": target.volume_arn,
-            "previousSnapshotId": previous,
-            "snapshotId": target.snapshot_id,
-            "changedBlocks": changed_blocks,
-            "changedBytes": changed_blocks * block_size,
-            "percentOfVolume": percent,
-            "volumeSizeGiB": size,
-            "backupJobId": target.backup_job_id,
-            "resourceType": target.resource_type,
-            "completionTime": target.completion_time.isoformat(),
-            "measuredAt": _now().isoformat(),
-        }
-
-    def _publish_pending(self, volume_arn: str, pending: dict) -> dict:
+    def _publish_pending(self, volume_arn: str, pending: Pending) -> dict:
         """Publishes a pending record, then clears it. Safe to repeat."""
         namespace = self.settings.metric_namespace
         cloudwatch = self.clients.cloudwatch
+        bus, source = self.settings.central_bus_arn, self.settings.event_source
         info: dict = {}
-        if pending.get("kind") == "reset":
+        if isinstance(pending, BaselineReset):
             metrics.put_counter(cloudwatch, namespace, metrics.BASELINE_RESETS)
-            forwarded = forward_reset(
-                self.clients.events,
-                self.settings.central_bus_arn,
-                self.settings.event_source,
-                pending,
-            )
+            forwarded = forward_reset(self.clients.events, bus, source, pending)
         else:
-            timestamp = datetime.fromisoformat(pending["completionTime"])
+            timestamp = pending.target.completion_time
             if metrics.publishable(timestamp):
                 metrics.put_changed_blocks(
-                    cloudwatch, namespace, pending["volumeId"], pending["changedBlocks"], timestamp
+                    cloudwatch,
+                    namespace,
+                    pending.target.volume_id,
+                    pending.changed_blocks,
+                    timestamp,
                 )
                 info["metric"] = "published"
             else:
                 # CloudWatch would reject it forever; the forward below still records it.
                 info["metric"] = "too_old"
-            forwarded = forward_measurement(
-                self.clients.events,
-                self.settings.central_bus_arn,
-                self.settings.event_source,
-                pending,
-            )
+            forwarded = forward_measurement(self.clients.events, bus, source, pending)
         info["forward"] = forwarded.status
         if forwarded.status == "failed":
             info["forward_error"] = forwarded.error
             metrics.put_counter(cloudwatch, namespace, metrics.FORWARD_FAILURES)
-        self.store.clear_pending(volume_arn, pending["snapshotId"])
+        self.store.clear_pending(volume_arn, pending.target.snapshot_id)
         return info
 
     def _with_alarms(
@@ -634,25 +603,7 @@ class Detector:
         return outcome
 
     def _send_continuation(self, target: VolumeSnapshot, previous: str, generation: int) -> None:
-        body = {
-            "version": "0",
-            "id": str(uuid.uuid4()),
-            "detail-type": CONTINUATION_DETAIL_TYPE,
-            "source": self.settings.event_source,
-            "account": target.account,
-            "time": _now().strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "region": target.region,
-            "resources": [target.volume_arn],
-            "detail": {
-                "volumeArn": target.volume_arn,
-                "volumeId": target.volume_id,
-                "snapshotId": target.snapshot_id,
-                "previousSnapshotId": previous,
-                "completionTime": target.completion_time.isoformat(),
-                "generation": generation,
-                "backupJobId": target.backup_job_id,
-            },
-        }
+        body = continuation_event(target, previous, generation, self.settings.event_source, _now())
         self.clients.sqs.send_message(
             QueueUrl=self.settings.work_queue_url,
             MessageBody=json.dumps(body),

@@ -9,12 +9,16 @@ Continuation`` messages (a count that did not fit in one invocation). Everything
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from backup_anomaly.settings import SUPPORTED_RESOURCE_TYPES, Settings
+
+if TYPE_CHECKING:
+    from backup_anomaly.snapshots import VolumeSnapshot
 
 BACKUP_SOURCE = "aws.backup"
 BACKUP_JOB_DETAIL_TYPE = "Backup Job State Change"
@@ -22,9 +26,6 @@ COPY_JOB_DETAIL_TYPE = "Copy Job State Change"
 CONTINUATION_DETAIL_TYPE = "Backup Count Continuation"
 MEASURED_DETAIL_TYPE = "Backup Change Measured"
 BASELINE_RESET_DETAIL_TYPE = "Backup Baseline Reset"
-# ``reason`` of a ``Backup Baseline Reset``: the central stack alerts on the first.
-RESET_PREVIOUS_SNAPSHOT_MISSING = "previous_snapshot_missing"
-RESET_UNRELATED_SNAPSHOTS = "unrelated_snapshots"
 COMPLETED = "COMPLETED"
 
 
@@ -177,6 +178,33 @@ class BackupJobEvent(EventBridgeEvent):
         if not resources:
             return None
         return Arn.parse(resources[0], where="event.resources[0]")
+
+
+def continuation_event(
+    target: VolumeSnapshot, previous_snapshot_id: str, generation: int, source: str, now: datetime
+) -> dict[str, Any]:
+    """The detector's own ``Backup Count Continuation`` message (read back by
+    :class:`ContinuationEvent`): an EventBridge-shaped envelope on the work queue, so one
+    classification path serves it and the backup events."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": CONTINUATION_DETAIL_TYPE,
+        "source": source,
+        "account": target.account,
+        "time": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": target.region,
+        "resources": [target.volume_arn],
+        "detail": {
+            "volumeArn": target.volume_arn,
+            "volumeId": target.volume_id,
+            "snapshotId": target.snapshot_id,
+            "previousSnapshotId": previous_snapshot_id,
+            "completionTime": target.completion_time.isoformat(),
+            "generation": generation,
+            "backupJobId": target.backup_job_id,
+        },
+    }
 
 
 class ContinuationEvent(EventBridgeEvent):

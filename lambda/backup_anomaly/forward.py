@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from botocore.exceptions import BotoCoreError, ClientError
 
 from backup_anomaly.events import BASELINE_RESET_DETAIL_TYPE, MEASURED_DETAIL_TYPE
+from backup_anomaly.records import BaselineReset, Measurement
 
 
 @dataclass(frozen=True)
@@ -27,77 +28,32 @@ class ForwardResult:
     error: str | None = None
 
 
-def measurement_detail(measurement: dict) -> dict:
-    """The event detail of a pending measurement record (see ``detector``).
-
-    ``measurementId`` (volume ARN / previous snapshot / snapshot) is stable across retries,
-    so the audit side can drop the duplicate a retried publication may put.
-    """
-    keys = (
-        "measurementId",
-        "account",
-        "region",
-        "volumeId",
-        "volumeArn",
-        "previousSnapshotId",
-        "snapshotId",
-        "changedBlocks",
-        "changedBytes",
-        "percentOfVolume",
-        "volumeSizeGiB",
-        "backupJobId",
-        "resourceType",
-        "completionTime",
-        "measuredAt",
-    )
-    return {key: measurement.get(key) for key in keys}
-
-
-def reset_detail(record: dict) -> dict:
-    """The event detail of a pending baseline-reset record (see ``detector``).
-
-    ``resetId`` (volume ARN / previous snapshot / new snapshot) is stable across retries: a
-    reset republished after a crash carries the same id, so the audit side can drop it.
-    """
-    return {
-        "resetId": record.get("measurementId"),
-        "account": record.get("account"),
-        "region": record.get("region"),
-        "volumeId": record.get("volumeId"),
-        "volumeArn": record.get("volumeArn"),
-        "previousSnapshotId": record.get("previousSnapshotId"),
-        "snapshotId": record.get("snapshotId"),
-        "reason": record.get("reason"),
-        "backupJobId": record.get("backupJobId"),
-        "resourceType": record.get("resourceType"),
-        "completionTime": record.get("completionTime"),
-        "resetAt": record.get("measuredAt"),
-    }
-
-
 def forward_measurement(
-    client, bus_arn: str | None, source: str, measurement: dict
+    client, bus_arn: str | None, source: str, measurement: Measurement
 ) -> ForwardResult:
-    """Puts one ``Backup Change Measured`` event on the central bus (see :func:`put_event`)."""
+    """Puts one ``Backup Change Measured`` event on the central bus (see :func:`put_event`).
+
+    Its ``measurementId`` (volume ARN / previous snapshot / snapshot) is stable across
+    retries, so the audit side can drop the duplicate a retried publication may put.
+    """
     return put_event(
         client,
         bus_arn,
         source,
         MEASURED_DETAIL_TYPE,
-        measurement["volumeArn"],
-        measurement_detail(measurement),
+        measurement.target.volume_arn,
+        measurement.detail(),
     )
 
 
-def forward_reset(client, bus_arn: str | None, source: str, record: dict) -> ForwardResult:
-    """Puts one ``Backup Baseline Reset`` event on the central bus (see :func:`put_event`)."""
+def forward_reset(client, bus_arn: str | None, source: str, reset: BaselineReset) -> ForwardResult:
+    """Puts one ``Backup Baseline Reset`` event on the central bus (see :func:`put_event`).
+
+    Its ``resetId`` is stable across retries: a reset republished after a crash carries the
+    same id, so the audit side can drop it.
+    """
     return put_event(
-        client,
-        bus_arn,
-        source,
-        BASELINE_RESET_DETAIL_TYPE,
-        record["volumeArn"],
-        reset_detail(record),
+        client, bus_arn, source, BASELINE_RESET_DETAIL_TYPE, reset.target.volume_arn, reset.detail()
     )
 
 

@@ -21,6 +21,7 @@ from backup_anomaly.detector import (
     Detector,
 )
 from backup_anomaly.logs import Outcome, emit
+from backup_anomaly.records import Decision
 from backup_anomaly.settings import Settings, load
 
 _detector: Detector | None = None
@@ -114,7 +115,11 @@ def _handle_batch(detector: Detector, records: list[dict], remaining) -> dict:
         if remaining is not None and remaining() < POST_COUNT_RESERVE_SECONDS:
             # Not enough time to start: hand it back to SQS rather than risk a timeout.
             emit(
-                Outcome("deferred", reason="invocation_deadline", extra={"message_id": message_id})
+                Outcome(
+                    Decision.DEFERRED,
+                    reason="invocation_deadline",
+                    extra={"message_id": message_id},
+                )
             )
             failures.append({"itemIdentifier": message_id})
             continue
@@ -123,7 +128,7 @@ def _handle_batch(detector: Detector, records: list[dict], remaining) -> dict:
         except (TypeError, ValueError) as exc:
             emit(
                 Outcome(
-                    "malformed",
+                    Decision.MALFORMED,
                     reason="malformed",
                     extra={"message": f"SQS body is not JSON: {exc}", "message_id": message_id},
                 )

@@ -13,6 +13,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+from backup_anomaly.records import Decision
+
 FIXED_KEYS = (
     "account",
     "region",
@@ -31,14 +33,12 @@ class Outcome:
     """What happened to one volume (or one event that was skipped).
 
     Attributes:
-        decision: ``measured``, ``baseline_created``, ``baseline_reset``, ``duplicate``,
-            ``stale``, ``in_progress``, ``continued``, ``superseded``, ``skipped``,
-            ``malformed``, ``deferred``, ``retry`` or ``error``.
+        decision: what happened (logged as its value).
         reason: a short machine-readable reason or a human message.
         extra: further keys, logged after the fixed ones.
     """
 
-    decision: str
+    decision: Decision
     account: str | None = None
     region: str | None = None
     volume: str | None = None
@@ -52,6 +52,7 @@ class Outcome:
     def to_dict(self) -> dict:
         """The log record, fixed keys first."""
         record = {key: getattr(self, key) for key in FIXED_KEYS}
+        record["decision"] = str(self.decision)
         for key, value in self.extra.items():
             if key not in record:
                 record[key] = value
@@ -80,6 +81,6 @@ logger.propagate = False
 def emit(outcome: Outcome) -> dict:
     """Logs one outcome and returns the record (for the caller's own accounting)."""
     record = outcome.to_dict()
-    level = logging.ERROR if outcome.decision == "error" else logging.INFO
+    level = logging.ERROR if outcome.decision is Decision.ERROR else logging.INFO
     logger.log(level, json.dumps(record, default=str))
     return record

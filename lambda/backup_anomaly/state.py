@@ -18,12 +18,13 @@ baseline.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import boto3
 from botocore.exceptions import ClientError
+
+from backup_anomaly.records import CountProgress, Pending, pending_from_json, pending_to_json
 
 
 class StateConflict(Exception):
@@ -56,8 +57,8 @@ class VolumeState:
     version: int
     base_blocks: int | None = None
     volume_size_gib: int | None = None
-    pending: dict | None = None
-    progress: dict | None = None
+    pending: Pending | None = None
+    progress: CountProgress | None = None
     alarm_fingerprint: str | None = None
     alarm_base_blocks: int | None = None
     alarms_verified_at: datetime | None = None
@@ -122,8 +123,8 @@ class StateStore:
             version=_n(item, "Version") or 0,
             base_blocks=_n(item, "BaseBlocks"),
             volume_size_gib=_n(item, "VolumeSizeGiB"),
-            pending=json.loads(pending) if pending else None,
-            progress=json.loads(progress) if progress else None,
+            pending=pending_from_json(pending) if pending else None,
+            progress=CountProgress.from_json(progress) if progress else None,
             alarm_fingerprint=_s(item, "AlarmFingerprint"),
             alarm_base_blocks=_n(item, "AlarmBaseBlocks"),
             alarms_verified_at=datetime.fromisoformat(verified) if verified else None,
@@ -152,7 +153,7 @@ class StateStore:
         completion_time: datetime,
         base_blocks: int | None,
         expected_version: int | None,
-        pending: dict | None,
+        pending: Pending | None,
         volume_size_gib: int | None = None,
     ) -> None:
         """Moves the baseline to a snapshot, recording what must be published.
@@ -191,7 +192,7 @@ class StateStore:
             values[":size"] = {"N": str(volume_size_gib)}
         if pending is not None:
             sets += ["Pending = :pending", "PendingSnapshotId = :snap"]
-            values[":pending"] = {"S": json.dumps(pending, sort_keys=True)}
+            values[":pending"] = {"S": pending_to_json(pending)}
         else:
             removes += ["Pending", "PendingSnapshotId"]
         if expected_version is None:
@@ -219,7 +220,9 @@ class StateStore:
             return False
         return True
 
-    def save_progress(self, volume_arn: str, *, expected_version: int, progress: dict) -> None:
+    def save_progress(
+        self, volume_arn: str, *, expected_version: int, progress: CountProgress
+    ) -> None:
         """Saves a partial count against the current baseline.
 
         Raises:
@@ -230,7 +233,7 @@ class StateStore:
             "SET Progress = :p, Version = :next, UpdatedAt = :now",
             "Version = :v",
             {
-                ":p": {"S": json.dumps(progress, sort_keys=True)},
+                ":p": {"S": progress.to_json()},
                 ":v": {"N": str(expected_version)},
                 ":next": {"N": str(expected_version + 1)},
                 ":now": {"S": _time(datetime.now(UTC))},

@@ -8,6 +8,7 @@ machine's speed.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from backup_anomaly import changed_blocks, handler
@@ -145,7 +146,7 @@ def test_duplicate_continuation_and_duplicate_original_while_in_progress(world, 
     assert again == {"batchItemFailures": []}
     assert [(line["decision"]) for line in lines()] == ["duplicate", "in_progress"]
     state = world.store.get(world.volume_arn(vol))
-    assert state.progress["generation"] == 2 and state.snapshot_id == s1
+    assert state.progress.generation == 2 and state.snapshot_id == s1
 
 
 def test_newer_backup_waits_for_the_count_in_progress(world, handler_env, lines):
@@ -214,12 +215,12 @@ def test_too_little_time_to_count_is_retried_not_looped(world, handler_env, line
 def _age_progress(world, vol, minutes: float) -> None:
     """Moves the saved checkpoint's ``savedAt`` into the past (as if its chain went quiet)."""
     state = world.store.get(world.volume_arn(vol))
-    progress = dict(state.progress, savedAt=recent(minutes).isoformat())
+    progress = dataclasses.replace(state.progress, saved_at=recent(minutes))
     world.dynamodb.update_item(
         TableName="backup-anomaly-state",
         Key={"VolumeArn": {"S": world.volume_arn(vol)}},
         UpdateExpression="SET Progress = :p",
-        ExpressionAttributeValues={":p": {"S": json.dumps(progress, sort_keys=True)}},
+        ExpressionAttributeValues={":p": {"S": progress.to_json()}},
     )
 
 

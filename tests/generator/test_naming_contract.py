@@ -33,16 +33,19 @@ def test_event_source_default_is_the_generators():
     assert settings.load({"STATE_TABLE": "t"}).event_source == naming.EVENT_SOURCE
 
 
-def test_event_detail_types_agree():
-    # The central rules match the detail-types and the reset reason the detector puts; the
-    # detector package cannot import the generator, so each side spells them once.
-    assert events.MEASURED_DETAIL_TYPE == naming.MEASUREMENT_DETAIL_TYPE
-    assert events.BASELINE_RESET_DETAIL_TYPE == naming.BASELINE_RESET_DETAIL_TYPE
-    assert events.CONTINUATION_DETAIL_TYPE == naming.CONTINUATION_DETAIL_TYPE
+def test_the_central_rules_match_what_the_detector_puts():
+    # The detector's events and reasons are spelled once (its package); the central rules
+    # are built from them. A rule matching another spelling would silence the alert.
+    from backup_anomaly.records import ResetReason
+    from generator.templates import central
+    from tests.generator import template_helpers as h
 
-
-def test_reset_reasons_agree():
-    # The central snapshot-deleted rule alerts on this reason: a typo on either side would
-    # silence the alert.
-    assert events.RESET_PREVIOUS_SNAPSHOT_MISSING == naming.RESET_PREVIOUS_SNAPSHOT_MISSING
-    assert events.RESET_UNRELATED_SNAPSHOTS == naming.RESET_UNRELATED_SNAPSHOTS
+    rules = [
+        r["Properties"]["EventPattern"]
+        for r in central.build(h.config("example")).to_dict()["Resources"].values()
+        if r["Type"] == "AWS::Events::Rule"
+    ]
+    detail_types = {t for pattern in rules for t in pattern.get("detail-type", [])}
+    assert {events.MEASURED_DETAIL_TYPE, events.BASELINE_RESET_DETAIL_TYPE} <= detail_types
+    reasons = {r for pattern in rules for r in pattern.get("detail", {}).get("reason", [])}
+    assert reasons == {ResetReason.PREVIOUS_SNAPSHOT_MISSING.value}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 import pytest
 
@@ -194,24 +195,25 @@ def test_queue_policies_admit_only_the_rules_that_target_them():
 
 def _reset_event(reason: str = naming.RESET_PREVIOUS_SNAPSHOT_MISSING) -> dict:
     """The event the detector puts for a reset (its own detail builder, not a copy)."""
-    from backup_anomaly import forward
+    from backup_anomaly.records import BaselineReset, ResetReason
+    from backup_anomaly.snapshots import VolumeSnapshot
 
     volume_arn = "arn:aws:ec2:eu-west-1:444444444444:volume/vol-0abc"
-    record = {
-        "kind": "reset",
-        "reason": reason,
-        "measurementId": f"{volume_arn}/snap-old/snap-new",
-        "account": "444444444444",
-        "region": "eu-west-1",
-        "volumeId": "vol-0abc",
-        "volumeArn": volume_arn,
-        "previousSnapshotId": "snap-old",
-        "snapshotId": "snap-new",
-        "backupJobId": "job-1",
-        "resourceType": "EBS",
-        "completionTime": "2026-11-24T05:00:00+00:00",
-        "measuredAt": "2026-11-24T05:01:00+00:00",
-    }
+    reset = BaselineReset(
+        target=VolumeSnapshot(
+            volume_arn=volume_arn,
+            volume_id="vol-0abc",
+            snapshot_id="snap-new",
+            completion_time=datetime(2026, 11, 24, 5, tzinfo=UTC),
+            backup_job_id="job-1",
+            resource_type="EBS",
+            account="444444444444",
+            region="eu-west-1",
+        ),
+        previous_snapshot_id="snap-old",
+        reason=ResetReason(reason),
+        reset_at=datetime(2026, 11, 24, 5, 1, tzinfo=UTC),
+    )
     return {
         "version": "0",
         "id": "1",
@@ -221,7 +223,7 @@ def _reset_event(reason: str = naming.RESET_PREVIOUS_SNAPSHOT_MISSING) -> dict:
         "time": "2026-11-24T05:01:00Z",
         "region": "eu-west-1",
         "resources": [volume_arn],
-        "detail": forward.reset_detail(record),
+        "detail": reset.detail(),
     }
 
 
@@ -269,10 +271,10 @@ def test_deleted_previous_snapshot_alerts_with_an_actionable_message():
 
 
 def test_reset_event_from_the_detector_matches_only_where_it_should():
-    from backup_anomaly import events
+    from backup_anomaly.records import ResetReason
 
-    missing = _reset_event(events.RESET_PREVIOUS_SNAPSHOT_MISSING)
-    unrelated = _reset_event(events.RESET_UNRELATED_SNAPSHOTS)
+    missing = _reset_event(ResetReason.PREVIOUS_SNAPSHOT_MISSING.value)
+    unrelated = _reset_event(ResetReason.UNRELATED_SNAPSHOTS.value)
     rules = _rules(_central("example"))
     names = Names("backup-anomaly")
 
