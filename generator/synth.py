@@ -20,6 +20,7 @@ from troposphere import Template
 from generator.config.model import OrgConfig, PermissionModel
 from generator.config.resolve import targets as resolved_targets
 from generator.errors import UserError
+from generator.layout import layout
 from generator.naming import Names
 from generator.package import DEFAULT_SOURCE, LambdaPackage, build_lambda_zip
 from generator.templates import artifacts, central, member, stackset, stackset_roles
@@ -125,14 +126,6 @@ def target_count(config: OrgConfig) -> dict:
     return result
 
 
-def artifact_regions(config: OrgConfig) -> list[str]:
-    """Regions that need an artifact bucket: every target region and the home region."""
-    regions = {r for t in resolved_targets(config) for r in t.regions}
-    regions.update(config.deployment.regions)
-    regions.add(config.security.home_region)
-    return sorted(regions)
-
-
 def manifest(
     config: OrgConfig,
     rendered: dict[str, str],
@@ -142,7 +135,8 @@ def manifest(
 ) -> dict:
     """The manifest: every artifact with its sha256, the buckets and the target count."""
     names = Names(config.name)
-    admin = config.admin_account_id
+    where = layout(config)
+    admin = where.admin_account
     entries = []
     for name, body in rendered.items():
         data = body.encode()
@@ -181,7 +175,7 @@ def manifest(
             "artifacts": {
                 "stack_name": names.artifacts_stack,
                 "account": admin,
-                "regions": artifact_regions(config),
+                "regions": list(where.artifact_regions),
                 "template": "artifacts",
             },
             "stackset": {
@@ -194,7 +188,7 @@ def manifest(
             **_roles_stack(config, names),
         },
         "artifact_buckets": {
-            region: names.artifact_bucket(admin, region) for region in artifact_regions(config)
+            region: where.artifact_bucket(region) for region in where.artifact_regions
         },
         "artifacts": sorted(entries, key=lambda e: e["name"]),
         "targets": target_count(config),
@@ -203,14 +197,13 @@ def manifest(
 
 def _roles_stack(config: OrgConfig, names: Names) -> dict:
     """The StackSet roles stack (SELF_MANAGED): admin account plus every target account."""
-    if config.deployment.permission_model is not PermissionModel.SELF_MANAGED:
+    placed = layout(config).stacks_of("stackset-roles")
+    if not placed:
         return {}
-    accounts = {t.id for t in resolved_targets(config) if t.kind == "account"}
-    accounts.add(config.admin_account_id)
     return {
         "stackset-roles": {
             "stack_name": names.stackset_roles_stack,
-            "accounts": sorted(accounts),
+            "accounts": sorted(s.account for s in placed),
             "region": config.security.home_region,
             "template": "stackset-roles",
         }

@@ -15,8 +15,8 @@ from botocore.exceptions import ClientError
 
 from generator.config.model import OrgConfig
 from generator.errors import UserError
+from generator.layout import layout
 from generator.naming import Names
-from generator.synth import artifact_regions
 from rollout.display import Display
 from rollout.sessions import AwsSessions
 from rollout.stacks import INLINE_TEMPLATE_LIMIT
@@ -79,7 +79,7 @@ def upload(
     names = Names(config.name)
     admin = config.admin_account_id
     done: list[Upload] = []
-    for region in artifact_regions(config):
+    for region in layout(config).artifact_regions:
         s3 = sessions.client("s3", admin, region)
         bucket = names.artifact_bucket(admin, region)
         _require_bucket(s3, bucket, admin)

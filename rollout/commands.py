@@ -68,8 +68,8 @@ def plan(args: argparse.Namespace) -> int:
     """Prints what deploy would change and the estimated monthly cost."""
     from rollout.artifacts import build
     from rollout.cost import estimate, render_cost
-    from rollout.deploy import make_plan
-    from rollout.plan import render
+    from rollout.plan import make_plan
+    from rollout.render import render
 
     config, sessions, display = _setup(args)
     built = build(config, Path(args.out))

@@ -10,28 +10,23 @@ SUCCEED within its failure tolerance while some accounts failed.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from rich.markup import escape
 
-from generator.config.model import OrgConfig, PermissionModel
-from generator.naming import Names
-from rollout.artifacts import Built, large_template_url, object_url, put_template, upload
-from rollout.desired import StackSetSpec, stack_targets, stackset_spec, target_regions
+from generator.config.model import OrgConfig
+from generator.layout import StackSetLayout
+from rollout.artifacts import Built, put_template, upload
+from rollout.deployed import DeployedInstance, list_instances
+from rollout.desired import StackSetSpec
 from rollout.display import Display
-from rollout.operations import InstanceOperation, instance_operations, operation_preferences
-from rollout.plan import (
-    DeployedInstance,
-    Plan,
-    call_as,
-    list_instances,
-    plan_stackset,
-    read_org,
-    render,
-)
+from rollout.operations import InstanceOperation, instance_operations
+from rollout.plan import Plan, make_plan
+from rollout.render import render
 from rollout.sessions import AwsSessions
-from rollout.stacks import DeployFailed, apply, observe
+from rollout.stacks import DeployFailed, apply
 from rollout.stackset_ops import OperationRunner
 
 DESCRIPTION = "Backup anomaly detection in every member account and region (managed by build.py)"
@@ -51,32 +46,6 @@ class DeployResult:
         return self.error is None and not self.not_current
 
 
-def make_plan(config: OrgConfig, sessions: AwsSessions, built: Built) -> Plan:
-    """Reads what is deployed and compares it with the config and the local build."""
-    names = Names(config.name)
-    admin, home = config.admin_account_id, config.security.home_region
-    bodies = {
-        k: built.body(k) for k in ("artifacts", "central", "stackset-roles") if k in built.templates
-    }
-    home_bucket = names.artifact_bucket(admin, home)
-    targets = stack_targets(
-        config,
-        bodies,
-        template_url=lambda name: large_template_url(sessions, config, name, bodies[name]),
-    )
-    stacks = [observe(sessions.client("cloudformation", t.account, t.region), t) for t in targets]
-    spec = stackset_spec(
-        config,
-        built.body("member"),
-        object_url(sessions, home_bucket, home, built.member_key),
-        built.lambda_key,
-    )
-    org = read_org(sessions, config)
-    cfn = sessions.client("cloudformation", admin, home)
-    state, changes, unchanged, desired = plan_stackset(cfn, config, spec, org)
-    return Plan(config, stacks, spec, state, changes, unchanged, desired, org)
-
-
 def stackset_request(spec: StackSetSpec, config: OrgConfig) -> dict[str, Any]:
     """Arguments shared by CreateStackSet and UpdateStackSet."""
     request: dict[str, Any] = {
@@ -88,14 +57,14 @@ def stackset_request(spec: StackSetSpec, config: OrgConfig) -> dict[str, Any]:
         ],
         "Capabilities": ["CAPABILITY_NAMED_IAM"],
         "Tags": [{"Key": k, "Value": v} for k, v in spec.tags.items()],
-        "ManagedExecution": {"Active": spec.managed_execution},
-        **call_as(config),
+        "ManagedExecution": {"Active": spec.layout.managed_execution},
+        **spec.layout.call_as_args(),
     }
-    if spec.auto_deployment is not None:
-        request["AutoDeployment"] = spec.auto_deployment
-    if spec.administration_role_arn:
-        request["AdministrationRoleARN"] = spec.administration_role_arn
-        request["ExecutionRoleName"] = spec.execution_role_name
+    if spec.layout.auto_deployment is not None:
+        request["AutoDeployment"] = spec.layout.auto_deployment
+    if spec.layout.administration_role_arn:
+        request["AdministrationRoleARN"] = spec.layout.administration_role_arn
+        request["ExecutionRoleName"] = spec.layout.execution_role_name
     return request
 
 
@@ -103,15 +72,12 @@ def instance_request(
     op: InstanceOperation, spec: StackSetSpec, config: OrgConfig
 ) -> tuple[str, dict]:
     """The API method and arguments of one instance operation."""
-    service = config.deployment.permission_model is PermissionModel.SERVICE_MANAGED
     request: dict[str, Any] = {
         "StackSetName": spec.name,
         "Regions": list(op.regions),
-        "OperationPreferences": operation_preferences(
-            config.deployment.operation_preferences, op.regions
-        ),
-        **op.targets(service),
-        **call_as(config),
+        "OperationPreferences": spec.layout.operation_preferences(op.regions),
+        **op.targets(spec.layout.service_managed),
+        **spec.layout.call_as_args(),
     }
     if op.kind == "delete":
         request["RetainStacks"] = config.deployment.retain_stacks_on_removal
@@ -135,7 +101,9 @@ def deploy(
     result = DeployResult(plan)
     admin, home = config.admin_account_id, config.security.home_region
     cfn = sessions.client("cloudformation", admin, home)
-    runner = OperationRunner(cfn, plan.spec.name, call_as(config), display, poll_seconds)
+    runner = OperationRunner(
+        cfn, plan.spec.name, plan.spec.layout.call_as_args(), display, poll_seconds
+    )
     display.line("\n[bold]Deploying[/]")
     try:
         for state in plan.stacks:
@@ -170,9 +138,7 @@ def deploy(
         result.error = str(exc)
         display.line(f"[red]failed[/]: {escape(str(exc))}")
     result.operations = runner.operations
-    result.not_current = check_instances(
-        cfn, plan.spec.name, config, display, desired=list(plan.desired)
-    )
+    result.not_current = check_instances(cfn, plan.spec.layout, display, desired=list(plan.desired))
     return result
 
 
@@ -186,18 +152,15 @@ def _apply_stackset(
         display.line(f"  StackSet {plan.spec.name}: created")
     elif plan.stackset.action == "update":
         # No Accounts/Regions/DeploymentTargets: the update reaches every instance.
-        request["OperationPreferences"] = operation_preferences(
-            config.deployment.operation_preferences, tuple(target_regions(config))
-        )
+        request["OperationPreferences"] = plan.spec.layout.operation_preferences()
         runner.run(f"update StackSet {plan.spec.name}", lambda: cfn.update_stack_set(**request))
 
 
 def check_instances(
     cfn: Any,
-    name: str,
-    config: OrgConfig,
+    stackset: StackSetLayout,
     display: Display,
-    desired: list[tuple[str, str]] = (),
+    desired: Sequence[tuple[str, str]] = (),
 ) -> list[DeployedInstance]:
     """Lists every instance that is not CURRENT, with its reason, and every ``desired``
     (account, region) that has no instance at all.
@@ -209,7 +172,7 @@ def check_instances(
     from botocore.exceptions import ClientError
 
     try:
-        instances = list_instances(cfn, name, config)
+        instances = list_instances(cfn, stackset)
     except ClientError as exc:
         if exc.response["Error"]["Code"] != "StackSetNotFoundException":
             raise

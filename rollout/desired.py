@@ -12,14 +12,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from generator import naming
 from generator.config.model import OrgConfig, PermissionModel
-from generator.config.regions import partition_of
-from generator.config.resolve import targets as resolved_targets
 from generator.errors import UserError
-from generator.instance_groups import InstanceGroup, instance_groups
-from generator.naming import Names
-from generator.synth import artifact_regions
+from generator.instance_groups import InstanceGroup
+from generator.layout import StackSetLayout, layout
 from generator.templates.common import tag_map
 from generator.templates.stackset import stackset_parameters
 from rollout.organization import OrgTree
@@ -41,19 +37,29 @@ class DesiredInstance:
 
 @dataclass(frozen=True)
 class StackSetSpec:
-    """The StackSet as the config describes it."""
+    """The StackSet as the config and the local build describe it.
 
-    name: str
+    Attributes:
+        layout: the StackSet's settings (name, permission model, roles, preferences...).
+        template_body: the member template.
+        template_url: where CloudFormation reads it.
+        parameters: the StackSet's parameter values.
+        tags: the StackSet's tags.
+    """
+
+    layout: StackSetLayout
     template_body: str
     template_url: str
     parameters: dict[str, str]
-    permission_model: PermissionModel
-    call_as: str
-    auto_deployment: dict[str, bool] | None
-    managed_execution: bool
-    administration_role_arn: str | None
-    execution_role_name: str | None
     tags: dict[str, str]
+
+    @property
+    def name(self) -> str:
+        return self.layout.name
+
+    @property
+    def permission_model(self) -> PermissionModel:
+        return self.layout.permission_model
 
     def template_dict(self) -> dict[str, Any]:
         return json.loads(self.template_body)
@@ -63,50 +69,13 @@ def stackset_spec(
     config: OrgConfig, template_body: str, template_url: str, code_key: str
 ) -> StackSetSpec:
     """The desired StackSet for ``config`` and the built member template."""
-    names = Names(config.name)
-    deployment = config.deployment
-    service = deployment.permission_model is PermissionModel.SERVICE_MANAGED
-    admin = config.admin_account_id
     return StackSetSpec(
-        name=names.stackset,
+        layout=layout(config).stackset,
         template_body=template_body,
         template_url=template_url,
         parameters=stackset_parameters(config, code_key),
-        permission_model=deployment.permission_model,
-        call_as=deployment.call_as.value,
-        auto_deployment=(
-            {
-                "Enabled": deployment.auto_deployment.enabled,
-                "RetainStacksOnAccountRemoval": (
-                    deployment.auto_deployment.retain_stacks_on_account_removal
-                ),
-            }
-            if service
-            else None
-        ),
-        managed_execution=deployment.managed_execution,
-        # The partition of the deployment (the config keeps all its regions in one):
-        # CreateStackSet rejects an "arn:aws:" role in aws-us-gov or aws-cn.
-        administration_role_arn=(
-            None
-            if service
-            else f"arn:{partition_of(config.security.home_region) or 'aws'}:iam::{admin}:"
-            f"role/{naming.STACKSET_ADMIN_ROLE}"
-        ),
-        execution_role_name=None if service else naming.STACKSET_EXECUTION_ROLE,
         tags=tag_map(config),
     )
-
-
-def target_regions(config: OrgConfig) -> list[str]:
-    """Every region any target deploys to, in config order (artifact buckets go there)."""
-    regions: dict[str, None] = {}
-    for region in config.deployment.regions:
-        regions[region] = None
-    for target in resolved_targets(config):
-        for region in target.regions:
-            regions[region] = None
-    return list(regions)
 
 
 def desired_instances(
@@ -126,7 +95,7 @@ def desired_instances(
     """
     management = config.organization.management_account_id
     found: dict[tuple[str, str], DesiredInstance] = {}
-    for group in instance_groups(config):
+    for group in layout(config).stackset.groups:
         for account, ou in _group_accounts(config, group, org):
             if config.deployment.permission_model is PermissionModel.SERVICE_MANAGED and (
                 account == management
@@ -195,42 +164,16 @@ def stack_targets(
         template_url: ``(name) -> URL`` of a template uploaded to the home region's bucket,
             used when a body is too large to pass inline.
     """
-    names = Names(config.name)
-    admin = config.admin_account_id
-    home = config.security.home_region
-    tags = tag_map(config)
-    targets = [
+    where = layout(config)
+    return [
         StackTarget(
-            "artifacts stack", names.artifacts_stack, admin, region, bodies["artifacts"], tags=tags
+            placed.label,
+            placed.name,
+            placed.account,
+            placed.region,
+            bodies[placed.template],
+            template_url=template_url(placed.template) if placed.template == "central" else None,
+            tags=where.tags,
         )
-        for region in artifact_regions(config)
+        for placed in where.stacks
     ]
-    if config.deployment.permission_model is PermissionModel.SELF_MANAGED:
-        # The execution role must exist in every target before StackSets can deploy there,
-        # so this bootstrap stack is the one thing deployed account by account.
-        accounts = [admin] + sorted(
-            {a for g in instance_groups(config) for a in g.accounts} - {admin}
-        )
-        targets += [
-            StackTarget(
-                "StackSet roles stack",
-                names.stack(naming.STACKSET_ROLES_STACK_SUFFIX),
-                account,
-                home,
-                bodies["stackset-roles"],
-                tags=tags,
-            )
-            for account in accounts
-        ]
-    targets.append(
-        StackTarget(
-            "central stack",
-            names.central_stack,
-            config.security.account_id,
-            home,
-            bodies["central"],
-            template_url=template_url("central"),
-            tags=tags,
-        )
-    )
-    return targets

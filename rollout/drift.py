@@ -11,11 +11,9 @@ from dataclasses import dataclass
 from rich.markup import escape
 
 from generator.config.model import OrgConfig
-from generator.naming import Names
-from rollout.desired import target_regions
+from generator.layout import layout
+from rollout.deployed import DeployedInstance, list_instances
 from rollout.display import Display
-from rollout.operations import operation_preferences
-from rollout.plan import DeployedInstance, call_as, list_instances
 from rollout.sessions import AwsSessions
 from rollout.stacks import DeployFailed
 from rollout.stackset_ops import OperationRunner
@@ -43,26 +41,25 @@ def detect(
     config: OrgConfig, sessions: AwsSessions, display: Display, poll_seconds: float = 10.0
 ) -> DriftReport:
     """Runs DetectStackSetDrift, waits for it, and prints each instance's drift status."""
-    name = Names(config.name).stackset
-    cfn = sessions.client("cloudformation", config.admin_account_id, config.security.home_region)
-    runner = OperationRunner(cfn, name, call_as(config), display, poll_seconds)
+    stackset = layout(config).stackset
+    name = stackset.name
+    cfn = sessions.client("cloudformation", stackset.admin_account, config.security.home_region)
+    runner = OperationRunner(cfn, name, stackset.call_as_args(), display, poll_seconds)
     error = None
     try:
         runner.run(
             f"detect drift of {name}",
             lambda: cfn.detect_stack_set_drift(
                 StackSetName=name,
-                OperationPreferences=operation_preferences(
-                    config.deployment.operation_preferences, tuple(target_regions(config))
-                ),
-                **call_as(config),
+                OperationPreferences=stackset.operation_preferences(),
+                **stackset.call_as_args(),
             ),
         )
     except DeployFailed as exc:
         error = str(exc)
         display.line(f"[red]drift detection failed[/]: {escape(str(exc))}")
     report = DriftReport(
-        sorted(list_instances(cfn, name, config), key=lambda i: (i.account, i.region)), error
+        sorted(list_instances(cfn, stackset), key=lambda i: (i.account, i.region)), error
     )
     for i in report.instances:
         color = "green" if i.drift_status == "IN_SYNC" else "red"

@@ -12,8 +12,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from generator.config.model import OperationPreferences, OrgConfig, PermissionModel
-from rollout.plan import InstanceChange
+from generator.config.model import OrgConfig, PermissionModel
+from rollout.compare import InstanceChange
 
 
 @dataclass(frozen=True)
@@ -48,26 +48,6 @@ class InstanceOperation:
             )
             who = f"{who}{filt}{accounts}".strip() if who else f"accounts {accounts}"
         return f"{self.kind} {who} in {', '.join(self.regions)}"
-
-
-def operation_preferences(prefs: OperationPreferences, regions: tuple[str, ...]) -> dict[str, Any]:
-    """OperationPreferences for one call; RegionOrder keeps only that call's regions."""
-    out: dict[str, Any] = {
-        "RegionConcurrencyType": prefs.region_concurrency.value,
-        "ConcurrencyMode": prefs.concurrency_mode.value,
-    }
-    if prefs.failure_tolerance_count is not None:
-        out["FailureToleranceCount"] = prefs.failure_tolerance_count
-    if prefs.failure_tolerance_percentage is not None:
-        out["FailureTolerancePercentage"] = prefs.failure_tolerance_percentage
-    if prefs.max_concurrent_count is not None:
-        out["MaxConcurrentCount"] = prefs.max_concurrent_count
-    elif prefs.max_concurrent_percentage is not None:
-        out["MaxConcurrentPercentage"] = prefs.max_concurrent_percentage
-    order = [r for r in prefs.region_order if r in regions]
-    if order:
-        out["RegionOrder"] = order + [r for r in regions if r not in order]
-    return out
 
 
 def _by_region_set(pairs: list[tuple[str, str]]) -> dict[tuple[str, ...], list[str]]:

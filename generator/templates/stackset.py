@@ -21,7 +21,8 @@ from troposphere import cloudformation as tcf
 from backup_anomaly import contract
 from generator import iam, naming
 from generator.config.model import OrgConfig, PermissionModel
-from generator.instance_groups import InstanceGroup, instance_groups
+from generator.instance_groups import InstanceGroup
+from generator.layout import layout
 from generator.naming import Names
 from generator.templates import common
 from generator.templates import settings as template_settings
@@ -65,20 +66,11 @@ class StackSetTemplate:
         self.deployment = config.deployment
         self.service_managed = self.deployment.permission_model is PermissionModel.SERVICE_MANAGED
         self.member_template_key = member_template_key
+        self.layout = layout(config).stackset
         self.lambda_key = lambda_key
 
     def operation_preferences(self) -> tcf.OperationPreferences:
-        prefs = self.deployment.operation_preferences
-        values = {
-            "FailureToleranceCount": prefs.failure_tolerance_count,
-            "FailureTolerancePercentage": prefs.failure_tolerance_percentage,
-            "MaxConcurrentCount": prefs.max_concurrent_count,
-            "MaxConcurrentPercentage": prefs.max_concurrent_percentage,
-            "RegionConcurrencyType": prefs.region_concurrency.value,
-            "RegionOrder": list(prefs.region_order) or None,
-            "ConcurrencyMode": prefs.concurrency_mode.value,
-        }
-        return tcf.OperationPreferences(**{k: v for k, v in values.items() if v is not None})
+        return tcf.OperationPreferences(**self.layout.operation_preferences())
 
     def instances(self, group: InstanceGroup) -> tcf.StackInstances:
         targets: dict = {}
@@ -113,21 +105,17 @@ class StackSetTemplate:
                 tcf.Parameter(ParameterKey=k, ParameterValue=v)
                 for k, v in stackset_parameters(self.config, self.lambda_key).items()
             ],
-            "StackInstancesGroup": [self.instances(g) for g in instance_groups(self.config)],
+            "StackInstancesGroup": [self.instances(g) for g in self.layout.groups],
             "Tags": common.tags(self.config),
         }
         if self.service_managed:
-            auto = self.deployment.auto_deployment
-            kwargs["AutoDeployment"] = tcf.AutoDeployment(
-                Enabled=auto.enabled,
-                RetainStacksOnAccountRemoval=auto.retain_stacks_on_account_removal,
-            )
-            kwargs["CallAs"] = self.deployment.call_as.value
+            kwargs["AutoDeployment"] = tcf.AutoDeployment(**(self.layout.auto_deployment or {}))
+            kwargs["CallAs"] = self.layout.call_as
         else:
             kwargs["AdministrationRoleARN"] = iam.account_arn(
-                self.config.admin_account_id, f"role/{naming.STACKSET_ADMIN_ROLE}"
+                self.layout.admin_account, f"role/{self.layout.administration_role_name}"
             )
-            kwargs["ExecutionRoleName"] = naming.STACKSET_EXECUTION_ROLE
+            kwargs["ExecutionRoleName"] = self.layout.execution_role_name
         return tcf.StackSet("MemberStackSet", **kwargs)
 
     def create_template(self) -> Template:

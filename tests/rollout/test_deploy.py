@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from rollout.deploy import deploy, make_plan
+from rollout.deploy import deploy
+from rollout.plan import make_plan
 from tests.rollout.conftest import (
     ADMIN,
     PROD_OU,

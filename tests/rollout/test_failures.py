@@ -268,7 +268,7 @@ def test_govcloud_rollout_names_its_own_partition():
     data["security"]["home_region"] = "us-gov-west-1"
     config = load(data)
     spec = stackset_spec(config, "{}", "https://x", "lambda/k.zip")
-    assert spec.administration_role_arn == (
+    assert spec.layout.administration_role_arn == (
         "arn:aws-us-gov:iam::222222222222:role/AWSCloudFormationStackSetAdministrationRole"
     )
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 import pytest
 
 from generator.errors import UserError
-from rollout.deploy import deploy, make_plan
+from rollout.deploy import deploy
 from rollout.desired import desired_instances
 from rollout.organization import OrgAccount, OrgTree, OrgUnit
-from rollout.plan import render
+from rollout.plan import make_plan
+from rollout.render import render
 from tests.rollout.conftest import (
     ADMIN,
     PROD_OU,
