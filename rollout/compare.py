@@ -7,13 +7,12 @@ computed; nothing here calls AWS.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from typing import Any
 
 from generator.errors import UserError
 from rollout.deployed import DeployedInstance
 from rollout.desired import DesiredInstance, StackSetSpec
+from rollout.stacks import template_json
 
 
 @dataclass(frozen=True)
@@ -58,7 +57,7 @@ def stackset_state(spec: StackSetSpec, deployed: dict | None) -> StackSetState:
             "first, or keep the permission model"
         )
     reasons = []
-    if _json(deployed.get("TemplateBody")) != spec.template_dict():
+    if template_json(deployed.get("TemplateBody")) != spec.template_dict():
         reasons.append("template differs")
     params = {p["ParameterKey"]: p.get("ParameterValue") for p in deployed.get("Parameters", [])}
     changed = sorted(
@@ -85,15 +84,6 @@ def stackset_state(spec: StackSetSpec, deployed: dict | None) -> StackSetState:
     if execution and deployed.get("ExecutionRoleName") != execution:
         reasons.append("execution role differs")
     return StackSetState("update" if reasons else "none", tuple(reasons), deployed)
-
-
-def _json(body: Any) -> Any:
-    if isinstance(body, str):
-        try:
-            return json.loads(body)
-        except ValueError:
-            return body
-    return body
 
 
 def instance_changes(

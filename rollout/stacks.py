@@ -45,8 +45,12 @@ class StackState:
     reason: str = ""
 
 
-def _template(body: Any) -> Any:
-    # GetTemplate returns JSON bodies already decoded by botocore, YAML ones as text.
+def template_json(body: Any) -> Any:
+    """A deployed template body as plain JSON data, for comparing with a local one.
+
+    GetTemplate and DescribeStackSet return JSON bodies already decoded by botocore (with
+    its own types), YAML ones as text.
+    """
     if isinstance(body, str):
         try:
             return json.loads(body)
@@ -64,7 +68,7 @@ def observe(cfn: Any, target: StackTarget) -> StackState:
         return StackState(target, "create", "replaces a stack that failed to create")
     reasons = []
     deployed = cfn.get_template(StackName=target.name, TemplateStage="Original")["TemplateBody"]
-    if _template(deployed) != json.loads(target.template_body):
+    if template_json(deployed) != json.loads(target.template_body):
         reasons.append("template differs")
     params = {p["ParameterKey"]: p.get("ParameterValue") for p in stack.get("Parameters", [])}
     if any(params.get(k) != v for k, v in target.parameters.items()):

@@ -48,6 +48,18 @@ def measurement_id(volume_arn: str, previous_snapshot_id: str, snapshot_id: str)
     return f"{volume_arn}/{previous_snapshot_id}/{snapshot_id}"
 
 
+def _pair(target: VolumeSnapshot, previous_snapshot_id: str) -> dict[str, Any]:
+    """Where and what was compared: the keys every detail and stored record starts with."""
+    return {
+        "account": target.account,
+        "region": target.region,
+        "volumeId": target.volume_id,
+        "volumeArn": target.volume_arn,
+        "previousSnapshotId": previous_snapshot_id,
+        "snapshotId": target.snapshot_id,
+    }
+
+
 @dataclass(frozen=True)
 class Measurement:
     """Blocks changed between a volume's baseline and its newer snapshot.
@@ -86,12 +98,7 @@ class Measurement:
         t = self.target
         return {
             "measurementId": self.id,
-            "account": t.account,
-            "region": t.region,
-            "volumeId": t.volume_id,
-            "volumeArn": t.volume_arn,
-            "previousSnapshotId": self.previous_snapshot_id,
-            "snapshotId": t.snapshot_id,
+            **_pair(t, self.previous_snapshot_id),
             "changedBlocks": self.changed_blocks,
             "changedBytes": self.changed_blocks * self.block_size,
             "percentOfVolume": self.percent_of_volume,
@@ -130,12 +137,7 @@ class BaselineReset:
         t = self.target
         return {
             "resetId": self.id,
-            "account": t.account,
-            "region": t.region,
-            "volumeId": t.volume_id,
-            "volumeArn": t.volume_arn,
-            "previousSnapshotId": self.previous_snapshot_id,
-            "snapshotId": t.snapshot_id,
+            **_pair(t, self.previous_snapshot_id),
             "reason": self.reason.value,
             "backupJobId": t.backup_job_id,
             "resourceType": t.resource_type,
@@ -152,12 +154,7 @@ def pending_to_json(record: Pending) -> str:
     t = record.target
     data: dict[str, Any] = {
         "measurementId": record.id,
-        "account": t.account,
-        "region": t.region,
-        "volumeId": t.volume_id,
-        "volumeArn": t.volume_arn,
-        "previousSnapshotId": record.previous_snapshot_id,
-        "snapshotId": t.snapshot_id,
+        **_pair(t, record.previous_snapshot_id),
         "backupJobId": t.backup_job_id,
         "resourceType": t.resource_type,
         "completionTime": t.completion_time.isoformat(),
