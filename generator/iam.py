@@ -83,6 +83,18 @@ def service(*names: str) -> Principal:
     return Principal("Service", list(names) if len(names) > 1 else names[0])
 
 
+def arn(
+    service: str,
+    resource: str,
+    *,
+    region: str = "${AWS::Region}",
+    account: str = "${AWS::AccountId}",
+) -> Sub:
+    """An ARN in the stack's partition (by default its region and account too): a literal
+    ``arn:aws:`` names nothing in aws-us-gov or aws-cn."""
+    return Sub(f"arn:${{AWS::Partition}}:{service}:{region}:{account}:{resource}")
+
+
 def account_arn(account_id: str, resource: str = "root") -> Sub:
     """An IAM ARN of ``account_id`` in the stack's partition (``resource``: root, role/x)."""
     return Sub(f"arn:${{AWS::Partition}}:iam::{account_id}:{resource}")

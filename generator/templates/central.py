@@ -17,7 +17,6 @@ from functools import cached_property
 
 from awacs import events as aevents
 from awacs import sns as asns
-from awacs import sqs as asqs
 from awacs.aws import ArnEquals, Principal, StringEquals
 from troposphere import Output, Ref, Sub, Template
 from troposphere import cloudwatch as tcw
@@ -28,9 +27,7 @@ from troposphere import sqs as tsqs
 from generator import iam, naming
 from generator.config.model import OrgConfig
 from generator.naming import Names
-from generator.templates import common
-
-QUEUE_RETENTION_SECONDS = 14 * 86400
+from generator.templates import common, shapes
 
 # What a human reads in the notification email. Placeholders come from InputPathsMap; a
 # path missing from an event (the volume of the detector's own alarms) reads as empty.
@@ -178,81 +175,45 @@ class CentralTemplate:
     # -- audit queue and DLQ ----------------------------------------------------------------
     @cached_property
     def audit_queue(self) -> tsqs.Queue:
-        return tsqs.Queue(
-            "AuditQueue",
-            QueueName=self.names.audit_queue,
-            KmsMasterKeyId=self.key.get_att("Arn"),
-            MessageRetentionPeriod=QUEUE_RETENTION_SECONDS,
-            Tags=common.tags(self.config),
-        )
+        return shapes.encrypted_queue("AuditQueue", self.names.audit_queue, self.key, self.config)
 
     @cached_property
     def dlq(self) -> tsqs.Queue:
         """Events the central rules could not deliver to the topic or the audit queue."""
-        return tsqs.Queue(
-            "CentralDeadLetterQueue",
-            QueueName=self.names.audit_dlq,
-            KmsMasterKeyId=self.key.get_att("Arn"),
-            MessageRetentionPeriod=QUEUE_RETENTION_SECONDS,
-            Tags=common.tags(self.config),
+        return shapes.encrypted_queue(
+            "CentralDeadLetterQueue", self.names.audit_dlq, self.key, self.config
         )
 
     def _audit_rules(self) -> list[tevents.Rule]:
         """The rules whose targets include the audit queue."""
         return [self.alarm_rule, self.measurement_rule, self.reset_rule]
 
-    def _queue_policy(
-        self, title: str, queue: tsqs.Queue, rules: list[tevents.Rule]
-    ) -> tsqs.QueuePolicy:
-        return tsqs.QueuePolicy(
-            title,
-            Queues=[queue.ref()],
-            PolicyDocument=iam.document(
-                iam.allow(
-                    "CentralRulesSend",
-                    [asqs.SendMessage],
-                    [queue.get_att("Arn")],
-                    ArnEquals("aws:SourceArn", [rule.get_att("Arn") for rule in rules]),
-                    principal=iam.service("events.amazonaws.com"),
-                ),
-                common.deny_insecure_transport(queue.get_att("Arn"), [asqs.Action("*")]),
-            ),
-        )
-
     @cached_property
     def audit_queue_policy(self) -> tsqs.QueuePolicy:
-        return self._queue_policy("AuditQueuePolicy", self.audit_queue, self._audit_rules())
+        return shapes.rule_queue_policy(
+            "AuditQueuePolicy", self.audit_queue, "CentralRulesSend", self._audit_rules()
+        )
 
     @cached_property
     def dlq_policy(self) -> tsqs.QueuePolicy:
         # Every rule's targets dead-letter here, the alert-only rule's too.
-        return self._queue_policy(
+        return shapes.rule_queue_policy(
             "CentralDeadLetterQueuePolicy",
             self.dlq,
+            "CentralRulesSend",
             [*self._audit_rules(), self.snapshot_deleted_rule],
         )
 
     @cached_property
     def dlq_alarm(self) -> tcw.Alarm:
         # In this account and region, so the alarm can notify the topic directly.
-        return tcw.Alarm(
+        return shapes.queue_depth_alarm(
             "CentralDeadLetterAlarm",
-            AlarmName=self.names.central_dlq_alarm,
-            AlarmDescription=(
-                f"Alerts or measurements could not be delivered; they wait in "
-                f"{self.names.audit_dlq}."
-            ),
-            Namespace="AWS/SQS",
-            MetricName="ApproximateNumberOfMessagesVisible",
-            Dimensions=[tcw.MetricDimension(Name="QueueName", Value=self.dlq.get_att("QueueName"))],
-            Statistic="Maximum",
-            Period=300,
-            EvaluationPeriods=1,
-            Threshold=0,
-            ComparisonOperator="GreaterThanThreshold",
-            TreatMissingData="notBreaching",
-            AlarmActions=[self.topic.ref()],
-            Tags=common.tags(self.config),
+            self.names.central_dlq_alarm,
+            f"Alerts or measurements could not be delivered; they wait in {self.names.audit_dlq}.",
+            self.dlq,
+            self.config,
+            actions=[self.topic.ref()],
         )
 
     # -- event bus ----------------------------------------------------------------------

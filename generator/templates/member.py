@@ -40,7 +40,7 @@ from troposphere import sqs as tsqs
 from generator import iam, naming
 from generator.config.model import BackupMode, OrgConfig, ResourceType
 from generator.naming import PARTITION_PLACEHOLDER, REGION_PLACEHOLDER, Names
-from generator.templates import common
+from generator.templates import common, shapes
 from generator.templates import settings as template_settings
 
 RUNTIME = "python3.13"
@@ -48,12 +48,8 @@ HANDLER = "backup_anomaly.handler.lambda_handler"
 # SQS: at least six times the function timeout, so a message is not redelivered while
 # its invocation (and Lambda's own retries of the batch) may still be running.
 VISIBILITY_TIMEOUT_FACTOR = 6
-# Fourteen days (the SQS maximum): a backlog survives a long outage of the detector.
-QUEUE_RETENTION_SECONDS = 14 * 86400
 # A year of detector logs: they are the audit trail of every measurement decision.
 LOG_RETENTION_DAYS = 365
-# Operational alarms: evaluated every five minutes.
-OPERATIONAL_ALARM_PERIOD = 300
 
 
 # AWS Backup selection resources per configured resource type.
@@ -69,11 +65,6 @@ class _EsmScalingConfig(tlambda.ScalingConfig):
     # troposphere 4.11 maps both Lambda "ScalingConfig" types to one class that lacks the
     # event source mapping's MaximumConcurrency; a subclass keeps its type check happy.
     props = {"MaximumConcurrency": (int, False)}
-
-
-def _arn(service: str, resource: str) -> Sub:
-    """An ARN in this stack's partition, region and account."""
-    return Sub(f"arn:${{AWS::Partition}}:{service}:${{AWS::Region}}:${{AWS::AccountId}}:{resource}")
 
 
 class MemberTemplate:
@@ -154,7 +145,7 @@ class MemberTemplate:
             [common.KEY_POLICY_RESOURCE],
             ArnEquals(
                 "kms:EncryptionContext:aws:logs:arn",
-                _arn("logs", f"log-group:{self.names.detector_log_group}"),
+                iam.arn("logs", f"log-group:{self.names.detector_log_group}"),
             ),
             principal=Principal("Service", Sub("logs.${AWS::Region}.amazonaws.com")),
         )
@@ -174,21 +165,17 @@ class MemberTemplate:
     # -- queues -----------------------------------------------------------------------
     @cached_property
     def dlq(self) -> tsqs.Queue:
-        return tsqs.Queue(
-            "WorkDeadLetterQueue",
-            QueueName=self.names.work_dlq,
-            KmsMasterKeyId=self.key.get_att("Arn"),
-            MessageRetentionPeriod=QUEUE_RETENTION_SECONDS,
-            Tags=common.tags(self.config),
+        return shapes.encrypted_queue(
+            "WorkDeadLetterQueue", self.names.work_dlq, self.key, self.config
         )
 
     @cached_property
     def queue(self) -> tsqs.Queue:
-        return tsqs.Queue(
+        return shapes.encrypted_queue(
             "WorkQueue",
-            QueueName=self.names.work_queue,
-            KmsMasterKeyId=self.key.get_att("Arn"),
-            MessageRetentionPeriod=QUEUE_RETENTION_SECONDS,
+            self.names.work_queue,
+            self.key,
+            self.config,
             VisibilityTimeout=VISIBILITY_TIMEOUT_FACTOR * self.config.setting("timeout_seconds"),
             RedrivePolicy=tsqs.RedrivePolicy(
                 deadLetterTargetArn=self.dlq.get_att("Arn"),
@@ -196,37 +183,20 @@ class MemberTemplate:
                 # a few times before an invocation even starts.
                 maxReceiveCount=self.config.setting("dlq_max_receive_count"),
             ),
-            Tags=common.tags(self.config),
-        )
-
-    def _queue_policy(
-        self, title: str, queue: tsqs.Queue, sid: str, rule: tevents.Rule | None = None
-    ) -> tsqs.QueuePolicy:
-        """Only ``rule`` (default: the backup rule) may send to ``queue``, over TLS."""
-        rule = rule or self.backup_rule
-        return tsqs.QueuePolicy(
-            title,
-            Queues=[queue.ref()],
-            PolicyDocument=iam.document(
-                iam.allow(
-                    sid,
-                    [asqs.SendMessage],
-                    [queue.get_att("Arn")],
-                    ArnEquals("aws:SourceArn", rule.get_att("Arn")),
-                    principal=iam.service("events.amazonaws.com"),
-                ),
-                common.deny_insecure_transport(queue.get_att("Arn"), [asqs.Action("*")]),
-            ),
         )
 
     @cached_property
     def queue_policy(self) -> tsqs.QueuePolicy:
-        return self._queue_policy("WorkQueuePolicy", self.queue, "BackupRuleSendsJobs")
+        return shapes.rule_queue_policy(
+            "WorkQueuePolicy", self.queue, "BackupRuleSendsJobs", [self.backup_rule]
+        )
 
     @cached_property
     def dlq_policy(self) -> tsqs.QueuePolicy:
         # The rule's target DLQ: events EventBridge could not deliver to the work queue.
-        return self._queue_policy("WorkDeadLetterQueuePolicy", self.dlq, "BackupRuleDeadLetters")
+        return shapes.rule_queue_policy(
+            "WorkDeadLetterQueuePolicy", self.dlq, "BackupRuleDeadLetters", [self.backup_rule]
+        )
 
     # -- backup event rule ------------------------------------------------------------
     def event_pattern(self) -> dict:
@@ -308,7 +278,7 @@ class MemberTemplate:
             iam.allow(
                 "CountChangedBlocks",
                 [aebs.ListChangedBlocks],
-                [Sub("arn:${AWS::Partition}:ec2:${AWS::Region}::snapshot/*")],
+                [iam.arn("ec2", "snapshot/*", account="")],
             ),
             iam.allow(
                 "State",
@@ -326,7 +296,7 @@ class MemberTemplate:
             iam.allow(
                 "ManageVolumeAlarms",
                 [acw.PutMetricAlarm, acw.DeleteAlarms, acw.DescribeAlarms, acw.TagResource],
-                [_arn("cloudwatch", f"alarm:{self.alarm_prefix}*")],
+                [iam.arn("cloudwatch", f"alarm:{self.alarm_prefix}*")],
             ),
             # DescribeImages and DescribeSnapshots have no resource-level permission; the
             # region condition keeps the role to its own region.
@@ -363,7 +333,7 @@ class MemberTemplate:
             iam.allow(
                 "ReadEncryptedSnapshotsThroughEbs",
                 [akms.Decrypt],
-                [Sub("arn:${AWS::Partition}:kms:${AWS::Region}:*:key/*")],
+                [iam.arn("kms", "key/*", account="*")],
                 StringEquals("kms:ViaService", Sub("ebs.${AWS::Region}.amazonaws.com")),
             ),
             iam.allow("ForwardMeasurements", [aevents.PutEvents], [self.central_bus_arn]),
@@ -480,44 +450,27 @@ class MemberTemplate:
     # -- operational alarms -----------------------------------------------------------
     @cached_property
     def dlq_alarm(self) -> tcw.Alarm:
-        return tcw.Alarm(
+        return shapes.queue_depth_alarm(
             "DeadLetterAlarm",
-            AlarmName=Names.dlq_alarm(self.alarm_prefix),
-            AlarmDescription=(
-                "Backup jobs the detector could not measure are in the dead-letter queue "
-                f"{self.names.work_dlq}; inspect them and redrive."
-            ),
-            Namespace="AWS/SQS",
-            MetricName="ApproximateNumberOfMessagesVisible",
-            Dimensions=[tcw.MetricDimension(Name="QueueName", Value=self.dlq.get_att("QueueName"))],
-            Statistic="Maximum",
-            Period=OPERATIONAL_ALARM_PERIOD,
-            EvaluationPeriods=1,
-            Threshold=0,
-            ComparisonOperator="GreaterThanThreshold",
-            TreatMissingData="notBreaching",
-            Tags=common.tags(self.config),
+            Names.dlq_alarm(self.alarm_prefix),
+            "Backup jobs the detector could not measure are in the dead-letter queue "
+            f"{self.names.work_dlq}; inspect them and redrive.",
+            self.dlq,
+            self.config,
         )
 
     @cached_property
     def errors_alarm(self) -> tcw.Alarm:
-        return tcw.Alarm(
+        return shapes.above_zero_alarm(
             "DetectorErrorsAlarm",
-            AlarmName=Names.errors_alarm(self.alarm_prefix),
-            AlarmDescription=(
-                f"The detector {self.names.detector_function} failed; SQS retries the job "
-                "and the dead-letter queue keeps it after repeated failures."
-            ),
-            Namespace="AWS/Lambda",
-            MetricName="Errors",
-            Dimensions=[tcw.MetricDimension(Name="FunctionName", Value=self.function.ref())],
-            Statistic="Sum",
-            Period=OPERATIONAL_ALARM_PERIOD,
-            EvaluationPeriods=1,
-            Threshold=0,
-            ComparisonOperator="GreaterThanThreshold",
-            TreatMissingData="notBreaching",
-            Tags=common.tags(self.config),
+            Names.errors_alarm(self.alarm_prefix),
+            f"The detector {self.names.detector_function} failed; SQS retries the job "
+            "and the dead-letter queue keeps it after repeated failures.",
+            self.config,
+            namespace="AWS/Lambda",
+            metric="Errors",
+            dimension=("FunctionName", self.function.ref()),
+            statistic="Sum",
         )
 
     # -- forwarding to the central bus ------------------------------------------------
@@ -527,47 +480,31 @@ class MemberTemplate:
         # yet admitting this account, the central stack missing): without a DLQ the
         # alert would be dropped. Its own queue, not the work DLQ: redriving that one
         # feeds the detector, which measures backup jobs, not alarm state changes.
-        return tsqs.Queue(
-            "ForwardDeadLetterQueue",
-            QueueName=self.names.forward_dlq,
-            KmsMasterKeyId=self.key.get_att("Arn"),
-            MessageRetentionPeriod=QUEUE_RETENTION_SECONDS,
-            Tags=common.tags(self.config),
+        return shapes.encrypted_queue(
+            "ForwardDeadLetterQueue", self.names.forward_dlq, self.key, self.config
         )
 
     @cached_property
     def forward_dlq_policy(self) -> tsqs.QueuePolicy:
-        return self._queue_policy(
+        return shapes.rule_queue_policy(
             "ForwardDeadLetterQueuePolicy",
             self.forward_dlq,
             "ForwardRuleDeadLetters",
-            self.forward_rule,
+            [self.forward_rule],
         )
 
     @cached_property
     def forward_dlq_alarm(self) -> tcw.Alarm:
         # Named with the prefix like the others: once forwarding works again, the
         # security account hears that alerts were held back.
-        return tcw.Alarm(
+        return shapes.queue_depth_alarm(
             "ForwardDeadLetterAlarm",
-            AlarmName=Names.forward_dlq_alarm(self.alarm_prefix),
-            AlarmDescription=(
-                "Alarm state changes could not be forwarded to the security account; they "
-                f"wait in {self.names.forward_dlq}. Check the central bus policy, then "
-                "redrive them to the central bus."
-            ),
-            Namespace="AWS/SQS",
-            MetricName="ApproximateNumberOfMessagesVisible",
-            Dimensions=[
-                tcw.MetricDimension(Name="QueueName", Value=self.forward_dlq.get_att("QueueName"))
-            ],
-            Statistic="Maximum",
-            Period=OPERATIONAL_ALARM_PERIOD,
-            EvaluationPeriods=1,
-            Threshold=0,
-            ComparisonOperator="GreaterThanThreshold",
-            TreatMissingData="notBreaching",
-            Tags=common.tags(self.config),
+            Names.forward_dlq_alarm(self.alarm_prefix),
+            "Alarm state changes could not be forwarded to the security account; they "
+            f"wait in {self.names.forward_dlq}. Check the central bus policy, then "
+            "redrive them to the central bus.",
+            self.forward_dlq,
+            self.config,
         )
 
     @cached_property
@@ -690,7 +627,7 @@ class MemberTemplate:
 
     # -- assembly ---------------------------------------------------------------------
     def _rule_arn(self, rule_name: str) -> Sub:
-        return _arn("events", f"rule/{rule_name}")
+        return iam.arn("events", f"rule/{rule_name}")
 
     def resources(self) -> list:
         """Every resource, in the order they appear in the template."""

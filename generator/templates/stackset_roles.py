@@ -57,8 +57,9 @@ NO_RESOURCE_LEVEL_ACTIONS = (
 )
 
 
-def _arn(service: str, resource: str, region: str = "*") -> Sub:
-    return Sub(f"arn:${{AWS::Partition}}:{service}:{region}:${{AWS::AccountId}}:{resource}")
+def _arn(service: str, resource: str) -> Sub:
+    """An ARN of this account in any region (the role serves every region's stacks)."""
+    return iam.arn(service, resource, region="*")
 
 
 class StackSetRolesTemplate:
@@ -112,10 +113,26 @@ class StackSetRolesTemplate:
     # -- execution role -------------------------------------------------------------------
     def execution_policy(self):
         """What CloudFormation needs to manage the member template's resources, by name."""
-        p = self.prefix
-        tag_condition = StringEquals(f"aws:ResourceTag/{naming.PRODUCT_TAG_KEY}", self.config.name)
-        roles = Sub(f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:role/{p}-*")
         statements = [
+            *self._stack_statements(),
+            *self._role_statements(),
+            *self._key_statements(),
+            *self._queue_and_table_statements(),
+            *self._function_statements(),
+            *self._log_statements(),
+            *self._rule_and_alarm_statements(),
+        ]
+        if self.config.backup.mode is BackupMode.CREATE:
+            statements += self._backup_statements()
+        return iam.document(*statements)
+
+    @property
+    def _own_roles(self) -> Sub:
+        return Sub(f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:role/{self.prefix}-*")
+
+    def _stack_statements(self) -> list:
+        """The member stacks StackSets creates, and template validation."""
+        return [
             iam.allow(
                 "ManageOwnStacks",
                 [
@@ -136,6 +153,11 @@ class StackSetRolesTemplate:
                 [_arn("cloudformation", f"stack/StackSet-{self.names.stackset}-*")],
             ),
             iam.allow("ValidateTemplates", [acfn.ValidateTemplate], ["*"]),
+        ]
+
+    def _role_statements(self) -> list:
+        """The member's IAM roles: created, changed and passed only to their services."""
+        return [
             iam.allow(
                 "ManageOwnRoles",
                 [
@@ -154,23 +176,29 @@ class StackSetRolesTemplate:
                     aiam.UntagRole,
                     aiam.ListRoleTags,
                 ],
-                [roles],
+                [self._own_roles],
             ),
             iam.allow(
                 "AttachOnlyBackupPolicies",
                 [aiam.AttachRolePolicy, aiam.DetachRolePolicy],
-                [roles],
+                [self._own_roles],
                 ArnEquals("iam:PolicyARN", [Sub(arn) for arn in naming.BACKUP_MANAGED_POLICIES]),
             ),
             iam.allow(
                 "PassOwnRolesToTheirServices",
                 [aiam.PassRole],
-                [roles],
+                [self._own_roles],
                 StringEquals(
                     "iam:PassedToService",
                     ["backup.amazonaws.com", "events.amazonaws.com", "lambda.amazonaws.com"],
                 ),
             ),
+        ]
+
+    def _key_statements(self) -> list:
+        """The member's KMS key, found by its tag, and its alias."""
+        p = self.prefix
+        return [
             # CreateKey has no resource-level permission; the request must carry our tag.
             iam.allow(
                 "CreateTaggedKeys",
@@ -211,7 +239,7 @@ class StackSetRolesTemplate:
                     akms.GenerateDataKey,
                 ],
                 [_arn("kms", "key/*")],
-                tag_condition,
+                StringEquals(f"aws:ResourceTag/{naming.PRODUCT_TAG_KEY}", self.config.name),
             ),
             iam.allow(
                 "ManageOwnAliases",
@@ -219,6 +247,12 @@ class StackSetRolesTemplate:
                 [_arn("kms", f"alias/{p}-*"), _arn("kms", "key/*")],
             ),
             iam.allow("ListAliases", [akms.ListAliases], ["*"]),
+        ]
+
+    def _queue_and_table_statements(self) -> list:
+        """The work queues and the state table, by name."""
+        p = self.prefix
+        return [
             iam.allow(
                 "ManageOwnQueues",
                 [
@@ -254,6 +288,12 @@ class StackSetRolesTemplate:
                 ],
                 [_arn("dynamodb", f"table/{p}-*")],
             ),
+        ]
+
+    def _function_statements(self) -> list:
+        """The detector function, its event source mapping and its code."""
+        p = self.prefix
+        return [
             iam.allow(
                 "ManageOwnFunction",
                 [
@@ -320,6 +360,11 @@ class StackSetRolesTemplate:
                 # same-named bucket someone else made first in a region not yet deployed.
                 StringEquals("s3:ResourceAccount", self.admin),
             ),
+        ]
+
+    def _log_statements(self) -> list:
+        """The detector's log group."""
+        return [
             iam.allow(
                 "ManageOwnLogGroup",
                 [
@@ -347,6 +392,12 @@ class StackSetRolesTemplate:
             # The log group handler's read lists the account's resource policies; the
             # action has no resource-level permission.
             iam.allow("DescribeLogResourcePolicies", [alogs.DescribeResourcePolicies], ["*"]),
+        ]
+
+    def _rule_and_alarm_statements(self) -> list:
+        """The EventBridge rules and the alarms, by name prefix."""
+        p = self.prefix
+        return [
             iam.allow(
                 "ManageOwnRules",
                 [
@@ -377,56 +428,57 @@ class StackSetRolesTemplate:
                 [_arn("cloudwatch", f"alarm:{self.config.detection.alarm_prefix}*")],
             ),
         ]
-        if self.config.backup.mode is BackupMode.CREATE:
-            statements += [
-                iam.allow(
-                    "ManageOwnVault",
-                    [
-                        abackup.CreateBackupVault,
-                        abackup.DeleteBackupVault,
-                        abackup.DescribeBackupVault,
-                        # Read by the vault handler after create, even when unset.
-                        abackup.GetBackupVaultNotifications,
-                        abackup.GetBackupVaultAccessPolicy,
-                        abackup.TagResource,
-                        abackup.UntagResource,
-                        abackup.ListTags,
-                    ],
-                    [_arn("backup", f"backup-vault:{self.config.backup.vault_name}")],
-                ),
-                iam.allow(
-                    "ManageOwnPlan",
-                    [
-                        abackup.CreateBackupPlan,
-                        abackup.UpdateBackupPlan,
-                        abackup.DeleteBackupPlan,
-                        abackup.GetBackupPlan,
-                        abackup.CreateBackupSelection,
-                        abackup.DeleteBackupSelection,
-                        abackup.GetBackupSelection,
-                        abackup.TagResource,
-                        abackup.UntagResource,
-                        abackup.ListTags,
-                    ],
-                    [_arn("backup", "backup-plan:*")],
-                ),
-                # Creating a vault mounts its storage; the action has no resource type.
-                iam.allow("CreateVaultStorage", [abackup_storage.MountCapsule], ["*"]),
-                # A first backup selection in a fresh account creates AWS Backup's
-                # service-linked role; only that one.
-                iam.allow(
-                    "CreateBackupServiceLinkedRole",
-                    [aiam.CreateServiceLinkedRole],
-                    [
-                        Sub(
-                            "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/aws-service-role/"
-                            "backup.amazonaws.com/AWSServiceRoleForBackup"
-                        )
-                    ],
-                    StringEquals("iam:AWSServiceName", "backup.amazonaws.com"),
-                ),
-            ]
-        return iam.document(*statements)
+
+    def _backup_statements(self) -> list:
+        """Mode create: the backup vault and plan the member creates."""
+        return [
+            iam.allow(
+                "ManageOwnVault",
+                [
+                    abackup.CreateBackupVault,
+                    abackup.DeleteBackupVault,
+                    abackup.DescribeBackupVault,
+                    # Read by the vault handler after create, even when unset.
+                    abackup.GetBackupVaultNotifications,
+                    abackup.GetBackupVaultAccessPolicy,
+                    abackup.TagResource,
+                    abackup.UntagResource,
+                    abackup.ListTags,
+                ],
+                [_arn("backup", f"backup-vault:{self.config.backup.vault_name}")],
+            ),
+            iam.allow(
+                "ManageOwnPlan",
+                [
+                    abackup.CreateBackupPlan,
+                    abackup.UpdateBackupPlan,
+                    abackup.DeleteBackupPlan,
+                    abackup.GetBackupPlan,
+                    abackup.CreateBackupSelection,
+                    abackup.DeleteBackupSelection,
+                    abackup.GetBackupSelection,
+                    abackup.TagResource,
+                    abackup.UntagResource,
+                    abackup.ListTags,
+                ],
+                [_arn("backup", "backup-plan:*")],
+            ),
+            # Creating a vault mounts its storage; the action has no resource type.
+            iam.allow("CreateVaultStorage", [abackup_storage.MountCapsule], ["*"]),
+            # A first backup selection in a fresh account creates AWS Backup's
+            # service-linked role; only that one.
+            iam.allow(
+                "CreateBackupServiceLinkedRole",
+                [aiam.CreateServiceLinkedRole],
+                [
+                    Sub(
+                        "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/aws-service-role/"
+                        "backup.amazonaws.com/AWSServiceRoleForBackup"
+                    )
+                ],
+                StringEquals("iam:AWSServiceName", "backup.amazonaws.com"),
+            ),
+        ]
 
     @cached_property
     def execution_role(self) -> tiam.Role:
