@@ -136,6 +136,12 @@ def _stalled(progress: CountProgress) -> bool:
     return _now() - progress.saved_at > STALE_PROGRESS
 
 
+def _older_than_counted(snapshots: dict) -> Outcome:
+    return Outcome(
+        Decision.STALE, snapshots=snapshots, reason="older than the snapshot being counted"
+    )
+
+
 class Detector:
     """Turns events into measurements, state transitions, metrics, alarms and forwards.
 
@@ -378,15 +384,8 @@ class Detector:
                     reason="count continues in a queued continuation",
                     extra={"generation": progress.generation},
                 )
-            if (other.completion_time, other.snapshot_id) > (
-                target.completion_time,
-                target.snapshot_id,
-            ):
-                return Outcome(
-                    Decision.STALE,
-                    snapshots=snapshots,
-                    reason="older than the snapshot being counted",
-                )
+            if progress.counts_newer_than(target.completion_time, target.snapshot_id):
+                return _older_than_counted(snapshots)
             if not stalled:
                 raise VolumeBusy(f"count of {other.snapshot_id} in progress; retry later")
             adopted = self._take_over(state, progress, remaining)
@@ -440,17 +439,10 @@ class Detector:
             return Outcome(
                 Decision.DUPLICATE, snapshots=snapshots, reason="count already completed"
             )
-        if progress is not None:
-            other = progress.target
-            if (other.completion_time, other.snapshot_id) > (
-                work.completion_time,
-                work.snapshot_id,
-            ):
-                return Outcome(
-                    Decision.STALE,
-                    snapshots=snapshots,
-                    reason="older than the snapshot being counted",
-                )
+        if progress is not None and progress.counts_newer_than(
+            work.completion_time, work.snapshot_id
+        ):
+            return _older_than_counted(snapshots)
         raise ProgressNotVisible(f"no checkpoint for {work.snapshot_id} yet")
 
     # -- counting and transitions -------------------------------------------------------------

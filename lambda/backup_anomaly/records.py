@@ -231,6 +231,13 @@ class CountProgress:
     checkpoint: str
     saved_at: datetime | None
 
+    def counts_newer_than(self, completion_time: datetime, snapshot_id: str) -> bool:
+        """Whether the snapshot being counted is newer than the one given."""
+        return (self.target.completion_time, self.target.snapshot_id) > (
+            completion_time,
+            snapshot_id,
+        )
+
     def to_json(self) -> str:
         return json.dumps(
             {
