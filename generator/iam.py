@@ -9,7 +9,7 @@ which action has no resource-level permission.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 from awacs.aws import (
     Action,
@@ -25,7 +25,7 @@ from troposphere import AWSHelperFn, Sub, encode_to_dict
 
 POLICY_VERSION = "2012-10-17"
 
-Resource = str | AWSHelperFn
+Resource: TypeAlias = "str | AWSHelperFn"
 
 
 def document(*statements: Statement) -> PolicyDocument:

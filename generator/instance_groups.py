@@ -106,11 +106,12 @@ def _service_managed(
     """
     ous = {t.id: t for t in targets if t.kind == "ou"}
     carved: dict[str, list[str]] = defaultdict(list)  # OU id -> accounts excluded from it
-    for account, ou in excluded:
+    for excluded_id, excluded_ou in excluded:
         # Under an OU that is no target nothing reaches the account: no carve-out needed.
-        if ou in ous:
-            carved[ou].append(account)
+        if excluded_ou in ous:
+            carved[excluded_ou].append(excluded_id)
     own: dict[tuple, tuple[set[str], list[str]]] = {}
+    account: ResolvedTarget
     for account in (t for t in targets if t.kind == "account"):
         parent = ous.get(account.ou or "")
         if not _has_own_settings(account, parent, overrides):
@@ -118,9 +119,9 @@ def _service_managed(
         if parent is not None:
             carved[parent.id].append(account.id)
         key = (account.regions, overrides(account))
-        ou_ids, accounts = own.setdefault(key, (set(), []))
-        ou_ids.add(account.ou)
-        accounts.append(account.id)
+        own_ous, own_accounts = own.setdefault(key, (set(), []))
+        own_ous.add(account.ou or "")
+        own_accounts.append(account.id)
 
     groups: list[InstanceGroup] = []
     plain: dict[tuple, list[str]] = defaultdict(list)
@@ -148,9 +149,9 @@ def _service_managed(
                     regions=regions, parameter_overrides=params, organizational_unit_ids=chunk
                 )
             )
-    for (regions, params), (ou_ids, accounts) in own.items():
-        for chunk in _chunks(sorted(ou_ids), MAX_OUS_PER_CALL):
-            members = tuple(sorted(a for a in accounts))
+    for (regions, params), (parents, accounts) in own.items():
+        for chunk in _chunks(sorted(parents), MAX_OUS_PER_CALL):
+            members = tuple(sorted(accounts))
             groups.append(
                 InstanceGroup(
                     regions=regions,

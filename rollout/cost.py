@@ -74,11 +74,11 @@ def estimate(
         volumes: protected volumes per account and region, when known.
     """
     instances = len(plan.desired)
+    default_ceiling = plan.config.setting("ceiling_percent")
     ceilings = sum(
         1
         for d in plan.desired.values()
-        if float(dict(d.overrides).get(CEILING.parameter, plan.config.setting("ceiling_percent")))
-        > 0
+        if float(dict(d.overrides).get(str(CEILING.parameter), default_ceiling)) > 0
     )
     ceiling_share = ceilings / instances if instances else 1.0
     per_volume = (

@@ -9,6 +9,7 @@ SUCCEED within its failure tolerance while some accounts failed.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -133,7 +134,7 @@ def deploy(
         for number, op in enumerate(operations, 1):
             method, request = instance_request(op, plan.spec, config)
             label = f"[{number}/{len(operations)}] {op.describe()}"
-            runner.run(escape(label), lambda m=method, r=request: getattr(cfn, m)(**r))
+            runner.run(escape(label), functools.partial(getattr(cfn, method), **request))
     except DeployFailed as exc:
         result.error = str(exc)
         display.line(f"[red]failed[/]: {escape(str(exc))}")

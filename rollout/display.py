@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from rich.console import Console
 
@@ -46,7 +47,7 @@ class WaitStatus:
         self._display = display
         self._text = text
         self._start = time.monotonic()
-        self._live = None
+        self._live: Any = None
 
     def update(self, detail: str) -> None:
         if self._live is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -44,7 +44,8 @@ class ImportPlan:
     added: list[NewAccount]
     left: list[str]  # in the config, no longer an active member of the organization
     skipped: list[tuple[str, str]]  # (account, why)
-    untargeted_ous: list[tuple[str, str, int]] = ()  # (OU id, name, accounts) no target covers
+    untargeted_ous: list[tuple[str, str, int]] = field(default_factory=list)
+    """(OU id, name, accounts) that no target covers."""
 
 
 def plan_import(config: OrgConfig, tree: OrgTree) -> ImportPlan:
@@ -162,7 +163,11 @@ def merge_accounts(text: str, accounts: list[NewAccount]) -> str:
         return text
     root = yaml.compose(text)
     deployment = _child(root, "deployment") if isinstance(root, yaml.MappingNode) else None
-    targets = _child(deployment[1], "targets") if deployment else None
+    targets = (
+        _child(deployment[1], "targets")
+        if deployment and isinstance(deployment[1], yaml.MappingNode)
+        else None
+    )
     if targets is None or not isinstance(targets[1], yaml.MappingNode):
         raise UserError("the config has no deployment.targets mapping to add accounts to")
     lines = text.splitlines(keepends=True)

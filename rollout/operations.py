@@ -81,8 +81,10 @@ def instance_operations(
     ou_of = {c.account: c.deployed.ou for c in removed if c.deployed is not None}
     for regions, accounts in _by_region_set([(c.account, c.region) for c in removed]).items():
         if service:
-            ous = tuple(sorted({ou_of.get(a) for a in accounts if ou_of.get(a)}))
-            ops.append(InstanceOperation("delete", regions, tuple(accounts), ous, "INTERSECTION"))
+            parents = tuple(sorted({ou for a in accounts if (ou := ou_of.get(a))}))
+            ops.append(
+                InstanceOperation("delete", regions, tuple(accounts), parents, "INTERSECTION")
+            )
         else:
             ops.append(InstanceOperation("delete", regions, tuple(accounts)))
 

@@ -92,7 +92,7 @@ def plan_stackset(
 def make_plan(config: OrgConfig, sessions: AwsSessions, built: Built) -> Plan:
     """Reads what is deployed and compares it with the config and the local build."""
     where = layout(config)
-    bodies = {
+    bodies: dict[str, str] = {
         k: built.body(k) for k in ("artifacts", "central", "stackset-roles") if k in built.templates
     }
     targets = stack_targets(

@@ -95,7 +95,7 @@ def validate(parsed: Parsed, file: str) -> tuple[OrgConfig | None, list[ConfigIs
         located = [
             (clean_loc(raw_loc, parsed.data), item)
             for error in exc.errors(include_url=False)
-            for raw_loc, item in expand(error)
+            for raw_loc, item in expand(dict(error))
         ]
         # A misspelt required key is also a missing one; the typo line says both.
         typos = {

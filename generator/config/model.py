@@ -42,6 +42,7 @@ Decisions a reader might question, stated once:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -227,8 +228,13 @@ _CREATE_ONLY = (
 # The contract's sections (backup_anomaly/contract.py): generated, so a setting is written
 # once. Type checkers see them as Section (attributes are Any).
 if TYPE_CHECKING:
-    Backup = BackupPlan
-    Detection = DetectionOverrides = BackupOverrides = Section
+
+    class Backup(BackupPlan):
+        def __getattr__(self, name: str) -> Any: ...
+
+    Detection = Section
+    DetectionOverrides = Section
+    BackupOverrides = Section
 else:
     Backup = section_model("Backup", "backup", base=BackupPlan)
     Detection = section_model("Detection", "detection", choices={"resource_types": ResourceType})
@@ -417,7 +423,11 @@ class Deployment(_Model):
         ous, accounts = self.targets.organizational_units, self.targets.accounts
         self_managed = self.permission_model is PermissionModel.SELF_MANAGED
 
-        for kind, items in (("organizational_units", ous), ("accounts", accounts)):
+        kinds: tuple[tuple[str, Sequence[OuTarget | AccountTarget]], ...] = (
+            ("organizational_units", ous),
+            ("accounts", accounts),
+        )
+        for kind, items in kinds:
             for index, target in enumerate(items):
                 where = ("targets", kind, index, "regions")
                 problems += _duplicates(target.regions or (), "region", where)
@@ -613,10 +623,11 @@ class OrgConfig(_Model):
             )
 
         if self.backup.mode is BackupMode.EXISTING:
-            for kind, items in (
+            kinds: tuple[tuple[str, Sequence[OuTarget | AccountTarget]], ...] = (
                 ("organizational_units", deployment.targets.organizational_units),
                 ("accounts", accounts),
-            ):
+            )
+            for kind, items in kinds:
                 problems += [
                     (
                         ("deployment", "targets", kind, i, "overrides", "backup"),
@@ -677,10 +688,11 @@ class OrgConfig(_Model):
         targets = self.deployment.targets
         ous = {ou.id: ou.overrides.values() for ou in targets.organizational_units}
         checks: list[tuple[Loc, list[dict[str, object]]]] = [((), [])]
-        for kind, items in (
+        kinds: tuple[tuple[str, Sequence[OuTarget | AccountTarget]], ...] = (
             ("organizational_units", targets.organizational_units),
             ("accounts", targets.accounts),
-        ):
+        )
+        for kind, items in kinds:
             for index, target in enumerate(items):
                 parent = ous.get(getattr(target, "ou", None) or "") if kind == "accounts" else None
                 layers = [target.overrides.values()] + ([parent] if parent is not None else [])

@@ -19,7 +19,7 @@ _MONTHS = {
 _DAYS = {d: i for i, d in enumerate(("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"), 1)}
 
 # (name, low, high, names, special tokens allowed)
-_FIELDS = (
+_FIELDS: tuple[tuple[str, int, int, dict[str, int], str], ...] = (
     ("minutes", 0, 59, {}, ""),
     ("hours", 0, 23, {}, ""),
     ("day-of-month", 1, 31, {}, "?LW"),

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, create_model
 
@@ -80,7 +80,7 @@ def annotation(setting: Setting, choices: Mapping[str, type[StrEnum]]) -> Any:
     if setting.kind is Kind.CRON:
         return Schedule
     if setting.kind is Kind.CHOICES:
-        enum = choices.get(setting.name) or StrEnum(  # type: ignore[misc]
+        enum = choices.get(setting.name) or StrEnum(
             setting.name.title().replace("_", ""), {c: c for c in setting.choices}
         )
         items = list[enum]  # type: ignore[valid-type]
@@ -91,10 +91,10 @@ def annotation(setting: Setting, choices: Mapping[str, type[StrEnum]]) -> Any:
     return Annotated[str, AfterValidator(_pattern(setting)), WithJsonSchema(schema)]
 
 
-def bounds(setting: Setting) -> dict[str, float]:
+def bounds(setting: Setting) -> dict[str, Any]:
     """The ``Field`` bounds of a number setting (on the field itself, where pydantic puts
     them in the JSON Schema as ``minimum``/``maximum``)."""
-    found: dict[str, float] = {}
+    found: dict[str, Any] = {}
     if setting.kind in (Kind.INT, Kind.FLOAT):
         if setting.minimum is not None:
             found["ge"] = setting.minimum
@@ -171,7 +171,8 @@ def section_model(
             name + child.title().replace("_", ""), path, overrides=overrides, choices=choices
         )
         fields[child] = (model, Field(default_factory=model))
-    return create_model(name, __base__=base, **fields)  # type: ignore[call-overload,no-any-return]
+    model = create_model(name, __base__=cast(Any, base), **fields)
+    return cast(type[Section], model)
 
 
 def overridden(overrides: BaseModel) -> dict[str, object]:

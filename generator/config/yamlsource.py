@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import yaml
 from yaml.constructor import SafeConstructor
@@ -107,9 +108,9 @@ class _Frame:
 
     def __init__(self, is_map: bool, path: Loc, start: int, anchor, mark):
         self.is_map = is_map
-        self.value: dict | list = {} if is_map else []
+        self.value: Any = {} if is_map else []
         self.path = path
-        self.key: str | None = None  # mapping: the key whose value comes next
+        self.key: object = None  # mapping: the key whose value comes next (or _SKIP)
         self.start = start  # expanded count when the frame opened
         self.anchor = anchor
         self.merges: list[dict] = []
@@ -213,7 +214,7 @@ def _build(events, parsed: Parsed) -> object:
                         *_position(event.start_mark),
                         f"alias *{event.anchor} refers to itself (recursive anchor)",
                     )
-                value, size = found  # type: ignore[misc]
+                value, size = cast(tuple[object, int], found)
                 expanded += size
                 if expanded > MAX_EXPANDED_VALUES:
                     raise YamlProblem(
@@ -242,10 +243,10 @@ def _build(events, parsed: Parsed) -> object:
             value = frame.value
             if frame.merges:
                 # `<<: *defaults`: keys written here win, then earlier merges over later.
-                combined: dict = {}
+                combined: dict[Any, Any] = {}
                 for source in reversed(frame.merges):
                     combined.update(source)
-                combined.update(value)
+                combined.update(cast(dict[Any, Any], value))
                 value = combined
             expanded += 1
             if frame.anchor is not None:
@@ -292,7 +293,14 @@ def _scalar(event: ScalarEvent, tag: str, path: Loc, problem) -> object:
     try:
         return construct(
             _CONSTRUCTOR,
-            ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style),
+            # libyaml's events carry its own Mark type, which the stubs do not know.
+            ScalarNode(
+                tag,
+                event.value,
+                cast(Any, event.start_mark),
+                cast(Any, event.end_mark),
+                event.style,
+            ),
         )
     except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:
         problem(

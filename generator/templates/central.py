@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from functools import cached_property
+from typing import Any
 
 from awacs import events as aevents
 from awacs import sns as asns
@@ -316,7 +317,7 @@ class CentralTemplate:
         )
 
     def _reset_pattern(self, **detail) -> dict:
-        pattern = {
+        pattern: dict[str, Any] = {
             "source": [naming.EVENT_SOURCE],
             "detail-type": [naming.BASELINE_RESET_DETAIL_TYPE],
         }

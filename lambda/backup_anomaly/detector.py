@@ -27,11 +27,13 @@ of the volume resumes it, one generation up, instead of waiting behind it foreve
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from backup_anomaly import metrics
 from backup_anomaly.alarms import AlarmManager
@@ -100,13 +102,13 @@ WATCHED_CLIENTS = ("ec2", "backup", "cloudwatch", "dynamodb", "events", "sqs")
 class Clients:
     """The AWS clients the detector uses (any object with the boto3 methods works)."""
 
-    ebs: object
-    ec2: object
-    backup: object
-    cloudwatch: object
-    dynamodb: object
-    events: object
-    sqs: object
+    ebs: Any
+    ec2: Any
+    backup: Any
+    cloudwatch: Any
+    dynamodb: Any
+    events: Any
+    sqs: Any
 
     def watch(self, hook: Callable[..., None]) -> None:
         """Registers ``hook`` on every call of the clients but EBS (the count reports its own)."""
@@ -281,7 +283,7 @@ class Detector:
                         target.volume_arn,
                         target.account,
                         target.region,
-                        lambda state, t=target: self._measure_job(state, t, remaining),
+                        functools.partial(self._measure_job, target=target, remaining=remaining),
                         snapshot_id=target.snapshot_id,
                         backup_job_id=job.backup_job_id,
                         event_id=job.event.id,

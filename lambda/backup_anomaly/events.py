@@ -341,11 +341,11 @@ def _classify(raw: Mapping[str, Any], settings: Settings, ids: dict) -> Act | Sk
         return Skip("copy_job", "copy jobs repeat their source's changes", **ids)
     if detail_type != BACKUP_JOB_DETAIL_TYPE:
         return Skip("other_detail_type", f"detail-type {detail_type!r}", **ids)
-    event = BackupJobEvent(raw)
-    state = event.state
+    job = BackupJobEvent(raw)
+    state = job.state
     if state != COMPLETED:
         return Skip("not_completed", f"state {state}", **ids)
-    resource_type = event.resource_type
+    resource_type = job.resource_type
     if resource_type not in SUPPORTED_RESOURCE_TYPES:
         return Skip("unsupported_resource_type", f"resource type {resource_type}", **ids)
     if resource_type not in settings.resource_types:
@@ -356,13 +356,13 @@ def _classify(raw: Mapping[str, Any], settings: Settings, ids: dict) -> Act | Sk
         )
     return Act(
         BackupJob(
-            event=event,
-            backup_job_id=event.backup_job_id,
+            event=job,
+            backup_job_id=job.backup_job_id,
             resource_type=resource_type,
-            resource_arn=event.resource_arn,
-            recovery_point_arn=event.recovery_point_arn,
-            completion_time=event.completion_time,
-            account=event.account,
-            region=event.region,
+            resource_arn=job.resource_arn,
+            recovery_point_arn=job.recovery_point_arn,
+            completion_time=job.completion_time,
+            account=job.account,
+            region=job.region,
         )
     )

@@ -190,12 +190,12 @@ def resolve(job: BackupJob, *, ec2_client, backup_client) -> list[VolumeSnapshot
         described = _describe_snapshots(ec2_client, snapshot_ids)
         pairs = []
         for snapshot_id in snapshot_ids:
-            volume_id = described[snapshot_id].get("VolumeId")
+            source_volume = described[snapshot_id].get("VolumeId")
             # vol-ffffffff marks a snapshot not made from a volume (a copy): no lineage.
-            if not volume_id or volume_id == "vol-ffffffff":
+            if not source_volume or source_volume == "vol-ffffffff":
                 continue
-            arn = f"arn:{partition}:ec2:{region}:{account}:volume/{volume_id}"
-            pairs.append((arn, volume_id, snapshot_id))
+            arn = f"arn:{partition}:ec2:{region}:{account}:volume/{source_volume}"
+            pairs.append((arn, source_volume, snapshot_id))
     result = []
     for volume_arn, volume_id, snapshot_id in pairs:
         item = described[snapshot_id]

@@ -119,7 +119,8 @@ class StateStore:
             volume_arn=volume_arn,
             volume_id=_s(item, "VolumeId") or volume_arn.rsplit("/", 1)[-1],
             snapshot_id=_s(item, "SnapshotId") or "",
-            completion_time=datetime.fromisoformat(_s(item, "CompletionTime")),
+            # Every baseline move writes it: an item without it is not one of ours.
+            completion_time=datetime.fromisoformat(_s(item, "CompletionTime") or ""),
             version=_n(item, "Version") or 0,
             base_blocks=_n(item, "BaseBlocks"),
             volume_size_gib=_n(item, "VolumeSizeGiB"),
