@@ -13,6 +13,8 @@ from collections.abc import Callable
 
 DEFAULT_CONFIG = "config/accounts.yaml"
 DEFAULT_OUT = "dist"
+# A config with thousands of mistakes is one mistake repeated: show the first ones.
+MAX_REPORTED_PROBLEMS = 100
 
 
 def _common(parser: argparse.ArgumentParser, *, sub: bool = False) -> None:
@@ -41,7 +43,11 @@ def _aws(parser: argparse.ArgumentParser) -> None:
         default="OrganizationAccountAccessRole",
         help="role assumed in the security and admin accounts when they are not the caller's",
     )
-    parser.add_argument("--endpoint-url", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--endpoint-url",
+        help="one endpoint for every AWS service (a local emulator such as moto's server); "
+        "default: AWS's own",
+    )
 
 
 def _lazy(module: str, function: str) -> Callable[[argparse.Namespace], int]:
@@ -173,8 +179,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except ConfigError as exc:
-        for issue in exc.issues:
+        for issue in exc.issues[:MAX_REPORTED_PROBLEMS]:
             print(issue, file=sys.stderr)
+        more = len(exc.issues) - MAX_REPORTED_PROBLEMS
+        if more > 0:
+            print(f"... and {more} more", file=sys.stderr)
         print(f"{len(exc.issues)} problem(s) in the config; nothing was written.", file=sys.stderr)
         return 2
     except UserError as exc:

@@ -44,6 +44,15 @@ ATTACK_SHARE = 0.9  # share the ransomware rewrites on the last day
 SEED = 7
 EXTRA_MEMBER = "100000000001"
 
+# The user's own AWS settings, which the demo must never read.
+_USER_AWS_ENV = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_ENDPOINT_URL",
+    "AWS_CA_BUNDLE",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+)
 _FAKE_ENV = {
     "AWS_ACCESS_KEY_ID": "demo",
     "AWS_SECRET_ACCESS_KEY": "demo",
@@ -56,14 +65,19 @@ _FAKE_ENV = {
 
 @contextmanager
 def offline_aws(region: str) -> Iterator[None]:
-    """Fake credentials, no profile, moto in-process with the fidelity patches; restored after."""
+    """Fake credentials, no profile, moto in-process with the fidelity patches; restored after.
+
+    The environment is set before moto is imported: importing it builds a boto3 session,
+    which would read the user's profile (and fail on a missing one) otherwise.
+    """
+    saved = dict(os.environ)
+    for name in _USER_AWS_ENV:
+        os.environ.pop(name, None)
+    os.environ.update(_FAKE_ENV, AWS_DEFAULT_REGION=region)
     from moto import mock_aws
 
     from testing.moto_fidelity import faithful_moto
 
-    saved = dict(os.environ)
-    os.environ.pop("AWS_PROFILE", None)
-    os.environ.update(_FAKE_ENV, AWS_DEFAULT_REGION=region)
     moto_logger = logging.getLogger("moto")
     level = moto_logger.level
     moto_logger.setLevel(logging.ERROR)  # moto logs every resource type it skips
@@ -92,8 +106,19 @@ class Protected:
     state: str = "INSUFFICIENT_DATA"
 
 
+# Days of backups the demo can tell its story in: a first backup, enough history for the
+# judgement to know the volume's usual change, and the attack; at most a year.
+MIN_DAYS = 10
+MAX_DAYS = 366
+
+
 def main(args) -> int:
     """``build.py demo``: the parsed arguments (``--config``, ``--out``, ``--days``)."""
+    if not MIN_DAYS <= args.days <= MAX_DAYS:
+        raise UserError(
+            f"--days must be between {MIN_DAYS} and {MAX_DAYS}, got {args.days}: the demo needs "
+            "a first backup, some days of normal change to learn from, and the attack day"
+        )
     return run(Path(args.config), Path(args.out), Display(), days=args.days)
 
 

@@ -19,13 +19,17 @@ from generator.config.resolve import targets as resolved_targets
 
 def synth(args: argparse.Namespace) -> int:
     """Writes every template, the Lambda zip and manifest.json to ``--out``."""
+    from generator.synth import MANIFEST as MANIFEST_NAME
     from generator.synth import synthesize
 
     config = load_config(args.config)
     result = synthesize(config, Path(args.out))
     document = json.loads(result.manifest_path.read_text())
-    for artifact in document["artifacts"]:
-        print(f"{artifact['path']:<60} {artifact['bytes']:>9} bytes  {artifact['sha256'][:12]}")
+    rows = [(a["path"], a["bytes"], a["sha256"][:12]) for a in document["artifacts"]]
+    rows.append((MANIFEST_NAME, result.manifest_path.stat().st_size, ""))
+    width = max(len(path) for path, _, _ in rows)
+    for path, size, digest in rows:
+        print(f"{path:<{width}}  {size:>9} bytes  {digest}".rstrip())
     targets = document["targets"]
     bound = "" if targets["exact"] else " at least"
     print(

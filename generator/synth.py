@@ -222,8 +222,15 @@ def synthesize(
     """
     out_dir = Path(out_dir).resolve()
     _check_replaceable(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    except OSError as exc:
+        # The folder the user named, not the temporary one beside it they never typed.
+        raise UserError(
+            f"--out {out_dir}: cannot create it ({exc.strerror or exc}); choose a folder "
+            "you can write to"
+        ) from exc
     try:
         package = build_lambda_zip(staging, lambda_source)
         rendered = build_templates(config, package.key)
@@ -237,6 +244,11 @@ def synthesize(
         )
         staging.chmod(0o755)  # mkdtemp makes it private; the output is not secret
         _swap_in(staging, out_dir)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise UserError(
+            f"--out {out_dir}: cannot write there ({exc.strerror or exc}); nothing was changed"
+        ) from exc
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -10,11 +10,21 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from botocore.exceptions import ClientError, NoCredentialsError
+from botocore.exceptions import (
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ReadTimeoutError,
+    SSOTokenLoadError,
+    TokenRetrievalError,
+    UnauthorizedSSOTokenError,
+)
 
 from generator.config.loader import load_config
 from generator.errors import UserError
@@ -35,6 +45,20 @@ def _aws_errors(
             raise UserError(
                 "no AWS credentials found: configure the standard chain or pass --profile"
             ) from exc
+        except (SSOTokenLoadError, UnauthorizedSSOTokenError, TokenRetrievalError) as exc:
+            profile = getattr(args, "profile", None) or os.environ.get("AWS_PROFILE") or "NAME"
+            raise UserError(
+                f"the AWS SSO session is not logged in or has expired: run "
+                f"`aws sso login --profile {profile}`, then try again"
+            ) from exc
+        except (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError) as exc:
+            where = getattr(exc, "kwargs", {}).get("endpoint_url") or str(exc)
+            print(
+                f"cannot reach AWS at {where}: check the network, a proxy, or --endpoint-url "
+                f"({type(exc).__name__})",
+                file=sys.stderr,
+            )
+            return 1
         except ClientError as exc:
             error = exc.response.get("Error", {})
             print(

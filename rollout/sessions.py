@@ -19,7 +19,27 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from generator.errors import UserError
 
-RETRIES = Config(retries={"mode": "standard", "max_attempts": 10})
+# botocore's standard retry mode with 10 attempts, unless the user's own settings say
+# otherwise (AWS_MAX_ATTEMPTS / AWS_RETRY_MODE or the profile's max_attempts / retry_mode):
+# an explicit client Config would override those. Short connect timeouts, so an
+# unreachable endpoint fails in seconds, not after minutes of silent retries.
+DEFAULT_MAX_ATTEMPTS = 10
+CONNECT_TIMEOUT_SECONDS = 5
+READ_TIMEOUT_SECONDS = 60
+
+
+def client_config(session: boto3.Session) -> Config:
+    """The client configuration for ``session``, honouring the user's retry settings."""
+    core = session._session  # botocore's session: it resolves env vars and the profile
+    retries: dict[str, Any] = {"mode": core.get_config_variable("retry_mode") or "standard"}
+    if core.get_config_variable("max_attempts") is None:
+        retries["max_attempts"] = DEFAULT_MAX_ATTEMPTS
+    return Config(
+        retries=retries,  # type: ignore[arg-type]
+        connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        read_timeout=READ_TIMEOUT_SECONDS,
+    )
+
 
 # (botocore event name, handler): registered on every client, e.g. to count API calls.
 Observer = tuple[str, Callable[..., Any]]
@@ -107,7 +127,10 @@ class AwsSessions:
 
     def _new_client(self, session: boto3.Session, service: str, region: str) -> Any:
         client = session.client(
-            service, region_name=region, endpoint_url=self.endpoint_url, config=RETRIES
+            service,
+            region_name=region,
+            endpoint_url=self.endpoint_url,
+            config=client_config(self.base),
         )
         for event, handler in self.observers:
             client.meta.events.register(event, handler)

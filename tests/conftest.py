@@ -38,7 +38,8 @@ def pytest_collection_modifyitems(items):
     for item in items:
         module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
         heavy = (
-            AWS_FIXTURES & set(item.fixturenames)
+            item.get_closest_marker("slow") is not None
+            or AWS_FIXTURES & set(item.fixturenames)
             or module in AWS_MODULES
             or "rollout" in item.nodeid.split("/")[:2]
         )

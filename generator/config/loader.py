@@ -41,12 +41,34 @@ class ConfigError(Exception):
 
     def __init__(self, issues: list[ConfigIssue]):
         self.issues = issues
-        super().__init__("\n".join(str(i) for i in issues))
+        # Not every issue in the message: a broken large file can have millions.
+        shown = "\n".join(str(i) for i in issues[:10])
+        more = f"\n... and {len(issues) - 10} more" if len(issues) > 10 else ""
+        super().__init__(shown + more)
+
+
+# The largest config read: ten times one describing 10,000 accounts (~1 MB). A larger file
+# is a mistake (a log, a dump), and parsing it would take minutes and gigabytes.
+MAX_CONFIG_BYTES = 10 * 1024 * 1024
 
 
 def _read(path: Path) -> str:
     name = str(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(
+                [
+                    ConfigIssue(
+                        name,
+                        1,
+                        1,
+                        FILE_PATH,
+                        f"{size / 2**20:.1f} MB is over the {MAX_CONFIG_BYTES // 2**20} MB a "
+                        "config may have; is this the right file?",
+                    )
+                ]
+            )
         raw = path.read_bytes()
     except FileNotFoundError:
         problem = "file not found"

@@ -440,6 +440,19 @@ class Deployment(_Model):
                     for i, r in enumerate(target.regions or ())
                     if r not in allowed
                 ]
+        # A StackSet, its admin account and its roles live in one partition: the config
+        # of another partition's accounts is a deployment of its own.
+        first = self.regions[0]
+        problems += [
+            (
+                ("regions", i),
+                f"region {r!r} is in partition {partition_of(r)}, but {first!r} (regions[0]) is "
+                f"in {partition_of(first)}; a StackSet cannot span partitions: give each "
+                "partition a config of its own",
+            )
+            for i, r in enumerate(self.regions)
+            if partition_of(r) != partition_of(first)
+        ]
         problems += [
             (
                 ("operation_preferences", "region_order", i),
@@ -608,16 +621,14 @@ class OrgConfig(_Model):
             )
 
         home = self.security.home_region
-        partitions = {partition_of(r) for r in deployment.regions}
-        if partition_of(home) not in partitions:
+        partition = partition_of(deployment.regions[0])
+        if partition_of(home) != partition:
             problems.append(
                 (
                     ("security", "home_region"),
                     (
-                        f"{home!r} is in partition {partition_of(home)} but deployment.regions are "
-                        "in "
-                        f"{', '.join(sorted(map(str, partitions)))}; EventBridge cannot forward "
-                        "alerts across partitions"
+                        f"{home!r} is in partition {partition_of(home)} but deployment.regions "
+                        f"are in {partition}; EventBridge cannot forward alerts across partitions"
                     ),
                 )
             )

@@ -311,6 +311,23 @@ def _scalar(event: ScalarEvent, tag: str, path: Loc, problem) -> object:
         return None
 
 
+def _tab_near(text: str, line: int) -> int | None:
+    """The column of a tab in the indentation or the separators of ``line``, if any."""
+    lines = _BREAKS.split(text)
+    if not 1 <= line <= len(lines):
+        return None
+    row = lines[line - 1]
+    code = row.split("#", 1)[0]
+    if "\t" not in code:
+        return None
+    # A tab inside a quoted value is data, not layout.
+    if code.count('"') or code.count("'"):
+        head = code.split('"', 1)[0].split("'", 1)[0]
+        if "\t" not in head:
+            return None
+    return code.index("\t") + 1
+
+
 def parse(text: str) -> Parsed:
     """Parses ``text``; raises :class:`YamlProblem` for text that is not a usable mapping.
 
@@ -330,6 +347,15 @@ def parse(text: str) -> Parsed:
             if (exc.context and exc.problem and exc.context_mark)
             else ""
         )
+        tab = _tab_near(text, line)
+        if tab is not None:
+            # libyaml's words for a tab ("cannot start any token") never say "tab".
+            raise YamlProblem(
+                line,
+                tab,
+                f"a tab character at column {tab}: YAML indents with spaces only; replace the "
+                "tab with spaces",
+            ) from exc
         raise YamlProblem(line, column, f"YAML syntax error: {problem}{context}") from exc
     except yaml.reader.ReaderError as exc:
         before = text[: exc.position]

@@ -193,6 +193,15 @@ CASES = [
         ["28: backup.schedule: month has 'JANUARY', expected 1-12 or a name like JAN"],
     ),
     case(
+        "regions-of-two-partitions",
+        [("regions: [us-east-1, eu-west-1]", "regions: [us-east-1, us-gov-west-1]")],
+        [
+            "13: deployment.regions[1]: region 'us-gov-west-1' is in partition aws-us-gov, but "
+            "'us-east-1' (regions[0]) is in aws; a StackSet cannot span partitions: give each "
+            "partition a config of its own"
+        ],
+    ),
+    case(
         "retention-zero",
         [("retention_days: 35", "retention_days: 0")],
         ["29: backup.retention_days: must be at least 1, got 0"],
