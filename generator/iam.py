@@ -72,10 +72,20 @@ def _statement(effect, sid, actions, resources, conditions, principal) -> Statem
         "Resource": list(resources),
     }
     if conditions:
-        kwargs["Condition"] = Condition(list(conditions))
+        kwargs["Condition"] = _condition(sid, conditions)
     if principal is not None:
         kwargs["Principal"] = principal
     return Statement(**kwargs)
+
+
+def _condition(sid: str, conditions: Sequence[ConditionElement]) -> Condition:
+    """The Condition block; two elements with one operator would be one JSON key, and the
+    last would silently win, so that is refused (merge their keys into one element)."""
+    operators = [type(c).__name__ for c in conditions]
+    repeated = sorted({o for o in operators if operators.count(o) > 1})
+    if repeated:
+        raise ValueError(f"statement {sid}: {', '.join(repeated)} given twice; merge the keys")
+    return Condition(list(conditions))
 
 
 def service(*names: str) -> Principal:
@@ -122,5 +132,5 @@ def trust(principal: Principal, *conditions: ConditionElement) -> PolicyDocument
         "Principal": principal,
     }
     if conditions:
-        kwargs["Condition"] = Condition(list(conditions))
+        kwargs["Condition"] = _condition("trust", conditions)
     return PolicyDocument(Version=POLICY_VERSION, Statement=[Statement(**kwargs)])

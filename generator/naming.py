@@ -25,6 +25,8 @@ EVENT_SOURCE = str(contract.setting("event_source").default)
 MEASUREMENT_DETAIL_TYPE = events.MEASURED_DETAIL_TYPE
 BASELINE_RESET_DETAIL_TYPE = events.BASELINE_RESET_DETAIL_TYPE
 CONTINUATION_DETAIL_TYPE = events.CONTINUATION_DETAIL_TYPE
+# Every detail type the detector puts on the central bus (its bus policy admits only these).
+DETECTOR_DETAIL_TYPES = (MEASUREMENT_DETAIL_TYPE, BASELINE_RESET_DETAIL_TYPE)
 # ``detail.reason`` of a baseline reset whose previous snapshot was deleted: the central
 # stack alerts on it (deleting recovery points is a ransomware precursor).
 RESET_PREVIOUS_SNAPSHOT_MISSING = ResetReason.PREVIOUS_SNAPSHOT_MISSING.value
@@ -36,9 +38,9 @@ ALARM_DETAIL_TYPE = "CloudWatch Alarm State Change"
 
 # AWS managed policies of the role AWS Backup assumes for the plan this toolkit creates;
 # Fn::Sub strings, since IAM rejects a managed policy ARN of another partition.
+# Backup only: nothing here restores, so the restore policy would be unused privilege.
 BACKUP_MANAGED_POLICIES = (
     "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForBackup",
-    "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForRestores",
 )
 
 CENTRAL_STACK_SUFFIX = "central"
@@ -73,6 +75,23 @@ STACKSET_EXECUTION_POLICY = "manage-backup-anomaly-member"
 # Fixed by AWS for SELF_MANAGED StackSets unless custom role names are passed.
 STACKSET_ADMIN_ROLE = "AWSCloudFormationStackSetAdministrationRole"
 STACKSET_EXECUTION_ROLE = "AWSCloudFormationStackSetExecutionRole"
+
+
+# The console of each partition, with the ``<region>`` placeholder of alert templates.
+# Commercial regions have regional consoles
+# (https://docs.aws.amazon.com/general/latest/gr/mgmt-console.html); AWS GovCloud (US) and
+# the China regions have one console host of their own each
+# (https://docs.aws.amazon.com/govcloud-us/latest/UserGuide/govcloud-iam.html).
+CONSOLE_URLS = {
+    "aws": "https://<region>.console.aws.amazon.com",
+    "aws-us-gov": "https://console.amazonaws-us-gov.com",
+    "aws-cn": "https://console.amazonaws.cn",
+}
+
+
+def console_url(partition: str) -> str:
+    """The console base URL of ``partition`` (``<region>`` left for the alert template)."""
+    return CONSOLE_URLS.get(partition, CONSOLE_URLS["aws"])
 
 
 class Names:
@@ -114,13 +133,22 @@ class Names:
         when too long to leave room for any region, shortened with a hash of the full
         prefix so two long prefixes cannot collide.
         """
-        body = f"{self.prefix.lower()}-artifacts"
+        return self._bucket_prefix("artifacts", account_id)
+
+    def _bucket_prefix(self, what: str, account_id: str) -> str:
+        body = f"{self.prefix.lower()}-{what}"
         tail = f"-{account_id}"
         room = S3_BUCKET_MAX - len(tail) - 1 - MAX_REGION_LENGTH
         if len(body) > room:
-            digest = hashlib.sha256(self.prefix.encode()).hexdigest()[:8]
+            digest = hashlib.sha256(f"{self.prefix}/{what}".encode()).hexdigest()[:8]
+            if what == "artifacts":
+                digest = hashlib.sha256(self.prefix.encode()).hexdigest()[:8]
             body = f"{body[: room - 9].rstrip('-')}-{digest}"
         return f"{body}{tail}"
+
+    def artifact_log_bucket(self, account_id: str, region: str) -> str:
+        """Where the artifact bucket of ``region`` writes its S3 server access logs."""
+        return f"{self._bucket_prefix('artifact-logs', account_id)}-{region}"
 
     def artifact_bucket(self, account_id: str, region: str) -> str:
         return f"{self.artifact_bucket_prefix(account_id)}-{region}"
@@ -160,6 +188,21 @@ class Names:
     @property
     def central_alarm_rule(self) -> str:
         return f"{self.prefix}-alarm-state"
+
+    @property
+    def central_alarm_alert_rule(self) -> str:
+        """Volume alarms into ALARM, to the alert topic."""
+        return f"{self.prefix}-alarm-alert"
+
+    @property
+    def central_alarm_resolved_rule(self) -> str:
+        """Volume alarms back from ALARM to OK, to the alert topic."""
+        return f"{self.prefix}-alarm-resolved"
+
+    @property
+    def central_operational_rule(self) -> str:
+        """The detectors' operational alarms, to the alert topic as operational alerts."""
+        return f"{self.prefix}-operational-alert"
 
     @property
     def central_measurement_rule(self) -> str:

@@ -13,8 +13,8 @@ from __future__ import annotations
 from functools import cached_property
 
 from awacs import s3 as as3
-from awacs.aws import Principal, StringEquals
-from troposphere import Join, Output, Sub, Template
+from awacs.aws import ArnLike, Principal, StringEquals
+from troposphere import Join, Output, Ref, Sub, Template
 from troposphere import s3 as ts3
 
 from generator import iam
@@ -24,6 +24,9 @@ from generator.templates import common
 
 NONCURRENT_VERSION_DAYS = 90
 ABORT_MULTIPART_DAYS = 7
+# A year of access logs, the same as the detector's own logs.
+LOG_RETENTION_DAYS = 365
+LOG_PREFIX = "artifacts/"
 
 
 class ArtifactsTemplate:
@@ -74,18 +77,92 @@ class ArtifactsTemplate:
                     )
                 ]
             ),
+            # Every read of the code every member runs is logged (S3 server access logs;
+            # CloudTrail logs object reads only where data events are on).
+            LoggingConfiguration=ts3.LoggingConfiguration(
+                DestinationBucketName=self.log_bucket.ref(), LogFilePrefix=LOG_PREFIX
+            ),
             Tags=common.tags(self.config),
         )
         # Deployed stacks refer to objects in it: an accidental stack deletion must not
         # take the code of every detector with it.
+        return common.retain_after_create(bucket)
+
+    @cached_property
+    def log_bucket(self) -> ts3.Bucket:
+        """The artifact bucket's access logs: who read the code, from where, when."""
+        bucket = ts3.Bucket(
+            "ArtifactLogBucket",
+            BucketName=Sub(self.names.artifact_log_bucket(self.admin_account, REGION_PLACEHOLDER)),
+            # Server access logs can be delivered only to a bucket encrypted with SSE-S3:
+            # https://docs.aws.amazon.com/AmazonS3/latest/userguide/enable-server-access-logging.html
+            BucketEncryption=ts3.BucketEncryption(
+                ServerSideEncryptionConfiguration=[
+                    ts3.ServerSideEncryptionRule(
+                        ServerSideEncryptionByDefault=ts3.ServerSideEncryptionByDefault(
+                            SSEAlgorithm="AES256"
+                        )
+                    )
+                ]
+            ),
+            VersioningConfiguration=ts3.VersioningConfiguration(Status="Enabled"),
+            PublicAccessBlockConfiguration=ts3.PublicAccessBlockConfiguration(
+                BlockPublicAcls=True,
+                BlockPublicPolicy=True,
+                IgnorePublicAcls=True,
+                RestrictPublicBuckets=True,
+            ),
+            OwnershipControls=ts3.OwnershipControls(
+                Rules=[ts3.OwnershipControlsRule(ObjectOwnership="BucketOwnerEnforced")]
+            ),
+            LifecycleConfiguration=ts3.LifecycleConfiguration(
+                Rules=[
+                    ts3.LifecycleRule(
+                        Id="expire-logs",
+                        Status="Enabled",
+                        ExpirationInDays=LOG_RETENTION_DAYS,
+                        NoncurrentVersionExpiration=ts3.NoncurrentVersionExpiration(
+                            NoncurrentDays=1
+                        ),
+                    )
+                ]
+            ),
+            Tags=common.tags(self.config),
+        )
+        # Audit data: kept when the stack is deleted.
         common.retain_after_create(bucket)
         return common.skip_checkov(
             bucket,
             (
                 "CKV_AWS_18",
-                "Holds only content-addressed code and templates written by the deploy "
-                "tool; access is audited by CloudTrail, and a log bucket per region would "
-                "itself be an unlogged bucket.",
+                "This is the access-log bucket of the artifact bucket: S3 cannot log a bucket "
+                "into itself without logging its own log deliveries forever.",
+            ),
+        )
+
+    @cached_property
+    def log_bucket_policy(self) -> ts3.BucketPolicy:
+        """Only S3's logging service, for the artifact bucket of this account, may write."""
+        objects = Join("", [self.log_bucket.get_att("Arn"), "/*"])
+        return ts3.BucketPolicy(
+            "ArtifactLogBucketPolicy",
+            Bucket=self.log_bucket.ref(),
+            PolicyDocument=iam.document(
+                iam.allow(
+                    "S3ServerAccessLogsDelivery",
+                    [as3.PutObject],
+                    [objects],
+                    ArnLike("aws:SourceArn", self.bucket.get_att("Arn")),
+                    StringEquals("aws:SourceAccount", Ref("AWS::AccountId")),
+                    principal=iam.service("logging.s3.amazonaws.com"),
+                ),
+                iam.deny(
+                    "DenyInsecureTransport",
+                    [as3.Action("*")],
+                    [self.log_bucket.get_att("Arn"), objects],
+                    *common.insecure_transport_conditions(),
+                    principal=Principal("*"),
+                ),
             ),
         )
 
@@ -132,7 +209,7 @@ class ArtifactsTemplate:
         return common.new_template(
             f"Backup anomaly detection ({self.config.name}): code and template bucket of one "
             f"region, in the StackSet admin account {self.admin_account}",
-            resources=[self.bucket, self.bucket_policy],
+            resources=[self.log_bucket, self.log_bucket_policy, self.bucket, self.bucket_policy],
             outputs=[Output("BucketName", Value=self.bucket.ref())],
         )
 

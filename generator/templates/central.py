@@ -18,7 +18,7 @@ from typing import Any
 
 from awacs import events as aevents
 from awacs import sns as asns
-from awacs.aws import ArnEquals, Principal, StringEquals
+from awacs.aws import ArnEquals, ForAllValuesStringEquals, Principal, StringEquals
 from troposphere import Output, Ref, Sub, Template
 from troposphere import cloudwatch as tcw
 from troposphere import events as tevents
@@ -27,19 +27,36 @@ from troposphere import sqs as tsqs
 
 from generator import iam, naming
 from generator.config.model import OrgConfig
+from generator.config.regions import partition_of
 from generator.naming import Names
 from generator.templates import common, shapes
 
-# What a human reads in the notification email. Placeholders come from InputPathsMap; a
-# path missing from an event (the volume of the detector's own alarms) reads as empty.
-ALERT_TEMPLATE = (
-    '"Backup anomaly alarm <alarm> is <state> (was <previous>) in account <account>, '
-    "region <region>, at <time>. <description> Volume: <volume>. Reason: <reason>. "
-    "Look for what rewrote that volume before its next backup. The alarm, in account "
-    "<account>: https://<region>.console.aws.amazon.com/cloudwatch/home?region=<region>"
+# What a human reads in the notification emails. Placeholders come from InputPathsMap. The
+# account is always the envelope's ``$.account``, which EventBridge sets to the account
+# that sent the event and no sender can change; nothing a member writes into its own
+# events (detail fields, alarm descriptions) can claim another account. ``<console>`` is the
+# console of the deployment's partition, filled in at synthesis.
+ALARM_TEMPLATE = (
+    '"Backup anomaly alarm <alarm> is ALARM (was <previous>) in account <account>, region '
+    "<region>, at <time>. Volume: <volume>. CloudWatch: <reason>. A sudden rewrite of a "
+    "volume is what ransomware encryption looks like: look for what rewrote it before its "
+    "next backup. The alarm, in account <account>: <console>/cloudwatch/home?region=<region>"
     '#alarmsV2:alarm/<alarm>"'
 )
-ALERT_PATHS = {
+RESOLVED_TEMPLATE = (
+    '"Resolved: backup anomaly alarm <alarm> is back to OK in account <account>, region '
+    "<region>, at <time> (volume <volume>): the latest backup changed no more than usual. "
+    "CloudWatch: <reason>. The alarm: <console>/cloudwatch/home?region=<region>"
+    '#alarmsV2:alarm/<alarm>"'
+)
+OPERATIONAL_TEMPLATE = (
+    '"Operational alert (not an anomaly): <alarm> is <state> (was <previous>) in account '
+    "<account>, region <region>, at <time>. The detector in that account and region needs "
+    "attention: until it is fixed, some backups there are not being measured or their "
+    "results are not reaching the security account. CloudWatch: <reason>. The alarm: "
+    '<console>/cloudwatch/home?region=<region>#alarmsV2:alarm/<alarm>"'
+)
+ALARM_PATHS = {
     "account": "$.account",
     "region": "$.region",
     "time": "$.time",
@@ -47,11 +64,10 @@ ALERT_PATHS = {
     "state": "$.detail.state.value",
     "previous": "$.detail.previousState.value",
     "reason": "$.detail.state.reason",
-    "description": "$.detail.configuration.description",
     "volume": "$.detail.configuration.metrics[0].metricStat.metric.dimensions.VolumeId",
 }
-# The notification of a baseline reset whose previous snapshot was deleted. Every path is in
-# every ``Backup Baseline Reset`` the detector puts (see the detector's forward module).
+# The notification of a baseline reset whose previous snapshot was deleted. The region is
+# the volume's, as the sending account reports it (the envelope's is the central bus's).
 SNAPSHOT_DELETED_TEMPLATE = (
     '"Backup snapshot deleted: the previous backup snapshot <previous> of volume <volume> '
     "in account <account>, region <region>, no longer existed when backup job <job> "
@@ -59,11 +75,10 @@ SNAPSHOT_DELETED_TEMPLATE = (
     "from the new snapshot. Deleting backups before encrypting data is a ransomware "
     "precursor: find out who deleted <previous> (CloudTrail DeleteSnapshot, "
     "DeleteRecoveryPoint) and check the account's other recovery points. Snapshots, in "
-    "account <account>: https://<region>.console.aws.amazon.com/ec2/home?region=<region>"
-    '#Snapshots:"'
+    'account <account>: <console>/ec2/home?region=<region>#Snapshots:"'
 )
 SNAPSHOT_DELETED_PATHS = {
-    "account": "$.detail.account",
+    "account": "$.account",
     "region": "$.detail.region",
     "volume": "$.detail.volumeId",
     "previous": "$.detail.previousSnapshotId",
@@ -71,9 +86,8 @@ SNAPSHOT_DELETED_PATHS = {
     "job": "$.detail.backupJobId",
     "completion": "$.detail.completionTime",
 }
-# Paths only some alarms have (every alarm the toolkit creates has a description, but
-# one created by hand with the prefix might not).
-OPTIONAL_ALERT_PATHS = frozenset({"description", "volume"})
+# Paths only some alarms have (the detector's operational alarms have no volume).
+OPTIONAL_ALERT_PATHS = frozenset({"volume"})
 
 
 class CentralTemplate:
@@ -84,6 +98,7 @@ class CentralTemplate:
         self.names = Names(config.name)
         self.alarm_prefix = config.detection.alarm_prefix
         self.accounts = common.scope_accounts(config)
+        self.console = naming.console_url(partition_of(config.security.home_region) or "aws")
 
     # -- encryption -------------------------------------------------------------------
     @cached_property
@@ -110,6 +125,8 @@ class CentralTemplate:
                     principal=iam.service("cloudwatch.amazonaws.com"),
                 ),
             ],
+            # It encrypts the audit queue and its dead letters, which outlive the stack.
+            retain=True,
         )
 
     @cached_property
@@ -134,17 +151,12 @@ class CentralTemplate:
             Topics=[self.topic.ref()],
             PolicyDocument=iam.document(
                 iam.allow(
-                    "AlarmRulePublishes",
+                    "AlertRulesPublish",
                     [asns.Publish],
                     [self.topic.ref()],
-                    ArnEquals("aws:SourceArn", self.alarm_rule.get_att("Arn")),
-                    principal=iam.service("events.amazonaws.com"),
-                ),
-                iam.allow(
-                    "SnapshotDeletedRulePublishes",
-                    [asns.Publish],
-                    [self.topic.ref()],
-                    ArnEquals("aws:SourceArn", self.snapshot_deleted_rule.get_att("Arn")),
+                    ArnEquals(
+                        "aws:SourceArn", [rule.get_att("Arn") for rule in self._alert_rules()]
+                    ),
                     principal=iam.service("events.amazonaws.com"),
                 ),
                 iam.allow(
@@ -176,18 +188,32 @@ class CentralTemplate:
     # -- audit queue and DLQ ----------------------------------------------------------------
     @cached_property
     def audit_queue(self) -> tsqs.Queue:
-        return shapes.encrypted_queue("AuditQueue", self.names.audit_queue, self.key, self.config)
+        # Audit data: kept when the stack is deleted (or replaced), like the key that reads it.
+        return common.retain_after_create(
+            shapes.encrypted_queue("AuditQueue", self.names.audit_queue, self.key, self.config)
+        )
 
     @cached_property
     def dlq(self) -> tsqs.Queue:
         """Events the central rules could not deliver to the topic or the audit queue."""
-        return shapes.encrypted_queue(
-            "CentralDeadLetterQueue", self.names.audit_dlq, self.key, self.config
+        return common.retain_after_create(
+            shapes.encrypted_queue(
+                "CentralDeadLetterQueue", self.names.audit_dlq, self.key, self.config
+            )
         )
 
     def _audit_rules(self) -> list[tevents.Rule]:
         """The rules whose targets include the audit queue."""
         return [self.alarm_rule, self.measurement_rule, self.reset_rule]
+
+    def _alert_rules(self) -> list[tevents.Rule]:
+        """The rules whose target is the alert topic."""
+        return [
+            self.volume_alarm_rule,
+            self.volume_resolved_rule,
+            self.operational_rule,
+            self.snapshot_deleted_rule,
+        ]
 
     @cached_property
     def audit_queue_policy(self) -> tsqs.QueuePolicy:
@@ -202,7 +228,7 @@ class CentralTemplate:
             "CentralDeadLetterQueuePolicy",
             self.dlq,
             "CentralRulesSend",
-            [*self._audit_rules(), self.snapshot_deleted_rule],
+            [*self._audit_rules(), *self._alert_rules()],
         )
 
     @cached_property
@@ -219,28 +245,40 @@ class CentralTemplate:
 
     # -- event bus ----------------------------------------------------------------------
     def bus_policy(self):
-        """Admits PutEvents from the organization, or from the listed target accounts."""
+        """Admits PutEvents from the organization (or the listed target accounts), and only of
+        the events members send: the detector's own detail types under its source, and the
+        alarm state changes their rules forward. Anything else a member puts is refused.
+
+        ``events:source`` is multi-valued (one value per entry of a PutEvents call), hence
+        ``ForAllValues``; ``events:detail-type`` as AWS's example writes it:
+        https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-event-bus-example-policy-cross-account-custom-bus-source.html
+        """
         # The bus's own ARN as a string: a resource cannot refer to its own attributes.
         bus_arn = Sub(
             "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/"
             + self.names.central_bus
         )
+        principal = iam.accounts(self.accounts) if self.accounts else Principal("AWS", "*")
+        org: dict[str, Any] = {}
         if self.accounts is None:
-            statement = iam.allow(
-                "OrganizationPutsEvents",
+            org["aws:PrincipalOrgID"] = self.config.organization.org_id
+        kinds = [
+            ("DetectorEvents", naming.EVENT_SOURCE, list(naming.DETECTOR_DETAIL_TYPES)),
+            ("ForwardedAlarmStateChanges", naming.ALARM_EVENT_SOURCE, [naming.ALARM_DETAIL_TYPE]),
+        ]
+        statements = [
+            iam.allow(
+                f"MembersPut{sid}",
                 [aevents.PutEvents],
                 [bus_arn],
-                StringEquals("aws:PrincipalOrgID", self.config.organization.org_id),
-                principal=Principal("AWS", "*"),
+                ForAllValuesStringEquals("events:source", [source]),
+                # One StringEquals block: two would be one JSON key, and the last would win.
+                StringEquals({**org, "events:detail-type": detail_types}),
+                principal=principal,
             )
-        else:
-            statement = iam.allow(
-                "TargetAccountsPutEvents",
-                [aevents.PutEvents],
-                [bus_arn],
-                principal=iam.accounts(self.accounts),
-            )
-        return iam.document(statement)
+            for sid, source, detail_types in kinds
+        ]
+        return iam.document(*statements)
 
     @cached_property
     def bus(self) -> tevents.EventBus:
@@ -268,11 +306,13 @@ class CentralTemplate:
         )
 
     def _alert_target(self, paths: dict, template: str) -> tevents.Target:
-        """The SNS topic, with a message written for a human by ``template``."""
+        """The SNS topic, with a message written for a human by ``template`` (only the paths
+        it uses are read)."""
+        used = {name: path for name, path in paths.items() if f"<{name}>" in template}
         return tevents.Target(
             Id="AlertTopic",
             Arn=self.topic.ref(),
-            InputTransformer=tevents.InputTransformer(InputPathsMap=paths, InputTemplate=template),
+            InputTransformer=tevents.InputTransformer(InputPathsMap=used, InputTemplate=template),
             DeadLetterConfig=self._dead_letters(),
             RetryPolicy=self._retry(),
         )
@@ -292,18 +332,82 @@ class CentralTemplate:
             Targets=targets,
         )
 
+    def _alarm_pattern(self, names: list | None = None, **state: Any) -> dict:
+        """Forwarded state changes of the member alarms, narrowed by name and state."""
+        detail: dict[str, Any] = {"alarmName": names or [{"prefix": self.alarm_prefix}]}
+        detail.update(state)
+        return {
+            "source": [naming.ALARM_EVENT_SOURCE],
+            "detail-type": [naming.ALARM_DETAIL_TYPE],
+            "detail": detail,
+        }
+
+    def _message(self, template: str) -> str:
+        return template.replace("<console>", self.console)
+
     @cached_property
     def alarm_rule(self) -> tevents.Rule:
+        """Every forwarded alarm state change, INSUFFICIENT_DATA included: the audit trail."""
         return self._rule(
             "AlarmStateRule",
             self.names.central_alarm_rule,
-            "Backup anomaly alarm state changes forwarded by member accounts",
-            {
-                "source": [naming.ALARM_EVENT_SOURCE],
-                "detail-type": [naming.ALARM_DETAIL_TYPE],
-                "detail": {"alarmName": [{"prefix": self.alarm_prefix}]},
-            },
-            [self._alert_target(ALERT_PATHS, ALERT_TEMPLATE), self._audit_target()],
+            "Every state change of the member alarms, for the audit trail",
+            self._alarm_pattern(),
+            [self._audit_target()],
+        )
+
+    @cached_property
+    def volume_alarm_rule(self) -> tevents.Rule:
+        """A volume's alarm going into ALARM: the one state change a human must read.
+
+        Only the per-volume alarms (named ``{prefix}vol-...``); returning to OK is a
+        resolution of its own, and INSUFFICIENT_DATA (every new alarm's first state)
+        never reaches the topic, so onboarding a thousand volumes sends no email.
+        """
+        return self._rule(
+            "VolumeAlarmRule",
+            self.names.central_alarm_alert_rule,
+            "A volume's backup anomaly alarm went into ALARM: alert",
+            self._alarm_pattern(
+                [{"prefix": f"{self.alarm_prefix}vol-"}], state={"value": ["ALARM"]}
+            ),
+            [self._alert_target(ALARM_PATHS, self._message(ALARM_TEMPLATE))],
+        )
+
+    @cached_property
+    def volume_resolved_rule(self) -> tevents.Rule:
+        return self._rule(
+            "VolumeResolvedRule",
+            self.names.central_alarm_resolved_rule,
+            "A volume's backup anomaly alarm returned from ALARM to OK: resolution",
+            self._alarm_pattern(
+                [{"prefix": f"{self.alarm_prefix}vol-"}],
+                state={"value": ["OK"]},
+                previousState={"value": ["ALARM"]},
+            ),
+            [self._alert_target(ALARM_PATHS, self._message(RESOLVED_TEMPLATE))],
+        )
+
+    @cached_property
+    def operational_rule(self) -> tevents.Rule:
+        """The detector's own alarms (dead letters, errors, forwarding): worded as what they
+        are, an operational problem, never as ransomware; into ALARM and back from it."""
+        names = [
+            Names.dlq_alarm(self.alarm_prefix),
+            Names.errors_alarm(self.alarm_prefix),
+            Names.forward_dlq_alarm(self.alarm_prefix),
+        ]
+        pattern = self._alarm_pattern(names)
+        pattern["detail"]["$or"] = [
+            {"state": {"value": ["ALARM"]}},
+            {"state": {"value": ["OK"]}, "previousState": {"value": ["ALARM"]}},
+        ]
+        return self._rule(
+            "OperationalAlarmRule",
+            self.names.central_operational_rule,
+            "The member detectors' operational alarms: operational alert",
+            pattern,
+            [self._alert_target(ALARM_PATHS, self._message(OPERATIONAL_TEMPLATE))],
         )
 
     @cached_property
@@ -342,7 +446,7 @@ class CentralTemplate:
             self.names.central_missing_snapshot_rule,
             "Baseline resets whose previous backup snapshot was deleted: alert",
             self._reset_pattern(reason=[naming.RESET_PREVIOUS_SNAPSHOT_MISSING]),
-            [self._alert_target(SNAPSHOT_DELETED_PATHS, SNAPSHOT_DELETED_TEMPLATE)],
+            [self._alert_target(SNAPSHOT_DELETED_PATHS, self._message(SNAPSHOT_DELETED_TEMPLATE))],
         )
 
     # -- assembly -----------------------------------------------------------------------
@@ -360,6 +464,9 @@ class CentralTemplate:
             self.dlq_alarm,
             self.bus,
             self.alarm_rule,
+            self.volume_alarm_rule,
+            self.volume_resolved_rule,
+            self.operational_rule,
             self.measurement_rule,
             self.reset_rule,
             self.snapshot_deleted_rule,

@@ -562,8 +562,12 @@ class MemberTemplate:
         return tiam.Role(
             "BackupRole",
             RoleName=Sub(self.names.backup_role(REGION_PLACEHOLDER)),
-            Description="AWS Backup creates and restores the tagged volumes' recovery points",
-            AssumeRolePolicyDocument=iam.trust(iam.service("backup.amazonaws.com")),
+            Description="AWS Backup creates the tagged volumes' recovery points",
+            # Confused deputy: AWS Backup assumes it only on behalf of this account.
+            AssumeRolePolicyDocument=iam.trust(
+                iam.service("backup.amazonaws.com"),
+                StringEquals("aws:SourceAccount", Ref("AWS::AccountId")),
+            ),
             ManagedPolicyArns=[Sub(arn) for arn in naming.BACKUP_MANAGED_POLICIES],
             Tags=common.tags(self.config),
         )

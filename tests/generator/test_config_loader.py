@@ -67,8 +67,8 @@ def test_an_unquoted_id_that_is_not_octal_stays_text(tmp_path):
         ),
         (
             "a: 1\n\tb: 2\n",
-            "2: (top level): YAML syntax error: found a tab character that "
-            "violates indentation (while scanning a plain scalar at line 1)",
+            "2: (top level): a tab character at column 1: YAML indents with spaces only; "
+            "replace the tab with spaces",
         ),
         ("a: *nowhere\n", "1: (top level): unknown alias *nowhere (no &nowhere above)"),
         ("a: &x [1, *x]\n", "1: (top level): alias *x refers to itself (recursive anchor)"),

@@ -18,40 +18,58 @@ def _central(variant: str) -> dict:
     return h.template(variant, "central")
 
 
-def _bus_statement(tpl: dict) -> dict:
+def _bus_statements(tpl: dict) -> dict[str, dict]:
     bus = h.one(tpl, "AWS::Events::EventBus")["Properties"]
-    (statement,) = h.statements(bus["Policy"])
-    return statement
+    return {s["Sid"]: s for s in h.statements(bus["Policy"])}
 
 
-def test_bus_is_named_and_admits_only_the_organization():
+ADMITTED = {
+    "MembersPutDetectorEvents": (
+        naming.EVENT_SOURCE,
+        [naming.MEASUREMENT_DETAIL_TYPE, naming.BASELINE_RESET_DETAIL_TYPE],
+    ),
+    "MembersPutForwardedAlarmStateChanges": (
+        "aws.cloudwatch",
+        ["CloudWatch Alarm State Change"],
+    ),
+}
+
+
+def test_bus_is_named_and_admits_only_the_organization_and_only_what_members_send():
     config = h.config("example")
     tpl = _central("example")
     bus = h.one(tpl, "AWS::Events::EventBus")["Properties"]
     assert bus["Name"] == Names(config.name).central_bus
-    statement = _bus_statement(tpl)
-    assert statement["Action"] == ["events:PutEvents"]
-    assert statement["Principal"] == {"AWS": "*"}
-    assert statement["Condition"] == {
-        "StringEquals": {"aws:PrincipalOrgID": config.organization.org_id}
-    }
-    assert statement["Resource"] == [
-        {
-            "Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:"
-            f"event-bus/{Names(config.name).central_bus}"
+    statements = _bus_statements(tpl)
+    assert set(statements) == set(ADMITTED)
+    for sid, (source, detail_types) in ADMITTED.items():
+        statement = statements[sid]
+        assert statement["Action"] == ["events:PutEvents"]
+        assert statement["Principal"] == {"AWS": "*"}
+        assert statement["Condition"] == {
+            "ForAllValues:StringEquals": {"events:source": [source]},
+            "StringEquals": {
+                "aws:PrincipalOrgID": config.organization.org_id,
+                "events:detail-type": detail_types,
+            },
         }
-    ]
+        assert statement["Resource"] == [
+            {
+                "Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:"
+                f"event-bus/{Names(config.name).central_bus}"
+            }
+        ]
 
 
 def test_bus_without_org_id_admits_exactly_the_listed_accounts():
-    statement = _bus_statement(_central("self-existing"))
-    assert statement["Principal"] == {
-        "AWS": [
-            {"Fn::Sub": f"arn:${{AWS::Partition}}:iam::{a}:root"}
-            for a in ("444444444444", "555555555555")
-        ]
-    }
-    assert "Condition" not in statement
+    for statement in _bus_statements(_central("self-existing")).values():
+        assert statement["Principal"] == {
+            "AWS": [
+                {"Fn::Sub": f"arn:${{AWS::Partition}}:iam::{a}:root"}
+                for a in ("444444444444", "555555555555")
+            ]
+        }
+        assert "aws:PrincipalOrgID" not in statement["Condition"]["StringEquals"]
 
 
 def test_ou_targets_without_org_id_are_refused_with_their_line():
@@ -77,18 +95,18 @@ def test_topic_is_encrypted_and_has_one_email_subscription_per_address():
     assert {s["Properties"]["Protocol"] for s in subscriptions} == {"email"}
 
 
-def test_topic_policy_admits_only_our_rule_and_our_alarm():
+def test_topic_policy_admits_only_our_alert_rules_and_our_alarm():
     policy = h.one(_central("example"), "AWS::SNS::TopicPolicy")["Properties"]["PolicyDocument"]
     allows = [s for s in h.statements(policy) if s["Effect"] == "Allow"]
     sources = {
         (s["Principal"]["Service"], s["Sid"]): s["Condition"]["ArnEquals"]["aws:SourceArn"]
         for s in allows
     }
+    alert_rules = ["VolumeAlarmRule", "VolumeResolvedRule", "OperationalAlarmRule"]
     assert sources == {
-        ("events.amazonaws.com", "AlarmRulePublishes"): {"Fn::GetAtt": ["AlarmStateRule", "Arn"]},
-        ("events.amazonaws.com", "SnapshotDeletedRulePublishes"): {
-            "Fn::GetAtt": ["SnapshotDeletedRule", "Arn"]
-        },
+        ("events.amazonaws.com", "AlertRulesPublish"): [
+            {"Fn::GetAtt": [rule, "Arn"]} for rule in [*alert_rules, "SnapshotDeletedRule"]
+        ],
         ("cloudwatch.amazonaws.com", "DeadLetterAlarmPublishes"): {
             "Fn::GetAtt": ["CentralDeadLetterAlarm", "Arn"]
         },
@@ -117,7 +135,7 @@ def _rules(tpl: dict) -> dict[str, dict]:
     return {r["Properties"]["Name"]: r["Properties"] for r in rules}
 
 
-def test_alarm_rule_matches_forwarded_alarms_and_notifies_with_a_readable_message():
+def test_every_alarm_state_change_reaches_the_audit_queue_and_only_it():
     config = h.config("example")
     names = Names(config.name)
     rule = _rules(_central("example"))[names.central_alarm_rule]
@@ -127,17 +145,79 @@ def test_alarm_rule_matches_forwarded_alarms_and_notifies_with_a_readable_messag
         "detail-type": ["CloudWatch Alarm State Change"],
         "detail": {"alarmName": [{"prefix": config.detection.alarm_prefix}]},
     }
-    targets = {t["Id"]: t for t in rule["Targets"]}
-    assert set(targets) == {"AlertTopic", "AuditQueue"}
-    transformer = targets["AlertTopic"]["InputTransformer"]
+    (target,) = rule["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": ["AuditQueue", "Arn"]}
+
+
+@pytest.mark.parametrize(
+    ("rule_name", "state"),
+    [
+        ("central_alarm_alert_rule", {"state": {"value": ["ALARM"]}}),
+        (
+            "central_alarm_resolved_rule",
+            {"state": {"value": ["OK"]}, "previousState": {"value": ["ALARM"]}},
+        ),
+    ],
+)
+def test_volume_alarms_reach_the_topic_only_into_alarm_and_back(rule_name, state):
+    config = h.config("example")
+    rule = _rules(_central("example"))[getattr(Names(config.name), rule_name)]
+    assert rule["EventPattern"] == {
+        "source": ["aws.cloudwatch"],
+        "detail-type": ["CloudWatch Alarm State Change"],
+        "detail": {"alarmName": [{"prefix": f"{config.detection.alarm_prefix}vol-"}], **state},
+    }
+    (target,) = rule["Targets"]
+    assert target["Arn"] == {"Ref": "AlertTopic"}
+    transformer = target["InputTransformer"]
     used = set(re.findall(r"<(\w+)>", transformer["InputTemplate"]))
     assert used == set(transformer["InputPathsMap"])
-    assert {"account", "region", "alarm", "volume", "state", "reason"} <= used
-    assert "console.aws.amazon.com/cloudwatch" in transformer["InputTemplate"]
-    for target in targets.values():
-        assert target["DeadLetterConfig"]["Arn"] == {
-            "Fn::GetAtt": ["CentralDeadLetterQueue", "Arn"]
-        }
+    assert transformer["InputPathsMap"]["account"] == "$.account"  # never the detail's
+    assert "description" not in used  # member-written text
+    assert "https://<region>.console.aws.amazon.com/cloudwatch" in transformer["InputTemplate"]
+    assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["CentralDeadLetterQueue", "Arn"]}
+
+
+def test_operational_alarms_are_worded_as_operational_alerts():
+    config = h.config("example")
+    prefix = config.detection.alarm_prefix
+    rule = _rules(_central("example"))[Names(config.name).central_operational_rule]
+    detail = rule["EventPattern"]["detail"]
+    assert detail["alarmName"] == [
+        f"{prefix}detector-dlq",
+        f"{prefix}detector-errors",
+        f"{prefix}forward-dlq",
+    ]
+    assert detail["$or"] == [
+        {"state": {"value": ["ALARM"]}},
+        {"state": {"value": ["OK"]}, "previousState": {"value": ["ALARM"]}},
+    ]
+    text = rule["Targets"][0]["InputTransformer"]["InputTemplate"]
+    assert text.startswith('"Operational alert (not an anomaly)')
+    assert "ransomware" not in text
+
+
+@pytest.mark.parametrize(
+    ("region", "console"),
+    [
+        ("us-gov-west-1", "https://console.amazonaws-us-gov.com/cloudwatch"),
+        ("cn-north-1", "https://console.amazonaws.cn/cloudwatch"),
+    ],
+)
+def test_console_links_name_the_console_of_the_partition(region, console):
+    data = h.raw("self-existing")
+    data["deployment"]["regions"] = [region]
+    data["deployment"]["targets"]["accounts"][1]["regions"] = [region]
+    data["security"]["home_region"] = region
+    tpl = central.build(h.config_from(data)).to_dict()
+    texts = [
+        t["InputTransformer"]["InputTemplate"]
+        for r in h.resources(tpl, "AWS::Events::Rule").values()
+        for t in r["Properties"]["Targets"]
+        if "InputTransformer" in t
+    ]
+    assert texts and all(console.split("/cloudwatch")[0] in t for t in texts)
+    assert not any("console.aws.amazon.com" in t for t in texts)
 
 
 def test_input_transformer_paths_exist_in_a_real_alarm_event(tmp_path):
@@ -148,7 +228,7 @@ def test_input_transformer_paths_exist_in_a_real_alarm_event(tmp_path):
     import json
 
     event = json.loads(candidates[0].read_text())
-    for name, path in central.ALERT_PATHS.items():
+    for name, path in central.ALARM_PATHS.items():
         if name in central.OPTIONAL_ALERT_PATHS:
             continue
         node = event
@@ -174,10 +254,19 @@ def test_queue_policies_admit_only_the_rules_that_target_them():
         {"Fn::GetAtt": ["MeasurementRule", "Arn"]},
         {"Fn::GetAtt": ["BaselineResetRule", "Arn"]},
     ]
+    alert_rules = [
+        {"Fn::GetAtt": [rule, "Arn"]}
+        for rule in (
+            "VolumeAlarmRule",
+            "VolumeResolvedRule",
+            "OperationalAlarmRule",
+            "SnapshotDeletedRule",
+        )
+    ]
     expected = {
         "AuditQueue": audit_rules,
-        # Every rule dead-letters here, the alert-only snapshot-deleted rule too.
-        "CentralDeadLetterQueue": [*audit_rules, {"Fn::GetAtt": ["SnapshotDeletedRule", "Arn"]}],
+        # Every rule dead-letters here, the alert-only ones too.
+        "CentralDeadLetterQueue": [*audit_rules, *alert_rules],
     }
     policies = h.resources(_central("example"), "AWS::SQS::QueuePolicy").values()
     seen = {}

@@ -363,13 +363,16 @@ def test_create_mode_has_vault_plan_and_tag_selection():
     ]
     assert "ListOfTags" not in selection  # ORed with Resources: would select every volume
     role = h.resources(tpl, "AWS::IAM::Role")["BackupRole"]["Properties"]
+    # Backup only (nothing restores), assumed by AWS Backup for this account only.
     assert role["ManagedPolicyArns"] == [
-        {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/" + name}
-        for name in (
-            "AWSBackupServiceRolePolicyForBackup",
-            "AWSBackupServiceRolePolicyForRestores",
-        )
+        {
+            "Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/"
+            "AWSBackupServiceRolePolicyForBackup"
+        }
     ]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "backup.amazonaws.com"}
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
 
 
 def test_create_mode_selection_follows_resource_types():
