@@ -30,6 +30,8 @@ def synth(args: argparse.Namespace) -> int:
     width = max(len(path) for path, _, _ in rows)
     for path, size, digest in rows:
         print(f"{path:<{width}}  {size:>9} bytes  {digest}".rstrip())
+    for reason in document["stacks"]["stackset"].get("omitted", []):
+        print(f"stackset.json not written: {reason}")
     targets = document["targets"]
     bound = "" if targets["exact"] else " at least"
     print(
@@ -73,6 +75,10 @@ def validate(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     print(f"{args.config}: valid")
+    from generator.templates.stackset import unexpressible
+
+    for reason in unexpressible(config):
+        print(f"note: stackset.json will not be written: {reason}")
     with tempfile.TemporaryDirectory(prefix="backup-anomaly-validate-") as tmp:
         result = synthesize(config, Path(tmp) / "out")
         problems: list[str] = []

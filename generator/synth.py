@@ -61,9 +61,11 @@ def build_templates(config: OrgConfig, lambda_key: str) -> dict[str, str]:
         "artifacts": render(artifacts.build(config)),
     }
     member_key = Names.member_template_key(_sha256(rendered["member"].encode()))
-    rendered["stackset"] = render(
-        stackset.build(config, member_template_key=member_key, lambda_key=lambda_key)
-    )
+    # Never a template that fails at deploy time (see stackset.unexpressible).
+    if not stackset.unexpressible(config):
+        rendered["stackset"] = render(
+            stackset.build(config, member_template_key=member_key, lambda_key=lambda_key)
+        )
     if config.deployment.permission_model is PermissionModel.SELF_MANAGED:
         rendered["stackset-roles"] = render(stackset_roles.build(config))
     return dict(sorted(rendered.items()))
@@ -179,6 +181,11 @@ def manifest(
                 "template": "artifacts",
             },
             "stackset": {
+                **(
+                    {"omitted": stackset.unexpressible(config)}
+                    if "stackset" not in rendered
+                    else {}
+                ),
                 "stack_name": names.stackset_stack,
                 "stackset_name": names.stackset,
                 "account": admin,

@@ -28,6 +28,35 @@ from generator.templates import common
 from generator.templates import settings as template_settings
 
 
+def unexpressible(config: OrgConfig) -> list[str]:
+    """Why this config's StackSet cannot be written as an ``AWS::CloudFormation::StackSet``.
+
+    Under SERVICE_MANAGED an account with settings of its own is reached through its OU, so
+    the OU stands in two instance groups with different parameter overrides (the OU minus
+    the account, and the account); the StackSet resource handler rejects that ("An
+    OrganizationalUnitIds cannot be associated with more than one Parameters set"), while
+    the StackSet APIs that ``build.py deploy`` calls, one operation per group, accept it.
+
+    Returns:
+        One sentence per such OU, naming its accounts; empty when the template is valid.
+    """
+    seen: dict[str, set[tuple[tuple[str, str], ...]]] = {}
+    accounts: dict[str, set[str]] = {}
+    for group in layout(config).stackset.groups:
+        for ou in group.organizational_unit_ids:
+            seen.setdefault(ou, set()).add(group.parameter_overrides)
+            if group.account_filter_type == "INTERSECTION":
+                accounts.setdefault(ou, set()).update(group.accounts)
+    return [
+        f"OU {ou} would have {len(sets)} parameter sets, because account(s) "
+        f"{', '.join(sorted(accounts.get(ou, set())))} in it have settings of their own; "
+        "CloudFormation's StackSet resource accepts one set per OU: deploy with "
+        "`build.py deploy`, which applies per-account settings as StackSet operations"
+        for ou, sets in sorted(seen.items())
+        if len(sets) > 1
+    ]
+
+
 def template_url(config: OrgConfig, key: str) -> str:
     """HTTPS URL of an object in the home region's artifact bucket of the admin account."""
     region = config.security.home_region

@@ -106,8 +106,19 @@ _SERVICE_EXISTING = {
     "detection": {"alarm_prefix": "ops-backup-", "metric_namespace": "Custom/Backup"},
 }
 
+
+def _example_stackset() -> dict:
+    """The example without its one per-account setting inside a targeted OU: a StackSet the
+    CloudFormation resource can express (the example's stackset.json is not written)."""
+    data = yaml.safe_load(EXAMPLE.read_text())
+    for account in data["deployment"]["targets"]["accounts"]:
+        account.pop("overrides", None)
+    return data
+
+
 CONFIGS: dict[str, dict | Path] = {
     "example": EXAMPLE,
+    "example-stackset": _example_stackset(),
     "self-existing": _SELF_EXISTING,
     "self-create": _SELF_CREATE,
     "service-existing": _SERVICE_EXISTING,

@@ -13,7 +13,7 @@ from tests.generator import template_helpers as h
 def test_synth_is_the_default_command(tmp_path, capsys):
     out = tmp_path / "dist"
     assert build.main(["--config", str(h.EXAMPLE), "--out", str(out)]) == 0
-    for name in ("central", "member", "stackset", "artifacts"):
+    for name in ("central", "member", "artifacts"):
         assert (out / f"{name}.json").is_file()
     assert (out / "manifest.json").is_file()
     assert list((out / "lambda").glob("detector-*.zip"))

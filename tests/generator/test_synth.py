@@ -27,7 +27,7 @@ def test_two_synths_are_byte_identical(tmp_path):
 
 
 def test_output_lists_every_template_and_the_zip():
-    result = h.synth("example")
+    result = h.synth("example-stackset")
     assert sorted(result.templates) == ["artifacts", "central", "member", "stackset"]
     assert all(p.is_file() for p in result.templates.values())
     assert result.lambda_package.path.is_file()
