@@ -108,6 +108,13 @@ def plan(args: argparse.Namespace) -> int:
         ),
         display,
     )
+    if the_plan.target_errors:
+        print(
+            f"{len(the_plan.target_errors)} target(s) the organization does not hold (above): "
+            "fix the config, or mark one may_be_absent: true if it is expected",
+            file=sys.stderr,
+        )
+        return 2
     if args.detailed_exitcode and the_plan.has_changes:
         return 2
     return 0

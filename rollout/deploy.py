@@ -18,6 +18,7 @@ from typing import Any
 from rich.markup import escape
 
 from generator.config.model import OrgConfig
+from generator.errors import UserError
 from generator.layout import StackSetLayout
 from rollout.artifacts import Built, put_template, upload
 from rollout.deployed import DeployedInstance, list_instances
@@ -99,6 +100,13 @@ def deploy(
     """Makes the deployment match the config; see the module docstring for the order."""
     plan = make_plan(config, sessions, built)
     render(plan, display)
+    if plan.target_errors:
+        # Deploying now would report success while those targets stay unprotected.
+        raise UserError(
+            f"{len(plan.target_errors)} target(s) the organization does not hold (above): "
+            "fix the config, or mark one may_be_absent: true if it is expected; nothing was "
+            "deployed"
+        )
     result = DeployResult(plan)
     admin, home = config.admin_account_id, config.security.home_region
     cfn = sessions.client("cloudformation", admin, home)

@@ -94,14 +94,32 @@ def with_overrides(
         return list(pool.map(one, instances))
 
 
-def read_org(sessions: Any, config: OrgConfig) -> OrgTree | None:
-    """The organization (SERVICE_MANAGED), read from the admin account."""
-    if config.deployment.permission_model is not PermissionModel.SERVICE_MANAGED:
-        return None
+# Organizations' answers when the caller may not read the organization (a SELF_MANAGED
+# deployment need not be run from its management or delegated admin account).
+UNREADABLE_ORG = frozenset(
+    {"AccessDeniedException", "AWSOrganizationsNotInUseException", "AccessDenied"}
+)
+
+
+def read_org(sessions: Any, config: OrgConfig) -> tuple[OrgTree | None, str | None]:
+    """The whole organization, read from the admin account, and why not when it cannot be.
+
+    SERVICE_MANAGED needs it (OU targets resolve to accounts through it): an error there
+    is raised. SELF_MANAGED uses it only to check the listed accounts, so an organization
+    the caller may not read is a note, not a failure.
+    """
     client = sessions.client("organizations", config.admin_account_id, config.security.home_region)
-    # The whole organization, not only the targeted OUs: an instance being removed may sit
-    # in an OU the config no longer targets, and its delete needs that OU.
-    return read_organization(client)
+    if config.deployment.permission_model is PermissionModel.SERVICE_MANAGED:
+        # The whole organization, not only the targeted OUs: an instance being removed may
+        # sit in an OU the config no longer targets, and its delete needs that OU.
+        return read_organization(client), None
+    try:
+        return read_organization(client), None
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code not in UNREADABLE_ORG:
+            raise
+        return None, f"the listed accounts were not checked against the organization ({code})"
 
 
 def with_ou(instance: DeployedInstance, org: OrgTree | None) -> DeployedInstance:

@@ -16,6 +16,7 @@ from generator.config.model import OrgConfig
 from generator.layout import layout
 from rollout.artifacts import Built, large_template_url, object_url
 from rollout.compare import InstanceChange, StackSetState, instance_changes, stackset_state
+from rollout.coverage import TargetProblem, check_targets
 from rollout.deployed import (
     DeployedInstance,
     describe_stackset,
@@ -48,6 +49,13 @@ class Plan:
     unchanged_instances: int
     desired: dict[tuple[str, str], DesiredInstance] = field(default_factory=dict)
     org: OrgTree | None = None
+    targets: list[TargetProblem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def target_errors(self) -> list[TargetProblem]:
+        """Targets the organization does not hold that the config does not expect."""
+        return [t for t in self.targets if not t.expected]
 
     @property
     def has_changes(self) -> bool:
@@ -108,7 +116,21 @@ def make_plan(config: OrgConfig, sessions: AwsSessions, built: Built) -> Plan:
         object_url(sessions, where.artifact_bucket(home), home, built.member_key),
         built.lambda_key,
     )
-    org = read_org(sessions, config)
+    org, unread = read_org(sessions, config)
     cfn = sessions.client("cloudformation", where.admin_account, home)
-    state, changes, unchanged, desired = plan_stackset(cfn, config, spec, org)
-    return Plan(config, stacks, spec, state, changes, unchanged, desired, org)
+    # Under SELF_MANAGED the organization is read for the check only: the plan itself
+    # deploys to the listed accounts.
+    service_org = org if where.stackset.service_managed else None
+    state, changes, unchanged, desired = plan_stackset(cfn, config, spec, service_org)
+    return Plan(
+        config,
+        stacks,
+        spec,
+        state,
+        changes,
+        unchanged,
+        desired,
+        service_org,
+        targets=check_targets(config, org),
+        notes=[unread] if unread else [],
+    )

@@ -66,6 +66,13 @@ def render(plan: Plan, display: Display) -> None:
             f"  {_mark(c.symbol)} {c.account} {c.region}"
             + (f"  {escape(detail)}" if detail else "")
         )
+    if plan.targets or plan.notes:
+        display.line("\n[bold]Targets the organization does not hold as the config says[/]")
+        for problem in plan.targets:
+            mark = "[yellow]expected[/]" if problem.expected else "[red]error[/]"
+            display.line(f"  {mark} {escape(str(problem))}")
+        for note in plan.notes:
+            display.line(f"  [yellow]note[/] {escape(note)}")
     stacks_created = sum(s.action == "create" for s in plan.stacks)
     stacks_updated = sum(s.action == "update" for s in plan.stacks)
     display.line(

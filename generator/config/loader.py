@@ -10,6 +10,7 @@ on its parent's line, a bad list item on the item's. Issues print as
 from __future__ import annotations
 
 import gc
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -161,4 +162,24 @@ def load_config(path: str | Path) -> OrgConfig:
             gc.enable()
     if issues or config is None:
         raise ConfigError(issues)
+    _SOURCES[id(config)] = (str(path), parsed.lines)
+    weakref.finalize(config, _SOURCES.pop, id(config), None)
     return config
+
+
+# Where each key of a loaded config was written, for problems found after loading (a
+# target the organization does not have): kept beside the config, never inside it.
+_SOURCES: dict[int, tuple[str, dict]] = {}
+
+
+def where(config: OrgConfig, loc: tuple[str | int, ...]) -> str:
+    """``FILE:LINE`` of ``loc`` in the file ``config`` was loaded from (or ``config``)."""
+    source = _SOURCES.get(id(config))
+    if source is None:
+        return "config"
+    file, lines = source
+    for end in range(len(loc), -1, -1):
+        position = lines.get(loc[:end])
+        if position is not None:
+            return f"{file}:{position[0]}"
+    return f"{file}:1"

@@ -326,6 +326,8 @@ class OuTarget(_Model):
     regions: list[Region] | None = Field(default=None, min_length=1)
     """Regions for this OU (default: deployment.regions); a subset of them."""
     overrides: Overrides = Overrides()
+    may_be_absent: bool = False
+    """true: plan and deploy accept that the organization does not have this OU (yet)."""
 
 
 class AccountTarget(_Model):
@@ -337,6 +339,9 @@ class AccountTarget(_Model):
     regions: list[Region] | None = Field(default=None, min_length=1)
     """Regions for this account (default: its OU's, else deployment.regions)."""
     overrides: Overrides = Overrides()
+    may_be_absent: bool = False
+    """true: plan and deploy accept that this account is not (or not yet, or no longer) an
+    active member of the OU it names, e.g. while it is being created or closed."""
     exclude: bool = False
     """No stack instance in this account, even though its OU is targeted: it is carved out
     of that OU, and a deploy deletes its instances (offboarding one account of a targeted
