@@ -12,7 +12,6 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
-from generator import naming
 from generator.config.model import OperationPreferences, OrgConfig, PermissionModel
 from generator.config.regions import partition_of
 from generator.config.resolve import targets as resolved_targets
@@ -51,6 +50,8 @@ class StackSetLayout:
         administration_role_name: SELF_MANAGED: the role StackSets assumes in the admin
             account; None under SERVICE_MANAGED.
         execution_role_name: SELF_MANAGED: the role it assumes in each target.
+        permissions_boundary: SELF_MANAGED: the managed policy (name) every role the member
+            stack creates carries as its permissions boundary; None under SERVICE_MANAGED.
         auto_deployment: SERVICE_MANAGED: ``{"Enabled", "RetainStacksOnAccountRemoval"}``.
         managed_execution: queue conflicting operations instead of failing them.
         groups: the instance groups (one per distinct regions and overrides).
@@ -65,6 +66,7 @@ class StackSetLayout:
     call_as: str | None
     administration_role_name: str | None
     execution_role_name: str | None
+    permissions_boundary: str | None
     auto_deployment: dict[str, bool] | None
     managed_execution: bool
     groups: tuple[InstanceGroup, ...]
@@ -153,12 +155,14 @@ def _stackset(config: OrgConfig, regions: tuple[str, ...], partition: str) -> St
     deployment = config.deployment
     service = deployment.permission_model is PermissionModel.SERVICE_MANAGED
     auto = deployment.auto_deployment
+    roles = deployment.stackset_roles
     return StackSetLayout(
         name=Names(config.name).stackset,
         permission_model=deployment.permission_model,
         call_as=deployment.call_as.value if service else None,
-        administration_role_name=None if service else naming.STACKSET_ADMIN_ROLE,
-        execution_role_name=None if service else naming.STACKSET_EXECUTION_ROLE,
+        administration_role_name=None if service else roles.administration_role_name,
+        execution_role_name=None if service else roles.execution_role_name,
+        permissions_boundary=None if service else Names(config.name).member_boundary,
         auto_deployment=(
             {
                 "Enabled": auto.enabled,

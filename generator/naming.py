@@ -17,6 +17,9 @@ from backup_anomaly.records import ResetReason
 # Parameters of the member template that locate its code; every other parameter is a
 # setting of the contract (backup_anomaly/contract.py), named there.
 PARAM_CODE_BUCKET_PREFIX = "CodeBucketPrefix"
+# The permissions boundary (a managed policy's name) of the roles the member creates;
+# empty: none (SERVICE_MANAGED, where StackSets' own role deploys).
+PARAM_PERMISSIONS_BOUNDARY = "PermissionsBoundaryName"
 PARAM_CODE_KEY = "CodeKey"
 
 # Events, spelled once in the detector package (it cannot import the generator): what the
@@ -226,6 +229,11 @@ class Names:
     def central_dlq_alarm(self) -> str:
         """Alarm on the DLQ shared by the central rules' targets (alerts and audit)."""
         return f"{self.prefix}-central-dlq-depth"
+
+    @property
+    def member_boundary(self) -> str:
+        """SELF_MANAGED: the permissions boundary of every role the member stack creates."""
+        return f"{self.prefix}-member-boundary"
 
     # -- member -------------------------------------------------------------------------
     @property

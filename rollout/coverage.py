@@ -10,7 +10,11 @@ the config marks it ``may_be_absent: true``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+from botocore.exceptions import ClientError
+
+from generator import naming
 from generator.config.loader import where
 from generator.config.model import OrgConfig, PermissionModel
 from rollout.organization import OrgTree
@@ -91,3 +95,47 @@ def check_targets(config: OrgConfig, org: OrgTree | None) -> list[TargetProblem]
 
 def _named(name: str | None) -> str:
     return f" ({name})" if name else ""
+
+
+def role_collisions(
+    config: OrgConfig, sessions: Any, accounts_to_bootstrap: list[str]
+) -> list[TargetProblem]:
+    """SELF_MANAGED: StackSet roles of the configured names that exist and are not ours.
+
+    The roles stack would fail on them with "already exists" in the middle of a deploy
+    (organizations that already use StackSets often have AWS's default names). Checked in
+    the accounts whose roles stack is still to be created; a role is ours when it carries
+    this deployment's product tag.
+    """
+    roles = config.deployment.stackset_roles
+    admin = config.admin_account_id
+    found: list[TargetProblem] = []
+    for account in accounts_to_bootstrap:
+        names = [roles.execution_role_name]
+        if account == admin:
+            names.insert(0, roles.administration_role_name)
+        client = sessions.client("iam", account, config.security.home_region)
+        for name in names:
+            tags = _role_tags(client, name)
+            if tags is None or tags.get(naming.PRODUCT_TAG_KEY) == config.name:
+                continue
+            found.append(
+                TargetProblem(
+                    where(config, ("deployment", "stackset_roles")),
+                    f"account {account} already has a role {name} that this deployment did not "
+                    "create; set deployment.stackset_roles to names of your own (or delete "
+                    "that role) before deploying",
+                )
+            )
+    return found
+
+
+def _role_tags(client: Any, name: str) -> dict[str, str] | None:
+    """The role's tags, or None when there is no such role."""
+    try:
+        role = client.get_role(RoleName=name)["Role"]
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "NoSuchEntity":
+            return None
+        raise
+    return {t["Key"]: t["Value"] for t in role.get("Tags", [])}

@@ -16,7 +16,7 @@ from generator.config.model import OrgConfig
 from generator.layout import layout
 from rollout.artifacts import Built, large_template_url, object_url
 from rollout.compare import InstanceChange, StackSetState, instance_changes, stackset_state
-from rollout.coverage import TargetProblem, check_targets
+from rollout.coverage import TargetProblem, check_targets, role_collisions
 from rollout.deployed import (
     DeployedInstance,
     describe_stackset,
@@ -131,6 +131,20 @@ def make_plan(config: OrgConfig, sessions: AwsSessions, built: Built) -> Plan:
         unchanged,
         desired,
         service_org,
-        targets=check_targets(config, org),
+        targets=[
+            *check_targets(config, org),
+            *role_collisions(
+                config,
+                sessions,
+                [
+                    s.target.account
+                    for s in stacks
+                    if s.target.name == where.stacks_of("stackset-roles")[0].name
+                    and s.action == "create"
+                ]
+                if where.stacks_of("stackset-roles")
+                else [],
+            ),
+        ],
         notes=[unread] if unread else [],
     )

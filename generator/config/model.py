@@ -56,6 +56,7 @@ from pydantic import (
 
 from backup_anomaly import contract
 from backup_anomaly.contract import Scope
+from generator import naming
 from generator.config.fields import (
     NAME_RE,
     AccountId,
@@ -400,6 +401,24 @@ class Targets(_Model):
         return self
 
 
+IAM_ROLE_NAME_RE = r"^[\w+=,.@-]{1,64}$"
+
+
+class StackSetRoles(_Model):
+    """SELF_MANAGED only: the roles StackSets assumes. AWS's default names are common in
+    organizations that already use StackSets; ``plan`` reports a role of that name that is
+    not this deployment's before ``deploy`` would fail on it."""
+
+    administration_role_name: str = Field(
+        default=naming.STACKSET_ADMIN_ROLE, pattern=IAM_ROLE_NAME_RE
+    )
+    """The role in the StackSet admin account that CloudFormation assumes."""
+    execution_role_name: str = Field(
+        default=naming.STACKSET_EXECUTION_ROLE, pattern=IAM_ROLE_NAME_RE
+    )
+    """The role in every target account that the administration role assumes."""
+
+
 class Deployment(_Model):
     permission_model: PermissionModel = PermissionModel.SERVICE_MANAGED
     """SERVICE_MANAGED targets OUs (Organizations); SELF_MANAGED targets accounts."""
@@ -414,6 +433,8 @@ class Deployment(_Model):
     retain_stacks_on_removal: bool = False
     include_management_account: bool = False
     """SELF_MANAGED only: set true to deploy into the management account on purpose."""
+    stackset_roles: StackSetRoles = StackSetRoles()
+    """SELF_MANAGED only: the names of the StackSet administration and execution roles."""
 
     @field_validator("regions")
     @classmethod
@@ -490,6 +511,14 @@ class Deployment(_Model):
                     (("auto_deployment",), "applies only to SERVICE_MANAGED StackSets; remove it")
                 )
         else:
+            if "stackset_roles" in self.model_fields_set:
+                problems.append(
+                    (
+                        ("stackset_roles",),
+                        "applies only to SELF_MANAGED StackSets (SERVICE_MANAGED ones use "
+                        "roles StackSets manages itself); remove it",
+                    )
+                )
             roots = [i for i, ou in enumerate(ous) if ou.id.startswith("r-")]
             if roots:
                 # Every OU is under the root: two groups would deploy the same stack

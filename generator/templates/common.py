@@ -55,12 +55,15 @@ def new_template(
     parameters: Iterable = (),
     resources: Iterable = (),
     outputs: Iterable = (),
+    conditions: dict | None = None,
 ) -> Template:
     """A template with the format version, ``description`` and the given parts."""
     template = Template(Description=description)
     template.set_version(TEMPLATE_FORMAT_VERSION)
     for parameter in parameters:
         template.add_parameter(parameter)
+    for name, condition in (conditions or {}).items():
+        template.add_condition(name, condition)
     for resource in resources:
         template.add_resource(resource)
     for output in outputs:

@@ -27,7 +27,7 @@ from awacs import kms as akms
 from awacs import logs as alogs
 from awacs import sqs as asqs
 from awacs.aws import ArnEquals, Principal, StringEquals
-from troposphere import Output, Parameter, Ref, Sub, Template
+from troposphere import Equals, If, Not, NoValue, Output, Parameter, Ref, Sub, Template
 from troposphere import awslambda as tlambda
 from troposphere import backup as tbackup
 from troposphere import cloudwatch as tcw
@@ -59,6 +59,9 @@ SELECTION_RESOURCES = {
     ResourceType.EBS: f"arn:{PARTITION_PLACEHOLDER}:ec2:*:*:volume/*",
     ResourceType.EC2: f"arn:{PARTITION_PLACEHOLDER}:ec2:*:*:instance/*",
 }
+
+
+HAS_BOUNDARY = "HasPermissionsBoundary"
 
 
 class _EsmScalingConfig(tlambda.ScalingConfig):
@@ -113,9 +116,40 @@ class MemberTemplate:
         """A contract setting for a property: its parameter's Ref, else the config value."""
         return template_settings.value(name, self.config, self.settings)
 
+    @cached_property
+    def permissions_boundary(self) -> Parameter:
+        return Parameter(
+            naming.PARAM_PERMISSIONS_BOUNDARY,
+            Type="String",
+            Default="",
+            Description="Managed policy every role of this stack carries as its permissions "
+            "boundary (SELF_MANAGED); empty: none",
+            AllowedPattern=r"^[\w+=,.@-]{0,128}$",
+        )
+
     def parameters(self) -> list[Parameter]:
-        """The template's parameters: the code location, then the contract's."""
-        return [self.code_bucket_prefix, self.code_key, *self.settings.values()]
+        """The template's parameters: the code location, the boundary, the contract's."""
+        return [
+            self.code_bucket_prefix,
+            self.code_key,
+            self.permissions_boundary,
+            *self.settings.values(),
+        ]
+
+    def conditions(self) -> dict:
+        return {HAS_BOUNDARY: Not(Equals(self.permissions_boundary.ref(), ""))}
+
+    def boundary(self):
+        """The roles' PermissionsBoundary: the StackSet's boundary policy, when it has one.
+
+        Under SELF_MANAGED the execution role may create roles only with it, so no role
+        this stack creates can hold more than the boundary allows (no IAM, no admin).
+        """
+        return If(
+            HAS_BOUNDARY,
+            iam.arn("iam", f"policy/${{{naming.PARAM_PERMISSIONS_BOUNDARY}}}", region=""),
+            NoValue,
+        )
 
     # -- encryption -------------------------------------------------------------------
     @cached_property
@@ -359,6 +393,7 @@ class MemberTemplate:
                     PolicyName=naming.DETECTOR_POLICY, PolicyDocument=self.detector_policy()
                 )
             ],
+            PermissionsBoundary=self.boundary(),
             Tags=common.tags(self.config),
         )
 
@@ -527,6 +562,7 @@ class MemberTemplate:
                     ),
                 )
             ],
+            PermissionsBoundary=self.boundary(),
             Tags=common.tags(self.config),
         )
 
@@ -569,6 +605,7 @@ class MemberTemplate:
                 StringEquals("aws:SourceAccount", Ref("AWS::AccountId")),
             ),
             ManagedPolicyArns=[Sub(arn) for arn in naming.BACKUP_MANAGED_POLICIES],
+            PermissionsBoundary=self.boundary(),
             Tags=common.tags(self.config),
         )
 
@@ -665,6 +702,7 @@ class MemberTemplate:
             f"Backup anomaly detection ({self.config.name}): member account detector, "
             "deployed by a StackSet to every target account and region",
             parameters=self.parameters(),
+            conditions=self.conditions(),
             resources=self.resources(),
             outputs=[
                 Output("DetectorFunctionArn", Value=self.function.get_att("Arn")),

@@ -75,6 +75,8 @@ def stackset_parameters(config: OrgConfig, lambda_key: str) -> dict[str, str]:
         naming.PARAM_CODE_BUCKET_PREFIX: names.artifact_bucket_prefix(config.admin_account_id),
         naming.PARAM_CODE_KEY: lambda_key,
     }
+    boundary = layout(config).stackset.permissions_boundary
+    values[naming.PARAM_PERMISSIONS_BOUNDARY] = boundary or ""
     for name, parameter in template_settings.member_parameters(config).items():
         values[parameter.title] = contract.setting(name).encode(config.setting(name))
     return dict(sorted(values.items()))

@@ -38,7 +38,7 @@ from troposphere import iam as tiam
 from generator import iam, naming
 from generator.config.model import BackupMode, OrgConfig
 from generator.naming import Names
-from generator.templates import common
+from generator.templates import boundary, common
 
 IS_ADMIN = "IsAdminAccount"
 IS_TARGET = "IsTargetAccount"
@@ -72,10 +72,11 @@ class StackSetRolesTemplate:
         self.admin = config.admin_account_id
         self.targets = sorted({a.id for a in config.deployment.targets.deployed_accounts()})
         self.admin_is_target = self.admin in self.targets
+        self.roles = config.deployment.stackset_roles
 
     # -- administration role --------------------------------------------------------------
     def execution_role_arns(self) -> list[Sub]:
-        role = naming.STACKSET_EXECUTION_ROLE
+        role = self.roles.execution_role_name
         if len(self.targets) <= MAX_LISTED_EXECUTION_ROLES:
             return [iam.account_arn(account, f"role/{role}") for account in self.targets]
         return [iam.account_arn("*", f"role/{role}")]
@@ -88,7 +89,7 @@ class StackSetRolesTemplate:
         return tiam.Role(
             "AdministrationRole",
             Condition=IS_ADMIN,
-            RoleName=naming.STACKSET_ADMIN_ROLE,
+            RoleName=self.roles.administration_role_name,
             Description="CloudFormation StackSets assumes the execution role in target accounts",
             AssumeRolePolicyDocument=iam.trust(
                 iam.service("cloudformation.amazonaws.com"),
@@ -156,20 +157,34 @@ class StackSetRolesTemplate:
         ]
 
     def _role_statements(self) -> list:
-        """The member's IAM roles: created, changed and passed only to their services."""
+        """The member's IAM roles: created and changed only with the member boundary (so
+        none can hold more than it allows), and passed only to their services.
+
+        ``iam:PermissionsBoundary`` is the condition AWS documents for delegating role
+        creation: https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_boundaries.html
+        """
+        with_boundary = StringEquals("iam:PermissionsBoundary", self._boundary_arn)
         return [
+            iam.allow(
+                "CreateOwnRolesOnlyWithTheBoundary",
+                [
+                    aiam.CreateRole,
+                    aiam.PutRolePolicy,
+                    aiam.DeleteRolePolicy,
+                    aiam.PutRolePermissionsBoundary,
+                ],
+                [self._own_roles],
+                with_boundary,
+            ),
             iam.allow(
                 "ManageOwnRoles",
                 [
-                    aiam.CreateRole,
                     aiam.DeleteRole,
                     aiam.GetRole,
                     aiam.UpdateRole,
                     aiam.UpdateRoleDescription,
                     aiam.UpdateAssumeRolePolicy,
-                    aiam.PutRolePolicy,
                     aiam.GetRolePolicy,
-                    aiam.DeleteRolePolicy,
                     aiam.ListRolePolicies,
                     aiam.ListAttachedRolePolicies,
                     aiam.TagRole,
@@ -183,6 +198,7 @@ class StackSetRolesTemplate:
                 [aiam.AttachRolePolicy, aiam.DetachRolePolicy],
                 [self._own_roles],
                 ArnEquals("iam:PolicyARN", [Sub(arn) for arn in naming.BACKUP_MANAGED_POLICIES]),
+                with_boundary,
             ),
             iam.allow(
                 "PassOwnRolesToTheirServices",
@@ -194,6 +210,33 @@ class StackSetRolesTemplate:
                 ),
             ),
         ]
+
+    @property
+    def _boundary_arn(self) -> Sub:
+        return iam.account_arn("${AWS::AccountId}", f"policy/{self.names.member_boundary}")
+
+    @cached_property
+    def boundary_policy(self) -> tiam.ManagedPolicy:
+        policy = tiam.ManagedPolicy(
+            "MemberBoundary",
+            ManagedPolicyName=self.names.member_boundary,
+            Description=(
+                f"Permissions boundary of every role the {self.names.stackset} member stack "
+                "creates: at most what the detector, the forwarder and AWS Backup use"
+            ),
+            PolicyDocument=boundary.document(),
+        )
+        if not self.admin_is_target:
+            policy.Condition = IS_TARGET
+        return common.skip_checkov(
+            policy,
+            (
+                "CKV_AWS_111",
+                "A permissions boundary grants nothing: it caps what the member's roles may "
+                "do, and each role's own policy names the resources it may touch. Resources "
+                "here would only repeat those policies and drift from them.",
+            ),
+        )
 
     def _key_statements(self) -> list:
         """The member's KMS key, found by its tag, and its alias."""
@@ -482,10 +525,10 @@ class StackSetRolesTemplate:
 
     @cached_property
     def execution_role(self) -> tiam.Role:
-        admin_role = iam.account_arn(self.admin, f"role/{naming.STACKSET_ADMIN_ROLE}")
+        admin_role = iam.account_arn(self.admin, f"role/{self.roles.administration_role_name}")
         role = tiam.Role(
             "ExecutionRole",
-            RoleName=naming.STACKSET_EXECUTION_ROLE,
+            RoleName=self.roles.execution_role_name,
             Description=(
                 f"CloudFormation StackSets ({self.names.stackset}) creates the backup anomaly "
                 "detector's resources here"
@@ -518,6 +561,7 @@ class StackSetRolesTemplate:
         if not self.admin_is_target:
             template.add_condition(IS_TARGET, Not(Equals(Ref("AWS::AccountId"), self.admin)))
         template.add_resource(self.admin_role)
+        template.add_resource(self.boundary_policy)
         template.add_resource(self.execution_role)
         return template
 

@@ -188,8 +188,9 @@ def policy_documents(tpl: dict):
     """Every policy document in a template: (logical id, kind, document).
 
     Kinds: ``iam`` (role inline policies, managed and standalone policies), ``trust``,
-    ``key`` (KMS key policies, where Resource "*" means the key itself) and ``resource``
-    (queue, topic, bucket and event bus policies).
+    ``key`` (KMS key policies, where Resource "*" means the key itself), ``resource``
+    (queue, topic, bucket and event bus policies) and ``boundary`` (a permissions boundary,
+    which grants nothing: it caps roles whose own policies name their resources).
     """
     for logical_id, res in tpl["Resources"].items():
         props = res.get("Properties", {})
@@ -198,6 +199,8 @@ def policy_documents(tpl: dict):
             yield logical_id, "trust", props["AssumeRolePolicyDocument"]
             for policy in props.get("Policies", []):
                 yield logical_id, "iam", policy["PolicyDocument"]
+        elif kind == "AWS::IAM::ManagedPolicy" and logical_id == "MemberBoundary":
+            yield logical_id, "boundary", props["PolicyDocument"]
         elif kind in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
             yield logical_id, "iam", props["PolicyDocument"]
         elif kind == "AWS::KMS::Key":

@@ -21,6 +21,7 @@ UNTAGGABLE = {
     "AWS::SNS::Subscription",
     "AWS::S3::BucketPolicy",
     "AWS::Backup::BackupSelection",
+    "AWS::IAM::ManagedPolicy",  # CloudFormation's resource takes no tags
 }
 # Types without a name of their own (a key is found by its alias, a policy by its target,
 # a subscription by its topic and address).
@@ -38,6 +39,7 @@ NAME_PATHS = {
 }
 NAME_KEYS = (
     "Name",
+    "ManagedPolicyName",
     "QueueName",
     "TableName",
     "LogGroupName",

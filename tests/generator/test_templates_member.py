@@ -407,6 +407,7 @@ def test_parameters_are_the_overridable_settings_and_the_code_location():
         [
             naming.PARAM_CODE_BUCKET_PREFIX,
             naming.PARAM_CODE_KEY,
+            naming.PARAM_PERMISSIONS_BOUNDARY,
             "AnomalyBandWidth",
             "CeilingPercent",
             "AlarmPeriodSeconds",

@@ -54,6 +54,7 @@ def test_parameters_carry_code_location_and_every_overridable_default():
     assert params == {
         naming.PARAM_CODE_BUCKET_PREFIX: Names(config.name).artifact_bucket_prefix("222222222222"),
         naming.PARAM_CODE_KEY: result.lambda_package.key,
+        naming.PARAM_PERMISSIONS_BOUNDARY: "",  # SERVICE_MANAGED: StackSets' own role deploys
         "AnomalyBandWidth": "2",
         "CeilingPercent": "50",
         "AlarmPeriodSeconds": "86400",
@@ -585,3 +586,109 @@ def test_execution_role_reads_event_source_mappings_without_the_function_conditi
         if "lambda:GetEventSourceMapping" in h.as_list(s["Action"])
     ]
     assert readers and all("Condition" not in s for s in readers), readers
+
+
+# -- SELF_MANAGED: no role the member creates can hold more than the boundary --------------
+
+
+def _granted_actions(template: dict) -> set[str]:
+    actions = set()
+    for resource in template["Resources"].values():
+        if resource["Type"] != "AWS::IAM::Role":
+            continue
+        for policy in resource["Properties"].get("Policies", []):
+            for statement in h.statements(policy["PolicyDocument"]):
+                actions.update(statement["Action"])
+    return actions
+
+
+@pytest.mark.parametrize("variant", ["self-existing", "self-create"])
+def test_the_boundary_allows_every_action_the_member_grants(variant):
+    import fnmatch
+
+    from generator.templates import boundary
+
+    granted = _granted_actions(h.template(variant, "member"))
+    assert granted, "the member template grants something"
+    capped = (*boundary.ALLOWED_ACTIONS, *boundary.GRANT_ACTIONS, *boundary.RECOVERY_POINT_ACTIONS)
+    outside = [a for a in granted if not any(fnmatch.fnmatch(a, p) for p in capped)]
+    assert outside == []
+    assert not any(
+        p.startswith(("iam:", "sts:", "organizations:")) for p in boundary.ALLOWED_ACTIONS
+    )
+
+
+def test_every_member_role_carries_the_boundary_when_the_stackset_has_one():
+    member = h.template("self-create", "member")
+    roles = h.resources(member, "AWS::IAM::Role")
+    assert roles
+    for role in roles.values():
+        assert role["Properties"]["PermissionsBoundary"] == {
+            "Fn::If": [
+                "HasPermissionsBoundary",
+                {
+                    "Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:policy/"
+                    "${PermissionsBoundaryName}"
+                },
+                {"Ref": "AWS::NoValue"},
+            ]
+        }
+    self_params = stackset.stackset_parameters(h.config("self-create"), "k.zip")
+    assert self_params["PermissionsBoundaryName"] == "anomaly2-member-boundary"
+    service_params = stackset.stackset_parameters(h.config("service-existing"), "k.zip")
+    assert service_params["PermissionsBoundaryName"] == ""
+
+
+def test_the_execution_role_creates_roles_only_with_the_boundary():
+    tpl = h.template("self-create", "stackset-roles")
+    (role,) = [
+        r
+        for r in h.resources(tpl, "AWS::IAM::Role").values()
+        if "Condition" in r or True
+        if r["Properties"]["RoleName"] == naming.STACKSET_EXECUTION_ROLE
+    ]
+    (policy,) = role["Properties"]["Policies"]
+    statements = {s["Sid"]: s for s in h.statements(policy["PolicyDocument"])}
+    boundary_arn = {
+        "Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:policy/anomaly2-member-boundary"
+    }
+    writes = ("iam:CreateRole", "iam:PutRolePolicy", "iam:AttachRolePolicy")
+    for statement in statements.values():
+        if set(writes) & set(statement["Action"]):
+            condition = statement["Condition"]["StringEquals"]["iam:PermissionsBoundary"]
+            assert condition == boundary_arn, statement["Sid"]
+    every = {a for s in statements.values() for a in s["Action"]}
+    assert "iam:DeleteRolePermissionsBoundary" not in every
+    assert h.one(tpl, "AWS::IAM::ManagedPolicy")["Properties"]["ManagedPolicyName"] == (
+        "anomaly2-member-boundary"
+    )
+
+
+def test_stackset_role_names_come_from_the_config():
+    data = h.raw("self-create")
+    data["deployment"]["stackset_roles"] = {
+        "administration_role_name": "corp-ss-admin",
+        "execution_role_name": "corp-ss-exec",
+    }
+    config = h.config_from(data)
+    tpl = stackset_roles.build(config).to_dict()
+    names = sorted(r["Properties"]["RoleName"] for r in h.resources(tpl, "AWS::IAM::Role").values())
+    assert names == ["corp-ss-admin", "corp-ss-exec"]
+    props = stackset.build(config, member_template_key="k", lambda_key="l").to_dict()
+    stackset_props = props["Resources"]["MemberStackSet"]["Properties"]
+    assert stackset_props["ExecutionRoleName"] == "corp-ss-exec"
+    assert stackset_props["AdministrationRoleARN"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:iam::111111111111:role/corp-ss-admin"
+    }
+
+
+def test_stackset_role_names_are_refused_under_service_managed():
+    from generator.config.loader import ConfigError
+
+    data = h.raw("service-existing")
+    data["deployment"]["stackset_roles"] = {"execution_role_name": "x"}
+    with pytest.raises(ConfigError) as caught:
+        h.config_from(data)
+    (issue,) = caught.value.issues
+    assert issue.path == "deployment.stackset_roles"
+    assert "applies only to SELF_MANAGED" in issue.message

@@ -112,3 +112,29 @@ def test_plan_exits_2_on_a_target_the_organization_does_not_hold(aws, tmp_path, 
     captured = capsys.readouterr()
     assert f"OU {TYPO_OU}" in captured.out
     assert "target(s) the organization does not hold" in captured.err
+
+
+def test_a_stackset_role_of_the_same_name_that_is_not_ours_is_reported(
+    aws, built, recorder, display, tmp_path
+):
+    from testing.organization import assume
+
+    data = config_dict("SELF_MANAGED")
+    sessions = org_sessions(load(data), recorder)
+    assume(A, "us-east-1").client("iam").create_role(
+        RoleName="AWSCloudFormationStackSetExecutionRole",
+        AssumeRolePolicyDocument='{"Version": "2012-10-17", "Statement": []}',
+    )
+    config = load_config(dump(data, tmp_path / "accounts.yaml"))
+    (problem,) = make_plan(config, sessions, built).target_errors
+    assert problem.message.startswith(
+        f"account {A} already has a role AWSCloudFormationStackSetExecutionRole that this "
+        "deployment did not create"
+    )
+    with pytest.raises(UserError):
+        deploy(config, sessions, built, display, poll_seconds=0)
+
+    # Named otherwise, there is nothing in the way.
+    data["deployment"]["stackset_roles"] = {"execution_role_name": "bad-stackset-execution"}
+    renamed = load_config(dump(data, tmp_path / "renamed.yaml"))
+    assert make_plan(renamed, sessions, built).target_errors == []
