@@ -102,6 +102,13 @@ def _expected_detail(world, vol, previous, snapshot, reason, job, completion) ->
 
 
 def test_deleted_previous_snapshot_forwards_one_reset_that_alerts(world):
+    from testing.moto_fidelity import faithful_moto
+
+    with faithful_moto():  # targets get the whole event, ``account`` included, as in AWS
+        _deleted_previous_alerts(world)
+
+
+def _deleted_previous_alerts(world):
     bus_arn, queues = _central_bus(world)
     detector = world.detector(central_bus_arn=bus_arn)
     vol, (s1, s2, _) = _deleted_previous(world, detector)
