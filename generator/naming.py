@@ -20,6 +20,9 @@ PARAM_CODE_BUCKET_PREFIX = "CodeBucketPrefix"
 # The permissions boundary (a managed policy's name) of the roles the member creates;
 # empty: none (SERVICE_MANAGED, where StackSets' own role deploys).
 PARAM_PERMISSIONS_BOUNDARY = "PermissionsBoundaryName"
+# Backup mode create, per stack instance: "true" where a retained vault of the configured
+# name exists already (the rollout sets it; the config never does).
+PARAM_ADOPT_VAULT = "AdoptBackupVault"
 PARAM_CODE_KEY = "CodeKey"
 
 # Events, spelled once in the detector package (it cannot import the generator): what the

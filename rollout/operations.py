@@ -98,9 +98,15 @@ def instance_operations(
     added: dict[Any, list[tuple[str, str]]] = defaultdict(list)
     for c in changes:
         if c.action == "add" and c.desired is not None:
-            added[c.desired.group].append((c.account, c.region))
-    for group, pairs in sorted(added.items()):
-        if service and len(pairs) == desired_count.get(group, -1):
+            added[(c.desired.group, c.overrides)].append((c.account, c.region))
+    for (group, overrides), pairs in sorted(added.items()):
+        # The whole group at once through its own targets (so auto-deployment learns the
+        # OU) when every instance is new and none sets more than the group does.
+        if (
+            service
+            and overrides == group.parameter_overrides
+            and len(pairs) == desired_count.get(group, -1)
+        ):
             ops.append(
                 InstanceOperation(
                     "create",
@@ -121,14 +127,12 @@ def instance_operations(
                         tuple(accounts),
                         ous(group, accounts),
                         "INTERSECTION",
-                        group.parameter_overrides,
+                        overrides,
                     )
                 )
             else:
                 ops.append(
-                    InstanceOperation(
-                        "create", regions, tuple(accounts), overrides=group.parameter_overrides
-                    )
+                    InstanceOperation("create", regions, tuple(accounts), overrides=overrides)
                 )
 
     updated: dict[Any, list[tuple[str, str]]] = defaultdict(list)

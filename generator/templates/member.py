@@ -62,6 +62,7 @@ SELECTION_RESOURCES = {
 
 
 HAS_BOUNDARY = "HasPermissionsBoundary"
+CREATE_VAULT = "CreateBackupVault"
 
 
 class _EsmScalingConfig(tlambda.ScalingConfig):
@@ -127,17 +128,29 @@ class MemberTemplate:
             AllowedPattern=r"^[\w+=,.@-]{0,128}$",
         )
 
+    @cached_property
+    def adopt_vault(self) -> Parameter:
+        return Parameter(
+            naming.PARAM_ADOPT_VAULT,
+            Type="String",
+            Default="false",
+            AllowedValues=["false", "true"],
+            Description="true: the backup vault exists already (retained when this account "
+            "was offboarded before); use it rather than create it",
+        )
+
     def parameters(self) -> list[Parameter]:
         """The template's parameters: the code location, the boundary, the contract's."""
-        return [
-            self.code_bucket_prefix,
-            self.code_key,
-            self.permissions_boundary,
-            *self.settings.values(),
-        ]
+        params = [self.code_bucket_prefix, self.code_key, self.permissions_boundary]
+        if self.create_backups:
+            params.append(self.adopt_vault)
+        return [*params, *self.settings.values()]
 
     def conditions(self) -> dict:
-        return {HAS_BOUNDARY: Not(Equals(self.permissions_boundary.ref(), ""))}
+        conditions = {HAS_BOUNDARY: Not(Equals(self.permissions_boundary.ref(), ""))}
+        if self.create_backups:
+            conditions[CREATE_VAULT] = Equals(self.adopt_vault.ref(), "false")
+        return conditions
 
     def boundary(self):
         """The roles' PermissionsBoundary: the StackSet's boundary policy, when it has one.
@@ -617,7 +630,10 @@ class MemberTemplate:
             EncryptionKeyArn=self.key.get_att("Arn"),
             BackupVaultTags=common.tag_map(self.config),
         )
-        # Recovery points outlive the stack; AWS Backup refuses to delete a full vault.
+        # Recovery points outlive the stack; AWS Backup refuses to delete a full vault. So
+        # an account onboarded again finds it: the rollout then adopts it (AdoptBackupVault)
+        # instead of failing on "already exists".
+        vault.Condition = CREATE_VAULT
         return common.retain_after_create(vault)
 
     @cached_property
@@ -629,7 +645,9 @@ class MemberTemplate:
                 BackupPlanRule=[
                     tbackup.BackupRuleResourceType(
                         RuleName=self.names.backup_plan_rule,
-                        TargetBackupVault=self.vault.ref(),
+                        TargetBackupVault=If(
+                            CREATE_VAULT, self.vault.ref(), self.config.backup.vault_name
+                        ),
                         ScheduleExpression=self.setting("schedule"),
                         Lifecycle=tbackup.LifecycleResourceType(
                             DeleteAfterDays=self.setting("retention_days")

@@ -20,7 +20,7 @@ from troposphere import cloudformation as tcf
 
 from backup_anomaly import contract
 from generator import iam, naming
-from generator.config.model import OrgConfig, PermissionModel
+from generator.config.model import BackupMode, OrgConfig, PermissionModel
 from generator.instance_groups import InstanceGroup
 from generator.layout import layout
 from generator.naming import Names
@@ -77,6 +77,8 @@ def stackset_parameters(config: OrgConfig, lambda_key: str) -> dict[str, str]:
     }
     boundary = layout(config).stackset.permissions_boundary
     values[naming.PARAM_PERMISSIONS_BOUNDARY] = boundary or ""
+    if config.backup.mode is BackupMode.CREATE:
+        values[naming.PARAM_ADOPT_VAULT] = "false"
     for name, parameter in template_settings.member_parameters(config).items():
         values[parameter.title] = contract.setting(name).encode(config.setting(name))
     return dict(sorted(values.items()))

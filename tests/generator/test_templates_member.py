@@ -339,6 +339,25 @@ def test_alarm_state_changes_are_forwarded_to_the_central_bus_with_a_role():
 # -- backups ---------------------------------------------------------------------------
 
 
+def test_a_retained_vault_is_adopted_instead_of_created():
+    tpl = _member("example")
+    vault = h.one(tpl, "AWS::Backup::BackupVault")
+    assert vault["Condition"] == "CreateBackupVault"
+    assert tpl["Conditions"]["CreateBackupVault"] == {
+        "Fn::Equals": [{"Ref": naming.PARAM_ADOPT_VAULT}, "false"]
+    }
+    plan = h.one(tpl, "AWS::Backup::BackupPlan")["Properties"]["BackupPlan"]
+    (rule,) = plan["BackupPlanRule"]
+    assert rule["TargetBackupVault"] == {
+        "Fn::If": [
+            "CreateBackupVault",
+            {"Ref": "BackupVault"},
+            h.config("example").backup.vault_name,
+        ]
+    }
+    assert naming.PARAM_ADOPT_VAULT not in _member("self-existing")["Parameters"]
+
+
 def test_create_mode_has_vault_plan_and_tag_selection():
     config = h.config("example")
     tpl = _member("example")
@@ -408,6 +427,7 @@ def test_parameters_are_the_overridable_settings_and_the_code_location():
             naming.PARAM_CODE_BUCKET_PREFIX,
             naming.PARAM_CODE_KEY,
             naming.PARAM_PERMISSIONS_BOUNDARY,
+            naming.PARAM_ADOPT_VAULT,
             "AnomalyBandWidth",
             "CeilingPercent",
             "AlarmPeriodSeconds",
