@@ -40,6 +40,8 @@ BASE_TOLERANCE = 0.10
 # INSUFFICIENT_DATA between daily data points.
 TREAT_MISSING_DATA = "ignore"
 MANAGED_BY = "backup-anomaly-detection"
+# The fingerprint recorded once a volume's alarms were deleted because they are switched off.
+DISABLED = "disabled"
 
 
 def anomaly_alarm_name(settings: Settings, volume_id: str) -> str:
@@ -234,6 +236,23 @@ class AlarmManager:
             if exc.response.get("Error", {}).get("Code") != "ResourceNotFound":
                 raise
 
+    def _disable(self, state, volume_arn: str, volume_id: str, now: datetime) -> AlarmOutcome:
+        """Alarms switched off: delete the volume's alarms once, if it ever had any."""
+        if state is None or state.alarm_fingerprint in (None, DISABLED):
+            return AlarmOutcome("disabled")
+        try:
+            self.cloudwatch.delete_alarms(
+                AlarmNames=[
+                    anomaly_alarm_name(self.settings, volume_id),
+                    ceiling_alarm_name(self.settings, volume_id),
+                ]
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ResourceNotFound":
+                raise
+        self.store.record_alarms(volume_arn, fingerprint=DISABLED, base_blocks=None, verified_at=now)
+        return AlarmOutcome("deleted")
+
     def ensure(
         self,
         state,
@@ -255,6 +274,8 @@ class AlarmManager:
             What was done.
         """
         now = now or datetime.now(UTC)
+        if not self.settings.cloudwatch_alarms:
+            return self._disable(state, volume_arn, volume_id, now)
         reason = self._reason(state, base_blocks, now)
         if reason is None:
             return AlarmOutcome("unchanged")

@@ -202,6 +202,13 @@ RESOURCE_TYPES = ("EBS", "EC2")
 SETTINGS: tuple[Setting, ...] = (
     # -- CloudWatch alarms (per volume) --------------------------------------------------
     Setting(
+        "cloudwatch_alarms", Kind.BOOL, False,
+        "Also keep a CloudWatch anomaly-band and ceiling alarm per volume (the detector's "
+        "own verdicts replace them; about $0.40 per volume-month)",
+        config="detection.cloudwatch_alarms", parameter="CloudWatchAlarms",
+        env="CLOUDWATCH_ALARMS", overridable=True,
+    ),
+    Setting(
         "band_width", Kind.FLOAT, 2.0,
         "Standard deviations of the anomaly detection band",
         config="detection.band_width", parameter="AnomalyBandWidth", env="ANOMALY_BAND_WIDTH",

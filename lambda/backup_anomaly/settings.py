@@ -34,6 +34,7 @@ class Settings:
     state_table: str
     metric_namespace: str = "BackupAnomalyDetection"
     alarm_prefix: str = "backup-anomaly-"
+    cloudwatch_alarms: bool = False
     band_width: float = 2.0
     ceiling_percent: float = 50.0
     alarm_period_seconds: int = 86400
