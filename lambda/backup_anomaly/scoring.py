@@ -467,7 +467,7 @@ def judge(
     recent = history[-config.history_limit :] if history else ()
     usable = _usable(recent, current.epoch, config.relearn_days)
     size = _size_evidence(current, recent, usable, config)
-    content = _content_evidence(current, usable) if config.use_content else None
+    content = _content_evidence(current, usable, config) if config.use_content else None
     return _combine(current, size, content, config)
 
 
@@ -780,7 +780,7 @@ def _baseline(
 
 
 def _content_evidence(
-    current: Observation, usable: list[Observation]
+    current: Observation, usable: list[Observation], config: ScoringConfig
 ) -> tuple[ContentEvidence, float] | None:
     """(evidence, p-value) of the current content, or None when it was not sampled."""
     content = current.content
@@ -816,7 +816,8 @@ def _content_evidence(
         return evidence, 1.0
     p = _t_sf((flip - usual) / sigma)
     hidden = 0.5 * _INTERMITTENT_SHARE * (1.0 - before)
-    ordinary = (flip - usual) + _CLEAN_Z * sigma < hidden or after_is_plain
+    unusual = -math.log10(p) >= config.low_score
+    ordinary = not unusual and ((flip - usual) + _CLEAN_Z * sigma < hidden or after_is_plain)
     evidence = ContentEvidence(
         before, after, flip, usual, True, ordinary, -math.log10(p), decompressed
     )
@@ -952,7 +953,8 @@ def _reasons(
         )
     elif expected.basis == "history+prior":
         reasons.append(
-            f"short history ({expected.points} measurements): blended with the prior "
+            f"short history ({expected.points} measurement{'s' if expected.points != 1 else ''}): "
+            "blended with the prior "
             f"({config.prior_daily_percent:g} % a day)"
         )
     if expected.unit == "blocks" and expected.basis != "none":
@@ -981,8 +983,8 @@ def _content_reason(content: ContentEvidence, sampled: int) -> str:
         what = "the change turned compressible data into noise (encryption)"
     elif rise >= 0.02:
         what = (
-            "a part of every changed block turned into noise "
-            "(consistent with intermittent encryption, a few KiB in every 64 KiB)"
+            "a few pages of the changed blocks turned into noise (consistent with "
+            "intermittent encryption, a few KiB in every 64 KiB, or encrypted file headers)"
         )
     else:
         what = (
