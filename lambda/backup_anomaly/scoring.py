@@ -76,6 +76,7 @@ the four content counts (or none), ``previous_time`` and the severity given.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -722,13 +723,20 @@ def _baseline(
     month_effect = 0.0
     seasonal = n >= _SEASON_MIN_POINTS
     if seasonal:
-        groups: list[list[float]] = [[] for _ in range(7)]
-        for y, day in zip(ys, weekdays, strict=True):
-            if day >= 0:
-                groups[day].append(y - base)
-        for day, group in enumerate(groups):
-            if len(group) >= 2:
-                dow_effect[day] = _median(group) * len(group) / (len(group) + _DOW_SHRINK)
+        # One sort groups the points by weekday, each group already in order.
+        pairs = sorted(zip(weekdays, ys, strict=True))
+        keys = [day for day, _ in pairs]
+        for day in range(7):
+            first, last = bisect_left(keys, day), bisect_right(keys, day)
+            count = last - first
+            if count >= 2:
+                middle = first + count // 2
+                median = (
+                    pairs[middle][1]
+                    if count % 2
+                    else 0.5 * (pairs[middle - 1][1] + pairs[middle][1])
+                )
+                dow_effect[day] = (median - base) * count / (count + _DOW_SHRINK)
         peaks: dict[int, float] = {}
         for y, day, key in zip(ys, weekdays, month_ends, strict=True):
             if key is not None:
@@ -750,11 +758,15 @@ def _baseline(
         left_t, right_t = _sorted_median(times[:third]), _sorted_median(times[-third:])
         if right_t - left_t >= 3.0:
             slope = max(0.0, (_median(flat[-third:]) - _median(flat[:third])) / (right_t - left_t))
-    recent = [
-        y - slope * t for y, t in zip(flat[-_RECENT_POINTS:], times[-_RECENT_POINTS:], strict=True)
-    ]
-    level = _median(recent)
-    residuals = [y - (level + slope * t) for y, t in zip(flat, times, strict=True)]
+    if slope:
+        tail = zip(flat[-_RECENT_POINTS:], times[-_RECENT_POINTS:], strict=True)
+        recent = [y - slope * t for y, t in tail]
+        level = _median(recent)
+        residuals = [y - (level + slope * t) for y, t in zip(flat, times, strict=True)]
+    else:
+        recent = flat[-_RECENT_POINTS:]
+        level = _median(recent)
+        residuals = [y - level for y in flat]
     center = _median(residuals)
     mad = _median([abs(r - center) for r in residuals])
     sigma_hat = _MAD_TO_SIGMA * mad
