@@ -53,6 +53,26 @@ def _incompressible(item) -> bool:
     return item.measurement.labels.data_kind == "compressed"
 
 
+def false_alert_causes(result: Result) -> dict[str, float]:
+    """Our false alerts high or above per 1,000 volume-days, by what the model could see."""
+    days = result.alerts.volume_days
+    causes: dict[str, int] = {}
+    for item in result.replay.judged:
+        verdict = item.verdict
+        if item.measurement.labels.is_attack or not verdict.severity.at_least(Severity.HIGH):
+            continue
+        if verdict.content is None:
+            cause = "content not sampled (size alone)"
+        elif not verdict.content.informative:
+            cause = "data already incompressible (size alone)"
+        elif item.position == 0:
+            cause = "a volume's first measurement"
+        else:
+            cause = "content informative, later measurements"
+        causes[cause] = causes.get(cause, 0) + 1
+    return {cause: 1000.0 * n / days for cause, n in sorted(causes.items())}
+
+
 @dataclass(frozen=True)
 class Row:
     """One model's figures on one fleet."""
@@ -141,7 +161,9 @@ def table(rows: list[Row]) -> list[str]:
     return lines
 
 
-def run_fleet(name: str, volumes: int, days: int, seed: int, folder: str) -> list[Row]:
+def run_fleet(
+    name: str, volumes: int, days: int, seed: int, folder: str
+) -> tuple[list[Row], dict[str, float]]:
     """Simulates one fleet and backtests it with every model."""
     path = os.path.join(folder, f"{name}.jsonl")
     started = time.perf_counter()
@@ -157,15 +179,18 @@ def run_fleet(name: str, volumes: int, days: int, seed: int, folder: str) -> lis
         flush=True,
     )
     rows = []
+    causes: dict[str, float] = {}
     for model_name in MODELS:
         result = backtest(read.measurements, model_name)
         rows.append(measure(name, result))
+        if model_name == "ours":
+            causes = false_alert_causes(result)
         print(
             f"  {model_name}: {result.alerts.measurements:,} measurements, "
             f"{result.alerts.volume_days:,.0f} volume-days, judged in {result.seconds:.0f} s",
             flush=True,
         )
-    return rows
+    return rows, causes
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -176,13 +201,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=2026)
     args = parser.parse_args(argv)
     rows: list[Row] = []
+    causes: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="detection-quality-") as folder:
-        rows += run_fleet("standard", args.volumes, args.days, args.seed, folder)
+        fleets = [("standard", args.volumes)]
         if args.stress_volumes > 0:
-            rows += run_fleet("stress", args.stress_volumes, args.days, args.seed, folder)
+            fleets.append(("stress", args.stress_volumes))
+        for name, volumes in fleets:
+            fleet_rows, causes[name] = run_fleet(name, volumes, args.days, args.seed, folder)
+            rows += fleet_rows
     print()
     for line in table(rows):
         print(line)
+    print()
+    print("Our false alerts high or above per 1,000 volume-days, by what the model could see:")
+    for name, by_cause in causes.items():
+        parts = ", ".join(f"{cause} {rate:.2f}" for cause, rate in by_cause.items())
+        print(f"- {name}: {parts or 'none'}")
     return 0
 
 

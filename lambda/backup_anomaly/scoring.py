@@ -39,32 +39,41 @@ The model, in four parts:
    (intermittent: 4 KiB of every 64 KiB), or less (headers only). Data that was already
    incompressible cannot flip: when fewer than two blocks' worth of the sampled pages were
    compressible before, content is uninformative and the size carries the verdict. The
-   content p-value is again a t(4) upper tail. Content is *clean* when even a 99 % upper
-   bound of the flip stays below what intermittent encryption of half the sampled blocks
-   would cause: then a large change is an ordinary rewrite (a database reorganisation, a
-   batch), and its severity is capped at ``medium``.
+   content p-value is again a t(4) upper tail. Two more things content can say:
+
+   * *Ordinary writes*: the flip is not itself unusual, and even a 99 % upper bound of it
+     stays below what intermittent encryption of half the sampled blocks would cause (or
+     the pages incompressible now are that few). A large change is then an ordinary
+     rewrite (a database reorganisation, a batch): its severity is capped at ``medium``.
+   * *Decompressed*: encryption never makes data compressible. When pages turned
+     compressible (a 99 % lower bound of their share), that part of the change is benign,
+     and the size is judged on the rest.
 
 3. Combination. Size and content are independent evidence: their p-values are combined
    with Fisher's method (for two, ``p = k (1 - ln k)`` with ``k = p_size p_content``), and
    ``score = -log10 p``. A score of 4 says: ordinary change on this volume looks like this
    about once in 10,000 backups, by the model's own account. Without informative content
-   the score is the size evidence alone.
+   the score is the size evidence alone. A volume backed up more often than daily is judged
+   that many times a day, so its score gives back ``log10`` of its measurements a day
+   (hourly: 1.38): alerts per volume-day, not per measurement, are what the thresholds
+   hold.
 
 4. Policy on top of the score: change below the floor (``floor_percent`` of written data
-   per day of interval, and ``floor_blocks``) is never anomalous (score 0); clean content
-   caps the score at ``medium_score``; a change of at least ``ceiling_percent`` of the
-   written data that the size also finds unusual (size score >= ``medium_score``) is at least
-   ``high`` unless content is clean. Severity is then the score banded by the four
-   thresholds. Every rule is monotone: more change, or more pages incompressible after,
-   never lowers the severity, all else equal.
+   per day of interval, and ``floor_blocks``) is never anomalous (score 0); ordinary writes
+   cap the score at ``medium_score``; where content cannot tell (not sampled, or the data
+   was already incompressible), a change of at least ``ceiling_percent`` of the written
+   data that the size also finds unusual (size score >= ``medium_score``) is at least
+   ``high`` unless the writes are ordinary. Severity is then the score banded by the
+   four thresholds. Every rule is monotone: more change, or more pages incompressible
+   after, never lowers the severity, all else equal.
 
 History hygiene: entries judged ``medium`` or worse are left out of both baselines, so an
 attack (or a run of them, as in low-and-slow encryption) does not teach the model that
-attacks are normal. Such an entry comes back after ``relearn_days``: a change that persists
-that long has become the volume's normal and someone has looked at it. A volume that has
-never looked normal (every entry flagged) is judged against everything it has done, so a
-volume that always writes incompressible data into fresh blocks is flagged once, then
-learned.
+attacks are normal. The latest run of flagged entries comes back when it has lasted
+``relearn_days`` up to now, or holds more entries than the clean history before it: then
+the change has become the volume's normal (a volume that writes incompressible data into
+fresh blocks every day is flagged on its first measurement, then learned). A run that
+ended stays out, so a past attack never widens the baseline.
 
 The detector's order of work: count the changed blocks; :func:`size_verdict` (content
 ignored); sample ``N`` changed blocks, or more when :func:`wants_more_samples` says the
@@ -89,7 +98,6 @@ DAY_SECONDS = 86400.0
 
 # Model constants. They are properties of the statistics, not of a fleet, and are not
 # settings: a user tunes the floor, the prior and the thresholds (see ScoringConfig).
-_T_DF = 4  # degrees of freedom of the size and content tails
 _SIZE_PRIOR_SIGMA = 0.5  # day-to-day spread of one volume's log change, before it is known
 _SIZE_PRIOR_WEIGHT = 3.0  # pseudo-points the prior spread is worth
 _SIZE_MIN_SIGMA = 0.15  # no volume changes more regularly than ~15 % day to day
@@ -271,10 +279,9 @@ class ScoringConfig:
             it is expected to change a day. 0.01..100, default 2.
         prior_spread: how far (a factor, one standard deviation) a volume's usual change
             may be from ``prior_daily_percent``. 1.1..100, default 3.
-        ceiling_percent: a change of at least this share of the written data that the size
-            model also finds unusual (size score >= ``medium_score``) is at least ``high``,
-            unless the sampled content shows ordinary writes. 0 disables; otherwise 1..100.
-            Default 50.
+        ceiling_percent: where content cannot tell, a change of at least this share of the
+            written data that the size model also finds unusual (size score >=
+            ``medium_score``) is at least ``high``. 0 disables; otherwise 1..100. Default 50.
         low_score, medium_score, high_score, critical_score: the score at which each
             severity starts (score = -log10 of the chance that ordinary change looks like
             this). Increasing, 0.5..50; defaults 2, 3, 4, 6.
@@ -867,9 +874,13 @@ def _combine(
     capped = ordinary and score > config.medium_score
     if capped:
         score = config.medium_score
+    # The ceiling is the backstop for when content cannot tell: where it can, it sees
+    # encryption of half the data by itself.
+    blind = content is None or not content.informative
     ceiling = (
         config.ceiling_percent > 0
         and share is not None
+        and blind
         and suspect >= config.ceiling_percent / 100.0
         and size_score >= config.medium_score
         and not ordinary
@@ -1023,7 +1034,12 @@ def _sorted_median(ordered: list[float]) -> float:
 
 
 def _t_sf(t: float) -> float:
-    """Upper tail of Student's t with 4 degrees of freedom (closed form, exact in the tail)."""
+    """Upper tail of Student's t with 4 degrees of freedom, the tail of both evidences.
+
+    Closed form, without cancellation far in the tail. Four degrees of freedom: heavy
+    enough for ordinary change (a t with 4 has tails like a power of -4), light enough that
+    a clear signal still reaches a small p-value.
+    """
     if t < 0:
         return 1.0 - _t_sf(-t)
     root = math.sqrt(4.0 + t * t)
