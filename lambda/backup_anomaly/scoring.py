@@ -60,10 +60,9 @@ The model, in four parts:
 
 4. Policy on top of the score: change below the floor (``floor_percent`` of written data
    per day of interval, and ``floor_blocks``) is never anomalous (score 0); ordinary writes
-   cap the score at ``medium_score``; where content cannot tell (not sampled, or the data
-   was already incompressible), a change of at least ``ceiling_percent`` of the written
-   data that the size also finds unusual (size score >= ``medium_score``) is at least
-   ``high`` unless the writes are ordinary. Severity is then the score banded by the
+   cap the score at ``medium_score``; a change of at least ``ceiling_percent`` of the
+   written data that the size also finds unusual (size score >= ``medium_score``) is at
+   least ``high`` unless the writes are ordinary. Severity is then the score banded by the
    four thresholds. Every rule is monotone: more change, or more pages incompressible
    after, never lowers the severity, all else equal.
 
@@ -279,9 +278,10 @@ class ScoringConfig:
             it is expected to change a day. 0.01..100, default 2.
         prior_spread: how far (a factor, one standard deviation) a volume's usual change
             may be from ``prior_daily_percent``. 1.1..100, default 3.
-        ceiling_percent: where content cannot tell, a change of at least this share of the
-            written data that the size model also finds unusual (size score >=
-            ``medium_score``) is at least ``high``. 0 disables; otherwise 1..100. Default 50.
+        ceiling_percent: a change of at least this share of the written data that the size
+            model also finds unusual (size score >= ``medium_score``) is at least ``high``,
+            unless the sampled content shows ordinary writes. 0 disables; otherwise 1..100.
+            Default 50.
         low_score, medium_score, high_score, critical_score: the score at which each
             severity starts (score = -log10 of the chance that ordinary change looks like
             this). Increasing, 0.5..50; defaults 2, 3, 4, 6.
@@ -874,13 +874,11 @@ def _combine(
     capped = ordinary and score > config.medium_score
     if capped:
         score = config.medium_score
-    # The ceiling is the backstop for when content cannot tell: where it can, it sees
-    # encryption of half the data by itself.
-    blind = content is None or not content.informative
+    # The ceiling is the backstop for what content cannot rule out (intermittent encryption
+    # of mixed data, or any encryption of incompressible data): only ordinary writes lift it.
     ceiling = (
         config.ceiling_percent > 0
         and share is not None
-        and blind
         and suspect >= config.ceiling_percent / 100.0
         and size_score >= config.medium_score
         and not ordinary
