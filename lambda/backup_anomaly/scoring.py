@@ -24,10 +24,11 @@ The model, in four parts:
    days around a month's end, so a monthly batch is expected once it has been seen), a
    recent level (median of the last 28 points) and a non-negative trend (Tukey's
    three-group resistant line; a falling trend is ignored, which only widens the band).
-   The scale is 1.4826 x the median absolute deviation of the residuals, pooled with a prior
-   scale. While the history is short, the location is a precision-weighted blend with the
-   cold-start prior (``prior_daily_percent`` x/÷ ``prior_spread``), so the second backup is
-   already judged against something better than a fixed ceiling. The size p-value is the
+   The scale is 1.4826 x the median absolute error of that prediction over the history,
+   pooled with a prior scale. While the history is short, the location is a
+   precision-weighted blend with the cold-start prior (``prior_daily_percent`` x/÷
+   ``prior_spread``), so the second backup is already judged against something better
+   than a fixed ceiling. The size p-value is the
    upper tail of a Student t with 4 degrees of freedom: ordinary change is heavy-tailed,
    and a t tail keeps a one-off 5x day from looking like a one-in-a-million event.
 
@@ -87,7 +88,7 @@ import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from functools import lru_cache
 
@@ -114,6 +115,7 @@ _INTERMITTENT_SHARE = 1.0 / 16.0  # 4 KiB of every 64 KiB
 _CLEAN_Z = 2.326  # one-sided 99 %
 _OFFSET_OF_FLOOR = 0.25  # the log offset is this share of the floor
 _LONG_INTERVAL = 1.5  # days: an interval longer than this has no day of the week
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
@@ -511,15 +513,17 @@ def _calendar(time: datetime, interval_days: float | None) -> tuple[int, int | N
 
     The month-end key (year * 12 + month) is set when the interval overlaps the days around
     that month's end: its last three days and the first of the next month, so a batch on
-    the last business day is covered.
+    the last business day is covered. Computed on day numbers: this runs once per
+    observation, and a long replay makes many.
     """
     days = interval_days if interval_days is not None else 1.0
-    start = time - timedelta(days=days)
-    weekday = -1 if days > _LONG_INTERVAL else (time - timedelta(days=days / 2)).weekday()
+    end_day = time.timestamp() / DAY_SECONDS  # days since 1970-01-01, a Thursday
+    start_day = end_day - days
+    weekday = -1 if days > _LONG_INTERVAL else (math.floor(end_day - days / 2) + 3) % 7
     year, month = time.year, time.month
     for _ in range(2):
-        first_next = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
-        if start < first_next + timedelta(days=1) and time > first_next - timedelta(days=3):
+        first_next = date(year + month // 12, month % 12 + 1, 1).toordinal() - _EPOCH_ORDINAL
+        if start_day < first_next + 1 and end_day > first_next - 3:
             return weekday, year * 12 + month
         year, month = (year, month - 1) if month > 1 else (year - 1, 12)
     return weekday, None
@@ -637,19 +641,31 @@ def _size_evidence(
         note = "no earlier measurement of this volume to compare its absolute change with"
         return _Size(1.0, 0.0, expected, value, None, below, note)
 
-    if share_mode:
-        values = [obs.share or 0.0 for obs in points]
-    else:
-        values = [float(obs.changed_blocks) for obs in points]
     log = math.log
-    ys = [
-        log(v / (i / reference) + offset) if i is not None and i > reference else log(v + offset)
-        for v, i in zip(values, [obs.interval_days for obs in points], strict=True)
-    ]
+    # One pass: the change of each point, scaled down when its interval was longer than
+    # usual, on the log scale.
+    if share_mode:
+        ys = [
+            log((o.share or 0.0) / (i / reference) + offset)
+            if (i := o.interval_days) is not None and i > reference
+            else log((o.share or 0.0) + offset)
+            for o in points
+        ]
+    else:
+        ys = [
+            log(o.changed_blocks / (i / reference) + offset)
+            if (i := o.interval_days) is not None and i > reference
+            else log(o.changed_blocks + offset)
+            for o in points
+        ]
     weekdays = [obs.weekday for obs in points]
     month_ends = [obs.month_end for obs in points]
     now = current.epoch
-    times = [(obs.epoch - now) / DAY_SECONDS for obs in points]
+    times = (
+        [(obs.epoch - now) / DAY_SECONDS for obs in points]
+        if len(points) >= _TREND_MIN_POINTS
+        else []
+    )
     n = len(ys)
     mu, sigma, location_var, season_now, context = _baseline(
         ys, weekdays, month_ends, times, current.weekday, current.month_end
@@ -713,7 +729,7 @@ def _baseline(
     ys: list[float],
     weekdays: list[int],
     month_ends: list[int | None],
-    times: list[float],
+    times: list[float],  # days before now, empty when too few points for a trend
     weekday_now: int,
     month_end_now: int | None,
 ) -> tuple[float, float, float, float, str]:
@@ -745,11 +761,13 @@ def _baseline(
                 )
                 dow_effect[day] = (median - base) * count / (count + _DOW_SHRINK)
         peaks: dict[int, float] = {}
-        for y, day, key in zip(ys, weekdays, month_ends, strict=True):
-            if key is not None:
-                residual = y - base - (dow_effect[day] if day >= 0 else 0.0)
-                if residual > peaks.get(key, -math.inf):
-                    peaks[key] = residual
+        ends = [
+            (k, d, y) for k, d, y in zip(month_ends, weekdays, ys, strict=True) if k is not None
+        ]
+        for key, day, y in ends:
+            residual = y - base - (dow_effect[day] if day >= 0 else 0.0)
+            if residual > peaks.get(key, -math.inf):
+                peaks[key] = residual
         if peaks:
             months = len(peaks)
             month_effect = (
@@ -760,7 +778,7 @@ def _baseline(
         for y, day, key in zip(ys, weekdays, month_ends, strict=True)
     ]
     slope = 0.0
-    if n >= _TREND_MIN_POINTS:
+    if times:
         third = n // 3
         left_t, right_t = _sorted_median(times[:third]), _sorted_median(times[-third:])
         if right_t - left_t >= 3.0:
@@ -774,8 +792,9 @@ def _baseline(
         recent = flat[-_RECENT_POINTS:]
         level = _median(recent)
         residuals = [y - level for y in flat]
-    center = _median(residuals)
-    mad = _median([abs(r - center) for r in residuals])
+    # The median absolute error of the prediction: it measures how far the points fall from
+    # the level now, so a level that moved widens the scale rather than hiding behind it.
+    mad = _median([abs(r) for r in residuals])
     sigma_hat = _MAD_TO_SIGMA * mad
     sigma = math.sqrt(
         (_SIZE_PRIOR_WEIGHT * _SIZE_PRIOR_SIGMA**2 + n * sigma_hat * sigma_hat)

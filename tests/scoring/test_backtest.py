@@ -102,6 +102,13 @@ def test_simulation_is_reproducible():
     assert first != list(simulate.generate(simulate.STRESS, 6, 20, 12))
 
 
+def test_simulate_writes_the_same_bytes_for_the_same_seed(tmp_path):
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    simulate.write(str(first), simulate.STANDARD, 5, 15, 8)
+    simulate.write(str(second), simulate.STANDARD, 5, 15, 8)
+    assert first.read_bytes() == second.read_bytes()
+
+
 def test_simulated_events_carry_labels_and_the_contract(fleet):
     events = [json.loads(line) for line in fleet.read_text().splitlines()]
     details = [e["detail"] for e in events]
@@ -208,6 +215,23 @@ def test_other_events_are_skipped_and_counted_and_sqs_bodies_read(tmp_path, caps
         capsys.readouterr().out
     )
     assert len(verdicts(out)) == 3
+
+
+def test_a_duplicate_that_disagrees_is_reported_and_the_first_kept(tmp_path, capsys):
+    rng = random.Random(6)
+    items = [envelope(i, 1800, sampled=counts(plain(rng))) for i in range(5)]
+    other = json.loads(json.dumps(items[2]))
+    other["detail"]["changedBlocks"] = 99_000
+    events = write_lines(tmp_path / "events.jsonl", [*items, other])
+    out = tmp_path / "verdicts.jsonl"
+    assert run("--events", str(events), "--verdicts", str(out)) == 0
+    printed = capsys.readouterr().out
+    assert "1 duplicate events dropped" in printed
+    assert (
+        "warning: 1 duplicate measurementId(s) with different numbers (first kept), "
+        "e.g. lines 3 and 6" in printed
+    )
+    assert verdicts(out)[items[2]["detail"]["measurementId"]]["severity"] == "none"
 
 
 def test_content_null_is_judged_on_size_alone(tmp_path):
