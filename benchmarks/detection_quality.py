@@ -161,9 +161,49 @@ def table(rows: list[Row]) -> list[str]:
     return lines
 
 
+_KIND_HEADLINES = (
+    ("full >= 10 %", "full", 1, 10.0),
+    ("intermittent >= 20 %", "intermittent", 1, 20.0),
+    ("low-and-slow within 3", "low_and_slow", 3, None),
+    ("header-only", "header_only", 1, None),
+)
+
+
+def by_data_kind(result: Result) -> list[str]:
+    """Our recall (high or above) per data kind, first measurements apart."""
+    found = rates.episodes(result.replay.judged)
+    groups = [(f"{kind}, later measurements", kind, False) for kind in simulate.DATA_KINDS] + [
+        ("any kind, first measurement", None, True)
+    ]
+    head = "| data kind | " + " | ".join(name for name, *_ in _KIND_HEADLINES) + " |"
+    lines = [head, "|---|" + "---:|" * len(_KIND_HEADLINES)]
+    for label, kind, first in groups:
+
+        def where(item, kind=kind, first=first) -> bool:
+            if first:
+                return item.position == 0
+            return item.position > 0 and item.measurement.labels.data_kind == kind
+
+        cells = [
+            _pct(
+                rates.episode_recall(
+                    found,
+                    name=name,
+                    kind=attack,
+                    within=within,
+                    min_percent=percent,
+                    where=where,
+                )
+            )
+            for name, attack, within, percent in _KIND_HEADLINES
+        ]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def run_fleet(
     name: str, volumes: int, days: int, seed: int, folder: str
-) -> tuple[list[Row], dict[str, float]]:
+) -> tuple[list[Row], dict[str, float], list[str]]:
     """Simulates one fleet and backtests it with every model."""
     path = os.path.join(folder, f"{name}.jsonl")
     started = time.perf_counter()
@@ -180,17 +220,19 @@ def run_fleet(
     )
     rows = []
     causes: dict[str, float] = {}
+    kinds: list[str] = []
     for model_name in MODELS:
         result = backtest(read.measurements, model_name)
         rows.append(measure(name, result))
         if model_name == "ours":
             causes = false_alert_causes(result)
+            kinds = by_data_kind(result)
         print(
             f"  {model_name}: {result.alerts.measurements:,} measurements, "
             f"{result.alerts.volume_days:,.0f} volume-days, judged in {result.seconds:.0f} s",
             flush=True,
         )
-    return rows, causes
+    return rows, causes, kinds
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -202,12 +244,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rows: list[Row] = []
     causes: dict[str, dict[str, float]] = {}
+    kinds: dict[str, list[str]] = {}
     with tempfile.TemporaryDirectory(prefix="detection-quality-") as folder:
         fleets = [("standard", args.volumes)]
         if args.stress_volumes > 0:
             fleets.append(("stress", args.stress_volumes))
         for name, volumes in fleets:
-            fleet_rows, causes[name] = run_fleet(name, volumes, args.days, args.seed, folder)
+            fleet_rows, causes[name], kinds[name] = run_fleet(
+                name, volumes, args.days, args.seed, folder
+            )
             rows += fleet_rows
     print()
     for line in table(rows):
@@ -217,6 +262,12 @@ def main(argv: list[str] | None = None) -> int:
     for name, by_cause in causes.items():
         parts = ", ".join(f"{cause} {rate:.2f}" for cause, rate in by_cause.items())
         print(f"- {name}: {parts or 'none'}")
+    for name, lines in kinds.items():
+        print()
+        print(f"Our recall, high or above, by data kind ({name} fleet):")
+        print()
+        for line in lines:
+            print(line)
     return 0
 
 

@@ -944,21 +944,19 @@ def _reasons(
     def amount(value: float) -> str:
         return f"{value:,.0f} blocks" if in_blocks else _pct(value)
 
+    if in_blocks or expected.high < 0.9995:
+        bound = f"(expected at most {amount(expected.high)}{context})"
+    else:
+        bound = "(no share of the written data is unusual by size alone yet)"
     if expected.basis == "none":
         reasons.append(f"{head}; {size.note}")
     else:
         multiple = size.multiple
         if multiple is not None and multiple >= 1.5:
             usual = "its usual" if expected.basis != "prior" else "the prior's usual"
-            reasons.append(
-                f"{head}, {_times(multiple)} {usual} {amount(expected.median)} "
-                f"(expected at most {amount(expected.high)}{context})"
-            )
+            reasons.append(f"{head}, {_times(multiple)} {usual} {amount(expected.median)} {bound}")
         else:
-            reasons.append(
-                f"{head}, usual {amount(expected.median)} "
-                f"(expected at most {amount(expected.high)}{context})"
-            )
+            reasons.append(f"{head}, usual {amount(expected.median)} {bound}")
     if size.below_floor:
         floor = f"{config.floor_percent:g} % of written data a day"
         reasons.append(
