@@ -250,7 +250,9 @@ class AlarmManager:
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ResourceNotFound":
                 raise
-        self.store.record_alarms(volume_arn, fingerprint=DISABLED, base_blocks=None, verified_at=now)
+        self.store.record_alarms(
+            volume_arn, fingerprint=DISABLED, base_blocks=None, verified_at=now
+        )
         return AlarmOutcome("deleted")
 
     def ensure(

@@ -435,9 +435,14 @@ class Detector:
                 )
             checkpoint = CountCheckpoint.from_json(progress.checkpoint)
             return self._measure(state, progress.target, checkpoint, generation, remaining)
-        if state.snapshot_id == work.snapshot_id or not state.is_newer(
-            work.completion_time, work.snapshot_id
-        ):
+        if state.snapshot_id == work.snapshot_id:
+            # The count completed (maybe by this very message, whose publishing failed
+            # after the baseline moved): what followed the move must still happen.
+            return self._ensure_alarms_of_baseline(
+                state,
+                Outcome(Decision.DUPLICATE, snapshots=snapshots, reason="count already completed"),
+            )
+        if not state.is_newer(work.completion_time, work.snapshot_id):
             return Outcome(
                 Decision.DUPLICATE, snapshots=snapshots, reason="count already completed"
             )
@@ -588,6 +593,12 @@ class Detector:
             metrics.put_counter(cloudwatch, namespace, metrics.FORWARD_FAILURES)
         self.store.clear_pending(volume_arn, pending.target.snapshot_id)
         return info
+
+    def _ensure_alarms_of_baseline(self, state: VolumeState, outcome: Outcome) -> Outcome:
+        """Alarms of a volume whose baseline is the snapshot an event names."""
+        result = self.alarms.ensure(state, state.volume_arn, state.volume_id, state.base_blocks)
+        outcome.extra = {**outcome.extra, "alarms": result.action}
+        return outcome
 
     def _with_alarms(
         self, outcome: Outcome, state: VolumeState | None, target: VolumeSnapshot

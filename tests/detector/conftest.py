@@ -183,6 +183,9 @@ class World:
     # -- the detector -------------------------------------------------------------------------
 
     def settings(self, **overrides) -> Settings:
+        # The per-volume CloudWatch alarms are off by default in the product; these tests
+        # exercise them unless a test says otherwise (test_alarms_off covers the default).
+        overrides.setdefault("cloudwatch_alarms", True)
         return Settings(state_table=TABLE, **overrides)
 
     def clients(self, **overrides) -> Clients:
@@ -279,6 +282,7 @@ def lines(capsys):
 def handler_env(monkeypatch, fake_ebs):
     """Environment for the real ``lambda_handler`` (clients built by the handler itself)."""
     monkeypatch.setenv("STATE_TABLE", TABLE)
+    monkeypatch.setenv("CLOUDWATCH_ALARMS", "true")
     monkeypatch.setenv("AWS_ENDPOINT_URL_EBS", fake_ebs.url)
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     handler.reset()
