@@ -308,3 +308,28 @@ def test_events_client_is_in_the_central_bus_region(handler_env, bus_region):
 
     assert clients.events.meta.region_name == bus_region
     assert clients.cloudwatch.meta.region_name == "us-east-1"
+
+
+# -- the per-volume alarms switched off (the product default) --------------------------
+
+
+def test_with_alarms_off_no_alarm_is_put_or_described(world):
+    vol, snaps, detector = _measured_volume(world, world.detector(cloudwatch_alarms=False))
+    detector.handle(world.ebs_event(snaps[1], vol, recent(20)))
+    calls = [m for m, _ in world.cloudwatch.calls]
+    assert "put_metric_alarm" not in calls and "describe_alarms" not in calls
+    assert world.alarms() == {}
+    assert world.metric_puts()  # the ChangedBlocks metric stays, for dashboards
+
+
+def test_switching_alarms_off_deletes_a_volumes_alarms_once(world):
+    vol, snaps, _ = _measured_volume(world)
+    assert set(world.alarms()) == {f"backup-anomaly-{vol}", f"backup-anomaly-{vol}-ceiling"}
+    off = world.detector(cloudwatch_alarms=False)
+    (record,) = off.handle(world.ebs_event(snaps[1], vol, recent(20)))
+    assert record["alarms"] == "deleted"
+    assert world.alarms() == {}
+    world.cloudwatch.calls.clear()
+    (again,) = off.handle(world.ebs_event(snaps[1], vol, recent(20)))
+    assert again["alarms"] == "disabled"
+    assert [m for m, _ in world.cloudwatch.calls if m != "put_metric_data"] == []

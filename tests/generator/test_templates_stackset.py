@@ -56,6 +56,7 @@ def test_parameters_carry_code_location_and_every_overridable_default():
         naming.PARAM_CODE_KEY: result.lambda_package.key,
         naming.PARAM_PERMISSIONS_BOUNDARY: "",  # SERVICE_MANAGED: StackSets' own role deploys
         naming.PARAM_ADOPT_VAULT: "false",  # the rollout sets it per instance
+        "CloudWatchAlarms": "false",
         "AnomalyBandWidth": "2",
         "CeilingPercent": "50",
         "AlarmPeriodSeconds": "86400",
