@@ -15,6 +15,9 @@ from backup_anomaly.budget import (
     budget_key,
     water_fill,
 )
+from backup_anomaly.changed_blocks import count_changed_blocks
+from testing.fakes.ebs_direct import BLOCKS_PER_GIB
+from tests.counting._support import make_client, new_pair_ids
 
 TABLE = "backup-anomaly-state"
 
@@ -185,3 +188,27 @@ def test_fixed_budget_is_todays_per_count_limit():
         assert lease.rate() == 25
     with pytest.raises(ValueError):
         FixedBudget(0)
+
+
+def test_a_count_holds_a_lease_while_it_runs_and_gives_it_back(fake, dynamodb, clock):
+    client = make_client(fake.url)
+    first, second = new_pair_ids()
+    fake.add_pair(first, second, 8, [(0, 8 * BLOCKS_PER_GIB)])
+    budget = manual(dynamodb, clock, rate=10_000)
+    seen = []
+    real = SharedLease.join
+
+    def join(self):
+        real(self)
+        seen.append(dict(leases(dynamodb)))
+
+    SharedLease.join = join
+    try:
+        result = count_changed_blocks(
+            client, first, second, budget=budget, max_requests_per_second=10_000, page_size=1000
+        )
+    finally:
+        SharedLease.join = real
+    assert result.changed_blocks == 16_384 and result.complete
+    assert len(seen) == 1 and len(seen[0]) == 1  # it held one lease while counting
+    assert leases(dynamodb) == {}  # and gave it back
