@@ -325,14 +325,17 @@ class _Summary:
     def entries(self, positions: Sequence[int]) -> list[BlockSample]:
         """The blocks at these ordinals of the page (ascending), read from the raw bytes.
 
-        Each entry is found by counting ``"BlockIndex"`` keys from the nearer end of the
-        array up to an estimate (entries are nearly equal in size) and stepping a key or two
-        from there, then only that one object is decoded. Nothing else is parsed.
+        Each entry is found by counting ``"BlockIndex"`` keys up to an estimate (entries are
+        nearly equal in size), from the previous entry found or from the array's end,
+        whichever is nearer, and stepping a key or two from there; then only that one object
+        is decoded. Nothing else is parsed, and a page is scanned at most about once.
         """
         body, lo, hi, n = self.body, self.lo, self.hi, self.blocks
         out = []
+        anchor, anchor_ordinal = lo, 0
         for j in positions:
-            at = _nth_key(body, lo, hi, n, j)
+            at = _nth_key(body, lo, hi, n, j, anchor, anchor_ordinal)
+            anchor, anchor_ordinal = at, j
             start = body.rfind(b"{", lo, at)
             end = body.find(b"}", at, hi)
             entry = json.loads(body[start : end + 1])
@@ -350,16 +353,20 @@ class _Summary:
 _KEY = b'"BlockIndex"'
 
 
-def _nth_key(body: bytes, lo: int, hi: int, n: int, j: int) -> int:
+def _nth_key(
+    body: bytes, lo: int, hi: int, n: int, j: int, anchor: int | None = None, anchored: int = 0
+) -> int:
     """Offset of the ``j``-th (0-based) of the ``n`` ``"BlockIndex"`` keys in ``body[lo:hi]``.
 
-    The key cannot overlap itself, so ``count(key, a, e + len(key) - 1)`` is the number of
-    keys starting in ``[a, e)``.
+    ``anchored`` keys are known to start before offset ``anchor`` (by default none before
+    ``lo``), and ``j >= anchored``. The key cannot overlap itself, so
+    ``count(key, a, e + len(key) - 1)`` is the number of keys starting in ``[a, e)``.
     """
     width = len(_KEY)
-    est = lo + (hi - lo) * j // max(1, n)
-    if est - lo <= hi - est:
-        before = body.count(_KEY, lo, min(hi, est + width - 1))
+    start = lo if anchor is None else anchor
+    est = start + (hi - start) * (j - anchored) // max(1, n - anchored)
+    if est - start <= hi - est:
+        before = anchored + body.count(_KEY, start, min(hi, est + width - 1))
     else:
         before = n - body.count(_KEY, est, hi)
     # ``before`` keys start before est; the first one at or after est is number ``before``.
@@ -368,9 +375,9 @@ def _nth_key(body: bytes, lo: int, hi: int, n: int, j: int) -> int:
         for _ in range(j - before):
             at = body.find(_KEY, at + width, hi)
     else:
-        at = body.rfind(_KEY, lo, min(hi, est + width - 1))
+        at = body.rfind(_KEY, start, min(hi, est + width - 1))
         for _ in range(before - 1 - j):
-            at = body.rfind(_KEY, lo, at)
+            at = body.rfind(_KEY, start, at)
     if at < 0:
         raise ValueError("block entry not found in page")
     return at
@@ -505,18 +512,21 @@ class RateLimiter:
     """Thread-safe pacing shared by all workers, slowing down when throttled.
 
     Requests are spaced ``1/rate`` apart (no bursts, so a shared account quota is never
-    overrun by this caller alone). The ceiling is read from a lease on every request, so a
-    shared budget's share takes effect at once. A throttle cuts the rate by 30 %; each
-    success wins back 0.5 requests/s, up to the ceiling.
+    overrun by this caller alone). The rate is read from a lease when a request becomes due,
+    not when a worker starts waiting: a slot booked in advance would lock in the rate of
+    that moment (a lease's ramp, a throttle), however soon it rises again. A throttle cuts
+    the rate by 30 %; each success wins back 0.5 requests/s, up to the ceiling.
 
     Args:
         ceiling: Returns the current allowed rate (a ``Lease``'s ``rate``).
     """
 
+    POLL_SECONDS = 0.05  # how soon a waiting worker sees a changed rate
+
     def __init__(self, ceiling: Callable[[], float]) -> None:
         self.ceiling = ceiling
         self.penalty = 0.0  # requests/s below the ceiling after throttling
-        self.next_slot = time.monotonic()
+        self.last = -math.inf  # when the last request was let through
         self.lock = threading.Lock()
 
     def rate(self) -> float:
@@ -524,13 +534,19 @@ class RateLimiter:
         return max(1.0, self.ceiling() - self.penalty)
 
     def wait(self) -> None:
-        """Block until this caller's next request slot."""
-        with self.lock:
-            now = time.monotonic()
-            slot = max(now, self.next_slot)
-            self.next_slot = slot + 1.0 / self.rate()
-        if slot > now:
-            time.sleep(slot - now)
+        """Block until a request may go, ``1/rate`` after the previous one."""
+        while True:
+            with self.lock:
+                spacing = 1.0 / self.rate()
+                now = time.monotonic()
+                due = self.last + spacing
+                if now >= due:
+                    # A waiter woken a little late keeps the schedule (the average rate
+                    # stays exact); one arriving after a pause starts from now (no burst).
+                    self.last = due if now - due < spacing else now
+                    return
+                delay = due - now
+            time.sleep(min(delay, self.POLL_SECONDS))
 
     def throttled(self) -> None:
         """The service throttled a request: slow down by 30 %."""
@@ -611,7 +627,9 @@ class _Counter:
         end = r.end
         assert end is not None, "only a range with a known end is split"
         span = end - r.next
-        step = max(span // parts, math.ceil(self._stride(r)))
+        unit = math.ceil(self._stride(r))
+        # Whole pages per part: a cut inside a page makes both sides request that page.
+        step = max(1, -(-(span // parts) // unit)) * unit
         cuts = list(range(r.next + step, end, step))[: parts - 1]
         bounds = [*cuts, end]
         r.end = bounds[0]
