@@ -476,7 +476,9 @@ def sample_content(
     """
     if max_requests_per_second <= 0 or workers < 1:
         raise ValueError("max_requests_per_second and workers must be positive")
-    if remaining_seconds is not None and remaining_seconds() < safety_margin_seconds:
+    if not samples or (
+        remaining_seconds is not None and remaining_seconds() < safety_margin_seconds
+    ):
         return SampleResult(Content(), not samples, len(samples), 0, 0)
     pool = getattr(ebs_client.meta.config, "max_pool_connections", None) or 10
     with (budget or FixedBudget(max_requests_per_second)).lease(max_requests_per_second) as lease:

@@ -255,3 +255,12 @@ def test_samplers_share_the_accounts_get_block_budget(fake, client):
         assert set(during) == {2}  # both leases were live while this one sampled
         item = dynamodb.get_item(TableName="state", Key=key).get("Item", {})
         assert not any(k.startswith("L#") for k in item)
+
+
+def test_nothing_to_sample_is_complete_and_free(fake, client):
+    class NoLease:
+        def lease(self, cap=None):
+            raise AssertionError("no lease for nothing")
+
+    result = sample_content(client, "snap-0a", "snap-0b", [], budget=NoLease())
+    assert (result.complete, result.api_calls, result.content) == (True, 0, Content())
