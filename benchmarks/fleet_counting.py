@@ -23,7 +23,10 @@ Side by side in one run:
 * ``shared``: every count holds a lease on the account's budget (``budget.SharedBudget``,
   ``--account-rate``, the quota itself by default);
 * ``shared, one count``: a single volume as large as the whole fleet, alone on the shared
-  budget, which must still run at the quota.
+  budget, which must still run at the quota;
+* with ``--baseline FILE`` (a ``changed_blocks.py`` of another revision, e.g.
+  ``git show main:lambda/backup_anomaly/changed_blocks.py > /tmp/main_cb.py``), also
+  ``baseline per-count``: that revision's count, each with its own budget, in the same run.
 
 For each: whether every count is exact, the fleet's wall time against the account bound
 (all pages / 50 s), the throttled share of requests, and the DynamoDB writes the leases
@@ -132,15 +135,31 @@ def _dynamodb(url: str):
 # --- one count in a process of its own --------------------------------------------------------
 
 
+def _load_count(path: str | None):
+    """``count_changed_blocks`` of this tree, or of another revision's file."""
+    if not path:
+        from backup_anomaly.changed_blocks import count_changed_blocks
+
+        return count_changed_blocks
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("baseline_changed_blocks", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module.count_changed_blocks
+
+
 def _count_in_child(
-    ebs_url, dynamodb_url, first, second, mode, rate, workers, ready, go, delay, results
+    ebs_url, dynamodb_url, first, second, mode, rate, workers, ready, go, delay, results, source
 ):
     """Child process body: build clients, wait for the start, count, report."""
     import boto3
     from botocore.config import Config
 
     from backup_anomaly.budget import LIST_CHANGED_BLOCKS, SharedBudget
-    from backup_anomaly.changed_blocks import count_changed_blocks
+
+    count_changed_blocks = _load_count(source)
 
     ebs = boto3.client(
         "ebs",
@@ -150,7 +169,7 @@ def _count_in_child(
     )
     leases = []
     budget = None
-    if mode != "per-count":
+    if mode.startswith("shared"):
 
         class Recording(SharedBudget):
             @contextmanager
@@ -174,22 +193,27 @@ def _count_in_child(
         return
     time.sleep(delay)
     started = time.time()
+    extra = {"budget": budget} if budget is not None else {}
     result = count_changed_blocks(
-        ebs, first, second, max_requests_per_second=rate, workers=workers, budget=budget
+        ebs, first, second, max_requests_per_second=rate, workers=workers, **extra
     )
     ended = time.time()
     writes = sum(lease.writes for lease in leases)
     results.put(Count(result.changed_blocks, result.api_calls, started, ended, writes))
 
 
-def _fleet(fake, dynamodb_url, mode, pairs, rate, workers, stagger) -> tuple[list[Count], dict]:
+def _fleet(
+    fake, dynamodb_url, mode, pairs, rate, workers, stagger, source=None
+) -> tuple[list[Count], dict]:
     ctx = multiprocessing.get_context("spawn")
     ready, go, results = ctx.Semaphore(0), ctx.Event(), ctx.Queue()
     procs = []
     for i, (first, second) in enumerate(pairs):
         delay = stagger * i / max(1, len(pairs) - 1) if stagger else 0.0
         args = (fake.url, dynamodb_url, first, second, mode, rate, workers, ready, go, delay)
-        procs.append(ctx.Process(target=_count_in_child, args=(*args, results), daemon=True))
+        procs.append(
+            ctx.Process(target=_count_in_child, args=(*args, results, source), daemon=True)
+        )
     for p in procs:
         p.start()
     for _ in procs:
@@ -205,14 +229,16 @@ def _fleet(fake, dynamodb_url, mode, pairs, rate, workers, stagger) -> tuple[lis
     return counts, fake.stats()
 
 
-def _measure(fake, dynamodb_url, mode, n, size_gib, rate, workers, stagger, tag) -> Run:
+def _measure(
+    fake, dynamodb_url, mode, n, size_gib, rate, workers, stagger, tag, source=None
+) -> Run:
     layout = fraction_layout(size_gib, 1.0)
     pairs = []
     for i in range(n):
         first, second = f"snap-{tag:02x}{i:04x}0001", f"snap-{tag:02x}{i:04x}0002"
         fake.add_layout(first, second, layout)
         pairs.append((first, second))
-    counts, stats = _fleet(fake, dynamodb_url, mode, pairs, rate, workers, stagger)
+    counts, stats = _fleet(fake, dynamodb_url, mode, pairs, rate, workers, stagger, source)
     pages = n * -(-layout.count() // PAGE)
     seconds = max(c.ended for c in counts) - min(c.started for c in counts)
     return Run(
@@ -255,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--account-rate", type=float, default=QUOTA)
     parser.add_argument("--stagger", type=float, default=0.0, help="seconds over which to start")
     parser.add_argument("--quick", action="store_true", help="3 x 32 GiB, seconds")
+    parser.add_argument("--baseline", help="another revision's changed_blocks.py to compare")
     args = parser.parse_args(argv)
     if args.quick:
         args.volumes, args.size_gib = 3, 32
@@ -275,17 +302,28 @@ def main(argv: list[str] | None = None) -> int:
     )
     n, size = args.volumes, args.size_gib
     plan = [
-        ("per-count", n, size, args.per_count_rate),
-        ("shared", n, size, args.account_rate),
-        ("shared, one count", 1, n * size, args.account_rate),
+        ("per-count", n, size, args.per_count_rate, None),
+        ("shared", n, size, args.account_rate, None),
+        ("shared, one count", 1, n * size, args.account_rate, None),
     ]
+    if args.baseline:
+        plan.insert(0, ("baseline per-count", n, size, args.per_count_rate, args.baseline))
     runs = []
     try:
         with FakeEbsDirectProcess(requests_per_second=QUOTA, burst=BURST, latency=LATENCY) as fake:
             fake.add_pair(*WARM_UP, 1, [(0, 1)])
-            for tag, (mode, volumes, gib, rate) in enumerate(plan):
+            for tag, (mode, volumes, gib, rate, source) in enumerate(plan):
                 run = _measure(
-                    fake, dynamodb_url, mode, volumes, gib, rate, args.workers, args.stagger, tag
+                    fake,
+                    dynamodb_url,
+                    mode,
+                    volumes,
+                    gib,
+                    rate,
+                    args.workers,
+                    args.stagger,
+                    tag,
+                    source,
                 )
                 runs.append(run)
                 print(f"done {mode}: {run.seconds:.2f}s", flush=True)
@@ -321,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{run.requests:,}",
                 f"{run.throttled:,}",
                 f"{100 * run.throttled / max(1, run.requests):.1f}",
-                f"{run.lease_writes:,}" if run.mode != "per-count" else "-",
+                f"{run.lease_writes:,}" if run.mode.startswith("shared") else "-",
             ]
         )
     title = (
