@@ -28,8 +28,10 @@ per *request* (50 to 1,000 writes a second, and a hot item); leases cost one wri
 per *holder* and leave pacing local, where the count's limiter already spaces requests and
 backs off on throttling. Attributes at the top level rather than in one map avoid the
 "document path invalid" race of creating the map; the item stays small (about 30 bytes a
-holder, under 1 KB up to about 30 concurrent holders). Only ``UpdateItem`` is used, which the
-detector's role already has on the table.
+holder, under 1 KB up to about 30 concurrent holders). With more than
+``RENEWALS_PER_SECOND`` holders each renews (and its lease lasts) proportionally longer, so
+the item sees about 16 writes a second however many detectors run. Only ``UpdateItem`` is
+used, which the detector's role already has on the table.
 
 Cost per count: one write to join, one a second while counting, one to leave; each is one
 write unit while the item is under 1 KB. A 16 TiB count at 50/s runs 70 s: about 72
@@ -66,6 +68,9 @@ LEASE_PREFIX = "L#"
 DEFAULT_REFRESH_SECONDS = 1.0
 DEFAULT_LEASE_SECONDS = 4.0
 RAMP_START = 0.25  # a newcomer's first share, as a fraction of its fair share
+# Beyond this many holders each renews less often, so the item takes about this many
+# writes a second whatever the crowd (one partition key takes at most 1,000 WCU/s).
+RENEWALS_PER_SECOND = 16
 
 _log = logging.getLogger(__name__)
 
@@ -286,6 +291,10 @@ class SharedLease:
                 self._warned = True
                 _log.warning("EBS request budget %s: renewal failed: %s", self.budget.api, exc)
 
+    def _spread(self) -> float:
+        """How much longer than one period each renewal waits, in a large crowd."""
+        return max(1.0, self.live / RENEWALS_PER_SECOND)
+
     def _run(self) -> None:
         interval = self.budget.refresh_seconds / 4  # soon after joining: others are joining too
         while not self._stop.wait(interval):
@@ -293,13 +302,13 @@ class SharedLease:
             self.refresh()
             # While the crowd changes, look again sooner; once stable, every refresh period.
             settled = self.live == before
-            interval = self.budget.refresh_seconds * (1.0 if settled else 0.25)
+            interval = self.budget.refresh_seconds * (1.0 if settled else 0.25) * self._spread()
 
     def _renew(self) -> int:
         """One UpdateItem: renew this lease, read all, recompute the share. Returns others."""
         budget = self.budget
         now = budget.clock()
-        expiry_ms = int((now + budget.lease_seconds) * 1000)
+        expiry_ms = int((now + budget.lease_seconds * self._spread()) * 1000)
         cap = "inf" if math.isinf(self.cap) else f"{self.cap:g}"
         self.writes += 1
         response = budget.dynamodb.update_item(

@@ -212,3 +212,19 @@ def test_a_count_holds_a_lease_while_it_runs_and_gives_it_back(fake, dynamodb, c
     assert result.changed_blocks == 16_384 and result.complete
     assert len(seen) == 1 and len(seen[0]) == 1  # it held one lease while counting
     assert leases(dynamodb) == {}  # and gave it back
+
+
+def test_a_large_crowd_renews_less_often_with_longer_leases(dynamodb, clock):
+    budget = manual(dynamodb, clock)
+    crowd = [SharedLease(budget, None) for _ in range(2 * b.RENEWALS_PER_SECOND)]
+    for lease in crowd:
+        lease.join()
+    last = crowd[0]
+    last.refresh()  # learns the crowd's size ...
+    assert last.live == len(crowd) and last._spread() == 2.0
+    last.refresh()  # ... and from then on writes leases that last as long as its renewals
+    stored = leases(dynamodb)[last.attribute]["S"]
+    assert int(stored.split(":")[0]) == int((clock.now + 2 * budget.lease_seconds) * 1000)
+    for lease in crowd:
+        lease.leave()
+    assert leases(dynamodb) == {}
