@@ -806,6 +806,7 @@ _REMOTE_METHODS = frozenset(
         "inject_error",
         "clear_faults",
         "set_contents",
+        "content_kind",
         "advance_clock",
         "block_token",
         "set_quota",
