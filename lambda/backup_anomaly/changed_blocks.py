@@ -28,7 +28,9 @@ Two optional capabilities ride on the same path:
   keeps a sample that is uniform over the whole change.
 * **An account-wide request budget** (``budget=``, see ``budget.py``): the limiter's ceiling
   is the lease's current share of the account quota, so concurrent counts of many volumes
-  share it instead of each asking for all of it.
+  share it instead of each asking for all of it. A count joins the budget only once its
+  first page shows there is more than that page to list: the one-page counts of ordinary
+  daily backups never touch the budget table, nor dent the others' shares.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
@@ -515,7 +518,8 @@ class RateLimiter:
     overrun by this caller alone). The rate is read from a lease when a request becomes due,
     not when a worker starts waiting: a slot booked in advance would lock in the rate of
     that moment (a lease's ramp, a throttle), however soon it rises again. A throttle cuts
-    the rate by 30 %; each success wins back 0.5 requests/s, up to the ceiling.
+    the rate by 30 %; each success wins back 0.5 requests/s, up to the ceiling. The cut is a
+    fraction of the ceiling, so it keeps its meaning when a lease's share changes.
 
     Args:
         ceiling: Returns the current allowed rate (a ``Lease``'s ``rate``).
@@ -525,13 +529,13 @@ class RateLimiter:
 
     def __init__(self, ceiling: Callable[[], float]) -> None:
         self.ceiling = ceiling
-        self.penalty = 0.0  # requests/s below the ceiling after throttling
+        self.factor = 1.0  # share of the ceiling used, below 1 after throttling
         self.last = -math.inf  # when the last request was let through
         self.lock = threading.Lock()
 
     def rate(self) -> float:
         """The rate requests are spaced at now."""
-        return max(1.0, self.ceiling() - self.penalty)
+        return max(1.0, self.ceiling() * self.factor)
 
     def wait(self) -> None:
         """Block until a request may go, ``1/rate`` after the previous one."""
@@ -551,13 +555,12 @@ class RateLimiter:
     def throttled(self) -> None:
         """The service throttled a request: slow down by 30 %."""
         with self.lock:
-            ceiling = self.ceiling()
-            self.penalty = min(ceiling, ceiling - 0.7 * max(1.0, ceiling - self.penalty))
+            self.factor = max(1.0 / max(1.0, self.ceiling()), self.factor * 0.7)
 
     def succeeded(self) -> None:
         """A request went through: win back a little."""
         with self.lock:
-            self.penalty = max(0.0, self.penalty - 0.5)
+            self.factor = min(1.0, self.factor + 0.5 / max(1.0, self.ceiling()))
 
 
 _RateLimiter = RateLimiter
@@ -589,7 +592,9 @@ class _Counter:
         first: str,
         second: str,
         cp: CountCheckpoint,
-        lease: Lease,
+        budget: Budget | None,
+        rate: float,
+        exits: ExitStack,
         workers: int,
         remaining: Callable[[], float] | None,
         margin: float,
@@ -605,7 +610,12 @@ class _Counter:
         self.workers = workers
         self.page_size = page_size
         self.remaining, self.margin = remaining, margin
-        self.limiter = RateLimiter(lease.rate)
+        # A budget of its own until the count proves larger than a page (see _join_budget).
+        self.rate, self.budget, self.exits = rate, budget, exits
+        self.lease: Lease = exits.enter_context(FixedBudget(rate).lease())
+        self.joined = budget is None
+        self.join_lock = threading.Lock()
+        self.limiter = RateLimiter(lambda: self.lease.rate())
         self.rng = rng or random.Random()
         self.reservoir = None if sample is None else _Reservoir(sample, self.rng)
         self.cond = threading.Condition()
@@ -691,8 +701,13 @@ class _Counter:
             if not token:
                 bound = r.next if s.last_index is None else s.last_index + 1
                 self.empty_from = bound if self.empty_from is None else min(bound, self.empty_from)
+            done = not token or self._exhausted(r)
+            if not self.joined and (not done or self.pending or len(self.active) > 1):
+                # More than this page to list: join the shared budget now, before the other
+                # workers see the ranges just split off (one round trip, once per count).
+                self._join_budget()
             self.cond.notify_all()
-            return not token or self._exhausted(r)
+            return done
 
     def _sample(self, s: _Summary, counted: int) -> None:
         """Offer a page's counted blocks (a prefix of the page) to the reservoir."""
@@ -778,6 +793,13 @@ class _Counter:
                 self._release(r, keep=False)
                 return
 
+    def _join_budget(self) -> None:
+        """Join the shared budget (once); until then the count has a budget of its own."""
+        with self.join_lock:
+            if not self.joined and self.budget is not None:
+                self.lease = self.exits.enter_context(self.budget.lease(self.rate))
+                self.joined = True
+
     def worker(self) -> None:
         """Thread body: list ranges until none is left or the count stops."""
         _counting.active = True
@@ -799,6 +821,8 @@ class _Counter:
 
     def run(self) -> CountResult:
         """Run the workers and build the result (or raise the first error)."""
+        if not self.joined and (len(self.pending) > 1 or any(r.token for r in self.pending)):
+            self._join_budget()  # a resumed count: large, by definition
         threads = [
             threading.Thread(target=self.worker, name=f"changed-blocks-{i}", daemon=True)
             for i in range(self.workers)
@@ -879,7 +903,8 @@ def count_changed_blocks(
             count is exactly as fast as without). A resumed count continues the sample its
             checkpoint carries, with the size it started with.
         budget: An account-wide budget (``budget.SharedBudget`` for ListChangedBlocks)
-            whose lease paces this count while it runs; None: a budget of its own.
+            whose lease paces this count while it runs, from its second page on (a one-page
+            count never joins it); None: a budget of its own.
         sample_seed: Seed for the sample's random draws (tests); None draws from the OS.
 
     Returns:
@@ -914,13 +939,15 @@ def count_changed_blocks(
     _install_hook(ebs_client)
     if remaining_seconds is not None and remaining_seconds() < safety_margin_seconds:
         budget = None  # nothing will be requested: do not join the shared budget for it
-    with (budget or FixedBudget(max_requests_per_second)).lease(max_requests_per_second) as lease:
+    with ExitStack() as exits:  # leaves the shared budget, if joined, however the count ends
         counter = _Counter(
             ebs_client,
             first_snapshot_id,
             second_snapshot_id,
             checkpoint,
-            lease,
+            budget,
+            max_requests_per_second,
+            exits,
             max(1, min(workers, _pool_size(ebs_client))),
             remaining_seconds,
             safety_margin_seconds,

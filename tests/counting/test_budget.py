@@ -228,3 +228,32 @@ def test_a_large_crowd_renews_less_often_with_longer_leases(dynamodb, clock):
     for lease in crowd:
         lease.leave()
     assert leases(dynamodb) == {}
+
+
+def test_a_one_page_count_never_touches_the_budget(fake, dynamodb, clock, monkeypatch):
+    client = make_client(fake.url)
+    first, second = new_pair_ids()
+    fake.add_pair(first, second, 1, [(0, 150)])
+    joins = []
+    monkeypatch.setattr(SharedLease, "join", lambda self: joins.append(self))
+    result = count_changed_blocks(client, first, second, budget=manual(dynamodb, clock))
+    assert (result.changed_blocks, result.api_calls, joins) == (150, 1, [])
+
+
+def test_a_resumed_count_joins_before_its_first_request(fake, dynamodb, clock, monkeypatch):
+    from backup_anomaly.changed_blocks import CountCheckpoint
+
+    client = make_client(fake.url)
+    first, second = new_pair_ids()
+    fake.add_pair(first, second, 1, [(0, 2000)])
+    checkpoint = CountCheckpoint(first, second, 0, 0, ((0, 1000, None), (1000, 2048, None)), 1)
+    calls_at_join = []
+    real = SharedLease.join
+    monkeypatch.setattr(
+        SharedLease, "join", lambda self: (calls_at_join.append(fake.requests_served), real(self))
+    )
+    result = count_changed_blocks(
+        client, first, second, checkpoint=checkpoint, budget=manual(dynamodb, clock), page_size=100
+    )
+    assert result.changed_blocks == 2000 and calls_at_join == [0]
+    assert leases(dynamodb) == {}
