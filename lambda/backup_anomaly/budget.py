@@ -35,9 +35,11 @@ used, which the detector's role already has on the table.
 
 Cost per count: one write to join, one a second while counting, one to leave; each is one
 write unit while the item is under 1 KB. A 16 TiB count at 50/s runs 70 s: about 72
-writes, roughly $0.00005 on demand, against $0.002 of ListChangedBlocks requests. A
-one-page count costs two writes and one round trip (about 5-10 ms) before its first
-request.
+writes, roughly $0.00005 on demand, against $0.002 of ListChangedBlocks requests (measured:
+a 4 TiB count, 17 s, 19 writes; 8 concurrent 512 GiB counts, 160 writes in all). A count
+joins only when its first page shows more to list, so the one-page counts of ordinary
+daily backups cost nothing; a sampler joins for its run (two writes and one round trip,
+about 5-10 ms, plus one a second).
 
 Failure modes: if the table cannot be reached when joining, the lease degrades to the
 full budget (today's per-count behaviour; the count's limiter still slows down on
