@@ -11,7 +11,9 @@ in a fresh child process, so each peak-RSS figure is that count's own process (i
 boto3 and the count), untouched by the server or by earlier runs. For each case the same run
 measures ``count_changed_blocks`` and the plain sequential boto3 loop (NextToken until
 absent, every page parsed by botocore), checks both against the layout's exact count, and
-prints the quota bound (pages / 50 s) with both times' ratios to it.
+prints the quota bound (pages / 50 s) with both times' ratios to it. The same run also counts
+each case with sampling on (``sample_size``, default 256: the reservoir, its entries read out
+of the raw pages, saved with the result) and prints its time and CPU next to sampling off.
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ class Run:
     seconds: float
     rss_before_mib: float
     peak_rss_mib: float
+    cpu_seconds: float = 0.0
+    samples: int = 0
 
 
 @dataclass(frozen=True)
@@ -77,25 +81,46 @@ def _rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _client(url: str):
     import boto3
 
     return boto3.client("ebs", endpoint_url=url, region_name="us-east-1")
 
 
-def _run_fast(url: str, first: str, second: str, workers: int) -> Run:
-    """Child process: our concurrent count."""
+def _run_fast(url: str, first: str, second: str, workers: int, sample_size: int = 0) -> Run:
+    """Child process: our concurrent count (sampling ``sample_size`` blocks, or not)."""
     from backup_anomaly.changed_blocks import count_changed_blocks
 
     client = _client(url)
     before = _rss_mib()
+    cpu = _cpu_seconds()
     start = time.perf_counter()
     result = count_changed_blocks(
-        client, first, second, max_requests_per_second=QUOTA, workers=workers
+        client,
+        first,
+        second,
+        max_requests_per_second=QUOTA,
+        workers=workers,
+        sample_size=sample_size,
     )
     seconds = time.perf_counter() - start
+    cpu = _cpu_seconds() - cpu
     assert result.complete
-    return Run(result.changed_blocks, result.api_calls, seconds, before, _rss_mib())
+    assert len(result.samples) == min(sample_size, result.changed_blocks)
+    return Run(
+        result.changed_blocks,
+        result.api_calls,
+        seconds,
+        before,
+        _rss_mib(),
+        cpu,
+        len(result.samples),
+    )
 
 
 def _run_sequential(url: str, first: str, second: str) -> Run:
@@ -125,17 +150,18 @@ def _in_child(fn, *args) -> Run:
         return ex.submit(fn, *args).result()
 
 
-def _measure(fake, case: Case, index: int, workers: int, sequential: bool):
+def _measure(fake, case: Case, index: int, workers: int, sequential: bool, sample_size: int):
     first, second = f"snap-{index:04x}0001", f"snap-{index:04x}0002"
     expected = fake.add_layout(first, second, fraction_layout(case.size_gib, case.fraction)).count()
     fake.reset_stats()
     fast = _in_child(_run_fast, fake.url, first, second, workers)
     throttled = fake.stats().get("throttled", 0)
+    sampled = _in_child(_run_fast, fake.url, first, second, workers, sample_size)
     seq = _in_child(_run_sequential, fake.url, first, second) if sequential else None
-    for run in (fast, seq):
+    for run in (fast, sampled, seq):
         if run is not None and run.blocks != expected:
             raise SystemExit(f"{case.label}: counted {run.blocks}, expected {expected}")
-    return expected, fast, seq, throttled
+    return expected, fast, sampled, seq, throttled
 
 
 def _table(rows: list[list[str]], headers: list[str], title: str) -> None:
@@ -153,7 +179,7 @@ def _table(rows: list[list[str]], headers: list[str], title: str) -> None:
         table.add_column(h, justify="right")
     for row in rows:
         table.add_row(*row)
-    Console(width=200).print(table)
+    Console(width=260).print(table)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-sequential", action="store_true", help="skip the boto3 loop")
     parser.add_argument("--sizes", help="comma-separated volume sizes in GiB")
     parser.add_argument("--fractions", help="comma-separated shares changed, e.g. 0.01,1")
+    parser.add_argument("--sample-size", type=int, default=256, help="blocks sampled when on")
     args = parser.parse_args(argv)
     sizes = [8, 32] if args.quick else [1024, 4096, 16384]
     fractions = [0.01, 1.0] if args.quick else [0.01, 0.5, 1.0]
@@ -187,12 +214,17 @@ def main(argv: list[str] | None = None) -> int:
         "our peak RSS MiB",
         "loop peak RSS MiB",
         "throttled",
+        "our CPU s",
+        "sampling s",
+        "sampling / off",
+        "sampling CPU s",
+        "sampling RSS MiB",
     ]
     rows = []
     with FakeEbsDirectProcess(requests_per_second=QUOTA, burst=BURST, latency=LATENCY) as fake:
         for i, case in enumerate(cases):
-            blocks, fast, seq, throttled = _measure(
-                fake, case, i, args.workers, not args.no_sequential
+            blocks, fast, sampled, seq, throttled = _measure(
+                fake, case, i, args.workers, not args.no_sequential, args.sample_size
             )
             pages = seq.requests if seq else max(1, -(-blocks // PAGE))
             bound = pages / QUOTA
@@ -211,18 +243,23 @@ def main(argv: list[str] | None = None) -> int:
                     f"{fast.peak_rss_mib:.0f}",
                     f"{seq.peak_rss_mib:.0f}" if seq else "-",
                     str(throttled),
+                    f"{fast.cpu_seconds:.2f}",
+                    f"{sampled.seconds:.2f}",
+                    f"{sampled.seconds / fast.seconds:.3f}",
+                    f"{sampled.cpu_seconds:.2f}",
+                    f"{sampled.peak_rss_mib:.0f}",
                 ]
             )
             print(
-                f"done {case.label}: {fast.seconds:.2f}s"
+                f"done {case.label}: {fast.seconds:.2f}s, sampling {sampled.seconds:.2f}s"
                 + (f", loop {seq.seconds:.2f}s" if seq else ""),
                 flush=True,
             )
         server_rss = fake.peak_rss_kib() / 1024
     title = (
         f"ListChangedBlocks count vs quota ({QUOTA:.0f} req/s, {LATENCY * 1000:.0f} ms latency, "
-        f"{BLOCKS_PER_GIB * 1024:,} blocks per TiB; {os.cpu_count()} CPUs, "
-        f"Python {platform.python_version()})"
+        f"{BLOCKS_PER_GIB * 1024:,} blocks per TiB; sampling {args.sample_size} blocks; "
+        f"{os.cpu_count()} CPUs, Python {platform.python_version()})"
     )
     _table(rows, headers, title)
     print(

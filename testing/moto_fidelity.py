@@ -449,3 +449,51 @@ def chosen_ids(account_ids: list[str], ou_ids: list[str]) -> Iterator[None]:
         mock.patch.object(org_utils, "make_random_ou_id", lambda root_id: next(ous)),
     ):
         yield
+
+
+# -- 12 ---------------------------------------------------------------------------------------
+# EBS direct API ListChangedBlocks, for the content-sampling tests. AWS lists, in ascending
+# index order, every block that differs between the two snapshots, including blocks only the
+# second one has (without a FirstBlockToken: "absent if the first snapshot does not have the
+# changed block that is on the second snapshot", API reference), starts at
+# StartingBlockIndex, stops at MaxResults with a NextToken, and reports BlockSize 524288
+# (bytes). moto 5.2 lists only blocks of the first snapshot, in insertion order, ignores the
+# paging parameters and reports BlockSize 512. Applied by ``faithful_changed_blocks`` (on top
+# of ``faithful_moto``, whose own users never list changed blocks from moto).
+
+_EBS_BLOCK_SIZE = 524288
+
+
+def _list_changed_blocks(self: Any) -> Any:
+    from moto.core.responses import ActionResult
+
+    backend = self.ebs_backend
+    first = backend.snapshots[self._get_param("FirstSnapshotId")]
+    second = backend.snapshots[self._get_param("SecondSnapshotId")]
+    token = self._get_param("NextToken")
+    start = int(token) if token else int(self._get_param("StartingBlockIndex") or 0)
+    limit = int(self._get_param("MaxResults") or 10000)
+    changed = []
+    for index in sorted(set(first.blocks) | set(second.blocks)):
+        old, new = first.blocks.get(index), second.blocks.get(index)
+        if index < start or new is None or (old is not None and old.block_data == new.block_data):
+            continue
+        entry: dict[str, Any] = {"BlockIndex": index, "SecondBlockToken": new.block_token}
+        if old is not None:
+            entry["FirstBlockToken"] = old.block_token
+        changed.append(entry)
+    result: dict[str, Any] = {
+        "ChangedBlocks": changed[:limit],
+        "VolumeSize": second.volume_size,
+        "BlockSize": _EBS_BLOCK_SIZE,
+    }
+    if len(changed) > limit:
+        result["NextToken"] = str(changed[limit]["BlockIndex"])
+    return ActionResult(result)
+
+
+@contextmanager
+def faithful_changed_blocks() -> Iterator[None]:
+    """ListChangedBlocks as AWS answers it (section 12), for the duration of the block."""
+    with mock.patch.object(ebs_responses.EBSResponse, "list_changed_blocks", _list_changed_blocks):
+        yield

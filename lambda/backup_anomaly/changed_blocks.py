@@ -16,6 +16,21 @@ block tokens: a page is about 2.2 MB of JSON. A ransomware-sized change (16 TiB 
 The count stops cleanly when ``remaining_seconds()`` falls under a margin and returns a
 ``CountCheckpoint`` (each pending range's next index and the partial count) from which a later
 call finishes with exactly the total an uninterrupted count gives.
+
+Two optional capabilities ride on the same path:
+
+* **A uniform sample of the changed blocks** (``sample_size=K``): a reservoir (Li's
+  Algorithm L) over the stream of counted blocks, in whatever order the concurrent ranges
+  deliver them. It draws the ordinals it keeps in advance, about ``K (1 + ln(N / K))`` of
+  them for N blocks, and reads only those entries out of the raw page (their index and two
+  block tokens), so the other blocks are still never parsed. The reservoir is saved in the
+  checkpoint (version 2; version 1 is still read), so a count resumed in another invocation
+  keeps a sample that is uniform over the whole change.
+* **An account-wide request budget** (``budget=``, see ``budget.py``): the limiter's ceiling
+  is the lease's current share of the account quota, so concurrent counts of many volumes
+  share it instead of each asking for all of it. A count joins the budget only once its
+  first page shows there is more than that page to list: the one-page counts of ordinary
+  daily backups never touch the budget table, nor dent the others' shares.
 """
 
 from __future__ import annotations
@@ -26,11 +41,20 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
+from typing import Any
 
-from botocore.exceptions import ClientError, HTTPClientError
-from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.exceptions import (  # type: ignore[import-untyped]
+    ClientError,
+    HTTPClientError,
+)
+from botocore.exceptions import (  # type: ignore[import-untyped]
+    ConnectionError as BotoConnectionError,
+)
+
+from backup_anomaly.budget import Budget, FixedBudget, Lease
 
 BLOCK_SIZE = 524288
 PAGE_SIZE = 10000
@@ -41,6 +65,10 @@ _THROTTLE_CODES = frozenset(
 _MAX_ATTEMPTS = 10
 _BACKOFF_BASE = 0.1
 _BACKOFF_CAP = 2.0
+# A sample is saved in the checkpoint, inside the volume's DynamoDB item (400 KB at most):
+# about 170 bytes a sampled block with real 76-character tokens.
+MAX_SAMPLE_SIZE = 1024
+CHECKPOINT_VERSION = 2
 
 
 class UnrelatedSnapshots(Exception):
@@ -49,6 +77,70 @@ class UnrelatedSnapshots(Exception):
 
 class SnapshotNotFound(Exception):
     """A snapshot does not exist (ResourceNotFoundException, reason SNAPSHOT_NOT_FOUND)."""
+
+
+@dataclass(frozen=True)
+class BlockSample:
+    """One sampled changed block: its index and the block tokens to read it with.
+
+    Attributes:
+        index: Block index (units of ``block_size``).
+        first_token: Token of the block in the first snapshot; None when the first snapshot
+            does not have the block (it reads as zeros).
+        second_token: Token of the block in the second snapshot (None only if a service
+            reported none).
+    """
+
+    index: int
+    first_token: str | None
+    second_token: str | None
+
+
+@dataclass(frozen=True)
+class SampleState:
+    """A reservoir in progress (Algorithm L), as saved in a checkpoint.
+
+    Attributes:
+        size: The sample size asked for (the reservoir's capacity).
+        seen: Changed blocks offered to the reservoir so far.
+        weight: Algorithm L's W once the reservoir is full, else None.
+        next_pick: Ordinal (0-based, over all blocks offered) of the next block to keep.
+        items: The reservoir (``min(seen, size)`` samples, in slot order).
+    """
+
+    size: int
+    seen: int
+    weight: float | None
+    next_pick: int
+    items: tuple[BlockSample, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form used inside a checkpoint."""
+        return {
+            "k": self.size,
+            "seen": self.seen,
+            "w": self.weight,
+            "next": self.next_pick,
+            "items": [[b.index, b.first_token, b.second_token] for b in self.items],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SampleState:
+        """Parse ``to_dict``'s output (errors propagate as KeyError/TypeError/ValueError)."""
+        items = tuple(
+            BlockSample(int(i), None if f is None else str(f), None if t is None else str(t))
+            for i, f, t in d["items"]
+        )
+        state = cls(
+            int(d["k"]),
+            int(d["seen"]),
+            None if d["w"] is None else float(d["w"]),
+            int(d["next"]),
+            items,
+        )
+        if not 1 <= state.size <= MAX_SAMPLE_SIZE or len(items) != min(state.seen, state.size):
+            raise ValueError("inconsistent sample state")
+        return state
 
 
 @dataclass(frozen=True)
@@ -66,6 +158,7 @@ class CountCheckpoint:
             after empty pages; once expired, the listing restarts from ``next_index``.
         volume_size_gib: Volume size, once a response has told it.
         block_size: Block size in bytes.
+        sample: The reservoir of a count asked for samples, or None.
     """
 
     first_snapshot_id: str
@@ -75,38 +168,40 @@ class CountCheckpoint:
     ranges: tuple[tuple[int, int | None, str | None], ...]
     volume_size_gib: int | None = None
     block_size: int = BLOCK_SIZE
+    sample: SampleState | None = None
 
     def to_json(self) -> str:
-        """Serialize to a compact JSON string."""
-        return json.dumps(
-            {
-                "v": 1,
-                "first": self.first_snapshot_id,
-                "second": self.second_snapshot_id,
-                "count": self.changed_blocks,
-                "calls": self.api_calls,
-                "ranges": [list(r) for r in self.ranges],
-                "volume_size_gib": self.volume_size_gib,
-                "block_size": self.block_size,
-            },
-            separators=(",", ":"),
-        )
+        """Serialize to a compact JSON string (version 2)."""
+        d: dict[str, Any] = {
+            "v": CHECKPOINT_VERSION,
+            "first": self.first_snapshot_id,
+            "second": self.second_snapshot_id,
+            "count": self.changed_blocks,
+            "calls": self.api_calls,
+            "ranges": [list(r) for r in self.ranges],
+            "volume_size_gib": self.volume_size_gib,
+            "block_size": self.block_size,
+        }
+        if self.sample is not None:
+            d["sample"] = self.sample.to_dict()
+        return json.dumps(d, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, s: str) -> CountCheckpoint:
-        """Parse a checkpoint written by ``to_json``.
+        """Parse a checkpoint written by ``to_json`` (version 2) or by earlier code (1).
 
         Raises:
             ValueError: The text is not a valid checkpoint.
         """
         try:
             d = json.loads(s)
-            if d.get("v") != 1:
+            if d.get("v") not in (1, CHECKPOINT_VERSION):
                 raise ValueError(f"unsupported checkpoint version {d.get('v')!r}")
             ranges = tuple(
                 (int(a), None if b is None else int(b), None if t is None else str(t))
                 for a, b, t in d["ranges"]
             )
+            sample = d.get("sample") if d["v"] >= 2 else None
             return cls(
                 first_snapshot_id=str(d["first"]),
                 second_snapshot_id=str(d["second"]),
@@ -115,6 +210,7 @@ class CountCheckpoint:
                 ranges=ranges,
                 volume_size_gib=None if d["volume_size_gib"] is None else int(d["volume_size_gib"]),
                 block_size=int(d["block_size"]),
+                sample=None if sample is None else SampleState.from_dict(sample),
             )
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"invalid count checkpoint: {exc}") from exc
@@ -122,7 +218,22 @@ class CountCheckpoint:
 
 @dataclass(frozen=True)
 class CountResult:
-    """Outcome of one ``count_changed_blocks`` call."""
+    """Outcome of one ``count_changed_blocks`` call.
+
+    Attributes:
+        changed_blocks: Blocks counted (all of them when ``complete``).
+        complete: Whether the count finished.
+        checkpoint: Where to resume, when not complete.
+        api_calls: ListChangedBlocks requests, retries and earlier invocations included.
+        volume_size_gib: Volume size, once a response told it.
+        block_size: Block size in bytes.
+        samples: Up to ``sample_size`` changed blocks drawn uniformly from the
+            ``sampled_from`` blocks counted, in random order: any prefix is itself a
+            uniform sample. Empty when sampling is off.
+        sampled_from: How many counted blocks the sample was drawn from. Equal to
+            ``changed_blocks`` unless sampling started from a checkpoint without a
+            sample (written by earlier code), which covers only the blocks counted since.
+    """
 
     changed_blocks: int
     complete: bool
@@ -130,6 +241,8 @@ class CountResult:
     api_calls: int
     volume_size_gib: int | None
     block_size: int
+    samples: tuple[BlockSample, ...] = ()
+    sampled_from: int = 0
 
 
 def _map_error(err: ClientError) -> Exception:
@@ -145,10 +258,14 @@ def _map_error(err: ClientError) -> Exception:
     return err
 
 
-def _is_throttle(err: Exception) -> bool:
+def is_throttle(err: BaseException) -> bool:
+    """Whether an error is the service's throttling (any of its spellings)."""
     return isinstance(err, ClientError) and err.response.get("Error", {}).get("Code") in (
         _THROTTLE_CODES
     )
+
+
+_is_throttle = is_throttle
 
 
 def _is_invalid_token(err: Exception) -> bool:
@@ -159,12 +276,25 @@ def _is_invalid_token(err: Exception) -> bool:
     )
 
 
-def _retryable(err: Exception) -> bool:
+def is_retryable(err: BaseException) -> bool:
     """Throttling, 5xx and connection failures are transient."""
     if isinstance(err, ClientError):
         status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        return _is_throttle(err) or status >= 500
+        return is_throttle(err) or status >= 500
     return isinstance(err, BotoConnectionError | HTTPClientError)
+
+
+_retryable = is_retryable
+
+
+def backoff_seconds(attempt: int) -> float:
+    """Full-jitter exponential backoff before retry number ``attempt`` (0-based)."""
+    return random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt))
+
+
+def retry_attempts() -> int:
+    """Attempts per request, the first included (shared with the sampler)."""
+    return _MAX_ATTEMPTS
 
 
 # --- the count-only hook ---------------------------------------------------------------
@@ -194,6 +324,66 @@ class _Summary:
         if end is None or self.last_index is None or self.last_index < end:
             return self.blocks
         return sum(1 for m in _INDEX.finditer(self.body, self.lo, self.hi) if int(m[1]) < end)
+
+    def entries(self, positions: Sequence[int]) -> list[BlockSample]:
+        """The blocks at these ordinals of the page (ascending), read from the raw bytes.
+
+        Each entry is found by counting ``"BlockIndex"`` keys up to an estimate (entries are
+        nearly equal in size), from the previous entry found or from the array's end,
+        whichever is nearer, and stepping a key or two from there; then only that one object
+        is decoded. Nothing else is parsed, and a page is scanned at most about once.
+        """
+        body, lo, hi, n = self.body, self.lo, self.hi, self.blocks
+        out = []
+        anchor, anchor_ordinal = lo, 0
+        for j in positions:
+            at = _nth_key(body, lo, hi, n, j, anchor, anchor_ordinal)
+            anchor, anchor_ordinal = at, j
+            start = body.rfind(b"{", lo, at)
+            end = body.find(b"}", at, hi)
+            entry = json.loads(body[start : end + 1])
+            first, second = entry.get("FirstBlockToken"), entry.get("SecondBlockToken")
+            out.append(
+                BlockSample(
+                    int(entry["BlockIndex"]),
+                    None if first is None else str(first),
+                    None if second is None else str(second),
+                )
+            )
+        return out
+
+
+_KEY = b'"BlockIndex"'
+
+
+def _nth_key(
+    body: bytes, lo: int, hi: int, n: int, j: int, anchor: int | None = None, anchored: int = 0
+) -> int:
+    """Offset of the ``j``-th (0-based) of the ``n`` ``"BlockIndex"`` keys in ``body[lo:hi]``.
+
+    ``anchored`` keys are known to start before offset ``anchor`` (by default none before
+    ``lo``), and ``j >= anchored``. The key cannot overlap itself, so
+    ``count(key, a, e + len(key) - 1)`` is the number of keys starting in ``[a, e)``.
+    """
+    width = len(_KEY)
+    start = lo if anchor is None else anchor
+    est = start + (hi - start) * (j - anchored) // max(1, n - anchored)
+    if est - start <= hi - est:
+        before = anchored + body.count(_KEY, start, min(hi, est + width - 1))
+    else:
+        before = n - body.count(_KEY, est, hi)
+    # ``before`` keys start before est; the first one at or after est is number ``before``.
+    if before <= j:
+        at = body.find(_KEY, est, hi)
+        for _ in range(j - before):
+            at = body.find(_KEY, at + width, hi)
+    else:
+        at = body.rfind(_KEY, start, min(hi, est + width - 1))
+        for _ in range(before - 1 - j):
+            at = body.rfind(_KEY, start, at)
+    if at < 0:
+        raise ValueError("block entry not found in page")
+    return at
 
 
 def _summarize(body: bytes) -> tuple[bytes, _Summary] | None:
@@ -242,43 +432,138 @@ def _page_summary(response: dict) -> _Summary:
     summary = response.get(_SUMMARY_KEY)
     if summary is not None:
         return summary
-    indexes = [b["BlockIndex"] for b in response.get("ChangedBlocks", [])]
-    body = ",".join(f'"BlockIndex":{i}' for i in indexes).encode()
-    return _Summary(len(indexes), indexes[-1] if indexes else None, body, 0, len(body))
+    blocks = response.get("ChangedBlocks", [])
+    body = json.dumps(blocks, default=str).encode()  # the same shape the hook reads
+    last = blocks[-1]["BlockIndex"] if blocks else None
+    return _Summary(len(blocks), last, body, 0, len(body))
+
+
+# --- sampling ------------------------------------------------------------------------------
+
+
+def _open_unit(rng: random.Random) -> float:
+    """A uniform draw in (0, 1): logarithms below never see zero."""
+    u = rng.random()
+    while u == 0.0:
+        u = rng.random()
+    return u
+
+
+class _Reservoir:
+    """A uniform sample of ``size`` blocks of a stream of unknown length (Li's Algorithm L).
+
+    The ordinal of the next block to keep is drawn in advance (a geometric jump), so the
+    caller only extracts the blocks it is told to. Not thread-safe: the counter calls it
+    under its lock, which also fixes the order of the stream.
+    """
+
+    def __init__(self, state: SampleState, rng: random.Random) -> None:
+        self.size, self.seen = state.size, state.seen
+        self.weight, self.next_pick = state.weight, state.next_pick
+        self.items = list(state.items)
+        self.rng = rng
+
+    @staticmethod
+    def empty(size: int) -> SampleState:
+        """The state of a reservoir that has seen nothing."""
+        return SampleState(size, 0, None, 0, ())
+
+    def _advance(self) -> None:
+        """Move ``next_pick`` past the block just kept."""
+        if self.next_pick < self.size - 1:  # still filling: keep every block
+            self.next_pick += 1
+            return
+        factor = math.exp(math.log(_open_unit(self.rng)) / self.size)
+        self.weight = factor if self.weight is None else self.weight * factor
+        gap = math.log(_open_unit(self.rng)) / math.log1p(-self.weight) if self.weight else 1e18
+        self.next_pick += int(min(gap, 1e18)) + 1
+
+    def offer(self, count: int) -> list[tuple[int, int]]:
+        """Offer the next ``count`` blocks; returns (position among them, slot) to keep."""
+        picks = []
+        end = self.seen + count
+        while self.next_pick < end:
+            pick = self.next_pick
+            slot = pick if pick < self.size else self.rng.randrange(self.size)
+            picks.append((pick - self.seen, slot))
+            self._advance()
+        self.seen = end
+        return picks
+
+    def put(self, slot: int, sample: BlockSample) -> None:
+        """Store a kept block (slots fill in order, then are replaced)."""
+        if slot == len(self.items):
+            self.items.append(sample)
+        else:
+            self.items[slot] = sample
+
+    def state(self) -> SampleState:
+        """The reservoir as a checkpoint holds it."""
+        return SampleState(self.size, self.seen, self.weight, self.next_pick, tuple(self.items))
+
+    def shuffled(self) -> tuple[BlockSample, ...]:
+        """The sample in random order (slot order is not random while filling)."""
+        items = list(self.items)
+        self.rng.shuffle(items)
+        return tuple(items)
 
 
 # --- pacing ------------------------------------------------------------------------------
 
 
-class _RateLimiter:
+class RateLimiter:
     """Thread-safe pacing shared by all workers, slowing down when throttled.
 
     Requests are spaced ``1/rate`` apart (no bursts, so a shared account quota is never
-    overrun by this caller alone). A throttle cuts the rate by 30 %; each success wins
-    back a little, up to the configured ceiling.
+    overrun by this caller alone). The rate is read from a lease when a request becomes due,
+    not when a worker starts waiting: a slot booked in advance would lock in the rate of
+    that moment (a lease's ramp, a throttle), however soon it rises again. A throttle cuts
+    the rate by 30 %; each success wins back 0.5 requests/s, up to the ceiling. The cut is a
+    fraction of the ceiling, so it keeps its meaning when a lease's share changes.
+
+    Args:
+        ceiling: Returns the current allowed rate (a ``Lease``'s ``rate``).
     """
 
-    def __init__(self, rate: float) -> None:
-        self.ceiling = rate
-        self.rate = rate
-        self.next_slot = time.monotonic()
+    POLL_SECONDS = 0.05  # how soon a waiting worker sees a changed rate
+
+    def __init__(self, ceiling: Callable[[], float]) -> None:
+        self.ceiling = ceiling
+        self.factor = 1.0  # share of the ceiling used, below 1 after throttling
+        self.last = -math.inf  # when the last request was let through
         self.lock = threading.Lock()
 
+    def rate(self) -> float:
+        """The rate requests are spaced at now."""
+        return max(1.0, self.ceiling() * self.factor)
+
     def wait(self) -> None:
-        with self.lock:
-            now = time.monotonic()
-            slot = max(now, self.next_slot)
-            self.next_slot = slot + 1.0 / self.rate
-        if slot > now:
-            time.sleep(slot - now)
+        """Block until a request may go, ``1/rate`` after the previous one."""
+        while True:
+            with self.lock:
+                spacing = 1.0 / self.rate()
+                now = time.monotonic()
+                due = self.last + spacing
+                if now >= due:
+                    # A waiter woken a little late keeps the schedule (the average rate
+                    # stays exact); one arriving after a pause starts from now (no burst).
+                    self.last = due if now - due < spacing else now
+                    return
+                delay = due - now
+            time.sleep(min(delay, self.POLL_SECONDS))
 
     def throttled(self) -> None:
+        """The service throttled a request: slow down by 30 %."""
         with self.lock:
-            self.rate = max(1.0, self.rate * 0.7)
+            self.factor = max(1.0 / max(1.0, self.ceiling()), self.factor * 0.7)
 
     def succeeded(self) -> None:
+        """A request went through: win back a little."""
         with self.lock:
-            self.rate = min(self.ceiling, self.rate + 0.5)
+            self.factor = min(1.0, self.factor + 0.5 / max(1.0, self.ceiling()))
+
+
+_RateLimiter = RateLimiter
 
 
 # --- ranges and scheduling ---------------------------------------------------------------
@@ -307,11 +592,15 @@ class _Counter:
         first: str,
         second: str,
         cp: CountCheckpoint,
+        budget: Budget | None,
         rate: float,
+        exits: ExitStack,
         workers: int,
         remaining: Callable[[], float] | None,
         margin: float,
         page_size: int,
+        sample: SampleState | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         self.client, self.first, self.second = client, first, second
         self.count, self.calls = cp.changed_blocks, cp.api_calls
@@ -321,7 +610,14 @@ class _Counter:
         self.workers = workers
         self.page_size = page_size
         self.remaining, self.margin = remaining, margin
-        self.limiter = _RateLimiter(rate)
+        # A budget of its own until the count proves larger than a page (see _join_budget).
+        self.rate, self.budget, self.exits = rate, budget, exits
+        self.lease: Lease = exits.enter_context(FixedBudget(rate).lease())
+        self.joined = budget is None
+        self.join_lock = threading.Lock()
+        self.limiter = RateLimiter(lambda: self.lease.rate())
+        self.rng = rng or random.Random()
+        self.reservoir = None if sample is None else _Reservoir(sample, self.rng)
         self.cond = threading.Condition()
         self.stopping = False
         self.error: BaseException | None = None
@@ -338,10 +634,14 @@ class _Counter:
 
     def _split(self, r: _Range, parts: int) -> bool:
         """Cut the unlisted rest of ``r`` into ``parts``; r keeps the first, the rest queue."""
-        span = r.end - r.next
-        step = max(span // parts, math.ceil(self._stride(r)))
-        cuts = list(range(r.next + step, r.end, step))[: parts - 1]
-        bounds = [*cuts, r.end]
+        end = r.end
+        assert end is not None, "only a range with a known end is split"
+        span = end - r.next
+        unit = math.ceil(self._stride(r))
+        # Whole pages per part: a cut inside a page makes both sides request that page.
+        step = max(1, -(-(span // parts) // unit)) * unit
+        cuts = list(range(r.next + step, end, step))[: parts - 1]
+        bounds = [*cuts, end]
         r.end = bounds[0]
         for a, b in zip(bounds, bounds[1:], strict=False):
             self.pending.append(_Range(a, b, stride=r.stride))
@@ -389,7 +689,10 @@ class _Counter:
             if r.end is None and self.volume_size:
                 r.end = math.ceil(self.volume_size * (1 << 30) / self.block_size)
                 self._split_after_discovery(r, s, requested_from)
-            self.count += s.count_below(r.end)
+            counted = s.count_below(r.end)
+            self.count += counted
+            if self.reservoir is not None and counted:
+                self._sample(s, counted)
             if s.last_index is not None:
                 if s.blocks >= self.page_size:
                     r.stride = s.last_index + 1 - requested_from
@@ -398,11 +701,26 @@ class _Counter:
             if not token:
                 bound = r.next if s.last_index is None else s.last_index + 1
                 self.empty_from = bound if self.empty_from is None else min(bound, self.empty_from)
+            done = not token or self._exhausted(r)
+            if not self.joined and (not done or self.pending or len(self.active) > 1):
+                # More than this page to list: join the shared budget now, before the other
+                # workers see the ranges just split off (one round trip, once per count).
+                self._join_budget()
             self.cond.notify_all()
-            return not token or self._exhausted(r)
+            return done
+
+    def _sample(self, s: _Summary, counted: int) -> None:
+        """Offer a page's counted blocks (a prefix of the page) to the reservoir."""
+        assert self.reservoir is not None
+        picks = self.reservoir.offer(counted)
+        if picks:
+            found = s.entries([pos for pos, _ in picks])
+            for (_, slot), sample in zip(picks, found, strict=True):
+                self.reservoir.put(slot, sample)
 
     def _split_after_discovery(self, r: _Range, s: _Summary, requested_from: int) -> None:
         """Once the volume size is known, spread the rest over the workers."""
+        assert r.end is not None
         after = s.last_index + 1 if s.last_index is not None else r.next
         if s.blocks >= self.page_size:
             r.stride = after - requested_from
@@ -452,11 +770,11 @@ class _Counter:
                     # below which everything in the range is already counted.
                     r.token = None
                     continue
-                if not _retryable(err) or attempt == _MAX_ATTEMPTS - 1:
+                if not is_retryable(err) or attempt == _MAX_ATTEMPTS - 1:
                     raise
-                if _is_throttle(err):
+                if is_throttle(err):
                     self.limiter.throttled()
-                time.sleep(random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt)))
+                time.sleep(backoff_seconds(attempt))
         raise AssertionError("unreachable")
 
     def _list_range(self, r: _Range) -> None:
@@ -474,6 +792,13 @@ class _Counter:
             if self._record(r, response, requested_from):
                 self._release(r, keep=False)
                 return
+
+    def _join_budget(self) -> None:
+        """Join the shared budget (once); until then the count has a budget of its own."""
+        with self.join_lock:
+            if not self.joined and self.budget is not None:
+                self.lease = self.exits.enter_context(self.budget.lease(self.rate))
+                self.joined = True
 
     def worker(self) -> None:
         """Thread body: list ranges until none is left or the count stops."""
@@ -496,6 +821,8 @@ class _Counter:
 
     def run(self) -> CountResult:
         """Run the workers and build the result (or raise the first error)."""
+        if not self.joined and (len(self.pending) > 1 or any(r.token for r in self.pending)):
+            self._join_budget()  # a resumed count: large, by definition
         threads = [
             threading.Thread(target=self.worker, name=f"changed-blocks-{i}", daemon=True)
             for i in range(self.workers)
@@ -512,6 +839,7 @@ class _Counter:
                     raise mapped from err
             raise err
         left = sorted((r for r in self.pending if not self._exhausted(r)), key=lambda r: r.next)
+        sample = None if self.reservoir is None else self.reservoir.state()
         checkpoint = None
         if left:
             checkpoint = CountCheckpoint(
@@ -522,9 +850,17 @@ class _Counter:
                 tuple((r.next, r.end, r.token) for r in left),
                 self.volume_size,
                 self.block_size,
+                sample,
             )
         return CountResult(
-            self.count, not left, checkpoint, self.calls, self.volume_size, self.block_size
+            self.count,
+            not left,
+            checkpoint,
+            self.calls,
+            self.volume_size,
+            self.block_size,
+            self.reservoir.shuffled() if self.reservoir is not None else (),
+            sample.seen if sample is not None else 0,
         )
 
 
@@ -543,6 +879,9 @@ def count_changed_blocks(
     workers: int = 8,
     safety_margin_seconds: float = DEFAULT_SAFETY_MARGIN_SECONDS,
     page_size: int = PAGE_SIZE,
+    sample_size: int = 0,
+    budget: Budget | None = None,
+    sample_seed: int | None = None,
 ) -> CountResult:
     """Count the blocks that differ between two snapshots of one volume lineage.
 
@@ -555,14 +894,23 @@ def count_changed_blocks(
         remaining_seconds: Time left to the caller; when it drops under
             ``safety_margin_seconds`` no new request starts, in-flight ones finish, and the
             result carries a checkpoint.
-        max_requests_per_second: Request budget for this count, shared by all workers.
+        max_requests_per_second: Request budget for this count, shared by all workers (with
+            ``budget``, the most this count takes of the shared budget).
         workers: Concurrent requests (capped by the client's connection pool).
         safety_margin_seconds: How much of ``remaining_seconds`` to keep in reserve.
         page_size: MaxResults per request (100..10000); smaller only makes tests cheap.
+        sample_size: Keep a uniform sample of up to this many changed blocks (0: off, the
+            count is exactly as fast as without). A resumed count continues the sample its
+            checkpoint carries, with the size it started with.
+        budget: An account-wide budget (``budget.SharedBudget`` for ListChangedBlocks)
+            whose lease paces this count while it runs, from its second page on (a one-page
+            count never joins it); None: a budget of its own.
+        sample_seed: Seed for the sample's random draws (tests); None draws from the OS.
 
     Returns:
         The count; ``complete`` False with a ``checkpoint`` when it stopped early.
         ``api_calls`` includes retries and earlier invocations of a resumed count.
+        ``samples`` is the sample so far (complete when the count is).
 
     Raises:
         UnrelatedSnapshots: The snapshots are not of the same lineage.
@@ -583,16 +931,28 @@ def count_changed_blocks(
         raise ValueError("max_requests_per_second and workers must be positive")
     if not 100 <= page_size <= 10000:
         raise ValueError("page_size must be within 100..10000 (the API's MaxResults range)")
+    if not 0 <= sample_size <= MAX_SAMPLE_SIZE:
+        raise ValueError(f"sample_size must be within 0..{MAX_SAMPLE_SIZE}")
+    sample = None
+    if sample_size:
+        sample = checkpoint.sample or _Reservoir.empty(sample_size)
     _install_hook(ebs_client)
-    counter = _Counter(
-        ebs_client,
-        first_snapshot_id,
-        second_snapshot_id,
-        checkpoint,
-        max_requests_per_second,
-        max(1, min(workers, _pool_size(ebs_client))),
-        remaining_seconds,
-        safety_margin_seconds,
-        page_size,
-    )
-    return counter.run()
+    if remaining_seconds is not None and remaining_seconds() < safety_margin_seconds:
+        budget = None  # nothing will be requested: do not join the shared budget for it
+    with ExitStack() as exits:  # leaves the shared budget, if joined, however the count ends
+        counter = _Counter(
+            ebs_client,
+            first_snapshot_id,
+            second_snapshot_id,
+            checkpoint,
+            budget,
+            max_requests_per_second,
+            exits,
+            max(1, min(workers, _pool_size(ebs_client))),
+            remaining_seconds,
+            safety_margin_seconds,
+            page_size,
+            sample,
+            random.Random(sample_seed),
+        )
+        return counter.run()

@@ -1,4 +1,4 @@
-"""A faithful loopback fake of the EBS direct API's ListChangedBlocks.
+"""A faithful loopback fake of the EBS direct API's ListChangedBlocks and GetSnapshotBlock.
 
 It speaks the REST-JSON of the real service, so a boto3 ``ebs`` client pointed at it
 with ``endpoint_url`` goes through its whole real path: parameter validation, endpoint
@@ -18,7 +18,20 @@ resolution, SigV4 signing, HTTP, error parsing. What it models:
 * a per-second quota shared by all callers (token bucket), a fixed latency per request, and
   injectable 5xx faults;
 * snapshot pairs described by sorted block ranges, so a 16 TiB volume that changed entirely
-  costs a few integers, never a list of 33.5 million block indexes.
+  costs a few integers, never a list of 33.5 million block indexes;
+* ``GET /snapshots/{snapshotId}/blocks/{blockIndex}?blockToken=`` (GetSnapshotBlock): the
+  512 KiB block as a binary body with ``x-amz-Data-Length``, ``x-amz-Checksum`` (base64
+  SHA-256) and ``x-amz-Checksum-Algorithm: SHA256`` headers (the shapes and locations of
+  botocore's ``ebs`` 2019-11-02 model). Block tokens, as listed by ListChangedBlocks, name
+  their snapshot and index and expire after 7 days (EBS direct API FAQ); a wrong, forged
+  or expired one is ValidationException INVALID_BLOCK_TOKEN. Contents are generated on
+  request, deterministically per (snapshot, index), from the content kind ``set_contents``
+  assigns to ranges of a snapshot (``testing.blocks.KINDS``: text, binary, database,
+  zeros, gzip, encrypted, intermittent, header_only, ...), so a 16 TiB volume with
+  real-looking contents costs nothing in memory. GetSnapshotBlock has its own per-second
+  quota, separate from ListChangedBlocks' (as the account quotas are).
+
+The fake's clock can be moved forward (``advance_clock``) to expire page and block tokens.
 
 Use ``FakeEbsDirect`` in-process (a context manager), or ``FakeEbsDirectProcess`` to run it
 in a child process so its CPU and memory stay out of a measurement.
@@ -49,8 +62,13 @@ BLOCK_SIZE = 524288
 BLOCKS_PER_GIB = (1 << 30) // BLOCK_SIZE
 DEFAULT_MAX_RESULTS = 10000
 TOKEN_TTL_SECONDS = 3600
+BLOCK_TOKEN_TTL_SECONDS = 7 * 24 * 3600
+DEFAULT_CONTENT_KIND = "text"
 _SNAPSHOT_ID = re.compile(r"^snap-[0-9a-f]+$")
 _PATH = re.compile(r"^/snapshots/([^/]+)/changedblocks$")
+_BLOCK_PATH = re.compile(r"^/snapshots/([^/]+)/blocks/([^/]+)$")
+LIST_CHANGED_BLOCKS = "ListChangedBlocks"
+GET_SNAPSHOT_BLOCK = "GetSnapshotBlock"
 
 Range = tuple[int, int]
 
@@ -168,41 +186,80 @@ def fraction_layout(
     return Layout(volume_size_gib, changed, new_only)
 
 
-def _token_prefix(snapshot_id: str) -> bytes:
-    """64 base64 characters unique to a snapshot (a block token's fixed part)."""
-    digest = hashlib.sha512(snapshot_id.encode()).digest()
-    return base64.b64encode(digest)[:64].replace(b"/", b"A")
+_PREFIX_CHARS = 52
+
+
+def _token_prefix(secret: bytes, snapshot_id: str) -> bytes:
+    """52 base64 characters only this fake can make for a snapshot (a token's fixed part)."""
+    digest = hmac.new(secret, b"block-token|" + snapshot_id.encode(), hashlib.sha512).digest()
+    return base64.b64encode(digest)[:_PREFIX_CHARS].replace(b"/", b"A")
 
 
 class _Pair:
     """A registered snapshot pair with its precomputed page-entry templates."""
 
-    def __init__(self, first: str, second: str, layout: Layout) -> None:
+    def __init__(self, first: str, second: str, layout: Layout, secret: bytes) -> None:
         self.first, self.second, self.layout = first, second, layout
-        p1, p2 = _token_prefix(first), _token_prefix(second)
-        # Block tokens are the snapshot's prefix plus the 12-digit index: 76 characters,
-        # the size of real ones. Pages are built with one bytes-% per block and one join.
-        self.both = (
-            b'{"BlockIndex":%d,"FirstBlockToken":"'
-            + p1
-            + b'%012d","SecondBlockToken":"'
-            + p2
-            + b'%012d"}'
-        )
-        self.second_only = b'{"BlockIndex":%d,"SecondBlockToken":"' + p2 + b'%012d"}'
+        self.p1, self.p2 = _token_prefix(secret, first), _token_prefix(secret, second)
 
-    def render(self, ranges: Sequence[Range]) -> bytes:
-        """The ChangedBlocks array items (without brackets) for the given blocks."""
+    def render(self, ranges: Sequence[Range], issued: int) -> bytes:
+        """The ChangedBlocks array items (without brackets) for the given blocks.
+
+        A block token is the snapshot's prefix, the 12-digit index and the 12-digit time it
+        was issued: 76 characters, the size of real ones. Pages are built with one bytes-%
+        per block and one join.
+        """
+        stamp = b"%012d" % issued
+        both = (
+            b'{"BlockIndex":%d,"FirstBlockToken":"'
+            + self.p1
+            + b"%012d"
+            + stamp
+            + b'","SecondBlockToken":"'
+            + self.p2
+            + b"%012d"
+            + stamp
+            + b'"}'
+        )
+        second_only = b'{"BlockIndex":%d,"SecondBlockToken":"' + self.p2 + b"%012d" + stamp + b'"}'
         parts: list[bytes] = []
         for a, b in ranges:
             for x, y, new in self.layout.split_new_only(a, b):
                 if new:
-                    tpl = self.second_only
-                    parts.append(b",".join([tpl % (i, i) for i in range(x, y)]))
+                    parts.append(b",".join([second_only % (i, i) for i in range(x, y)]))
                 else:
-                    tpl = self.both
-                    parts.append(b",".join([tpl % (i, i, i) for i in range(x, y)]))
+                    parts.append(b",".join([both % (i, i, i) for i in range(x, y)]))
         return b",".join(parts)
+
+
+class _Contents:
+    """Which content kind each block of one snapshot holds: sorted ranges, then a default."""
+
+    def __init__(self, ranges: Iterable[tuple[int, int, str]], default: str) -> None:
+        from testing import blocks
+
+        items = sorted(ranges)
+        for a, b, kind in items:
+            if kind not in blocks.KINDS or a >= b:
+                raise ValueError(f"bad content range ({a}, {b}, {kind!r})")
+        if default not in blocks.KINDS:
+            raise ValueError(f"unknown content kind {default!r}")
+        self.starts = [a for a, _, _ in items]
+        self.items = items
+        self.default = default
+
+    def kind(self, index: int) -> str:
+        i = bisect_right(self.starts, index) - 1
+        if i >= 0 and index < self.items[i][1]:
+            return self.items[i][2]
+        return self.default
+
+
+def block_content(snapshot_id: str, index: int, kind: str) -> bytes:
+    """The bytes the fake serves for a block: ``testing.blocks`` keyed by snapshot and index."""
+    from testing import blocks
+
+    return blocks.block(kind, f"{snapshot_id}|{index}".encode())
 
 
 class _ApiError(Exception):
@@ -246,7 +303,8 @@ class FakeEbsDirect:
     """In-process fake EBS direct API server on 127.0.0.1.
 
     Args:
-        requests_per_second: Account quota shared by all callers; None for no quota.
+        requests_per_second: ListChangedBlocks account quota shared by all callers; None
+            for no quota.
         burst: Requests the quota bucket can save up (default: one second's worth).
         latency: Seconds each request takes before it is answered.
         scan_window: Block indexes one request examines at most; None scans to the end.
@@ -254,6 +312,8 @@ class FakeEbsDirect:
             return fewer than asked); None honours MaxResults.
         fault_rate: Probability that a request fails with a 500.
         seed: Seed for the fault dice.
+        get_block_requests_per_second: GetSnapshotBlock's own account quota; None for none.
+        get_block_burst: Its bucket (default: one second's worth).
     """
 
     def __init__(
@@ -266,21 +326,27 @@ class FakeEbsDirect:
         max_page_blocks: int | None = None,
         fault_rate: float = 0.0,
         seed: int = 0,
+        get_block_requests_per_second: float | None = None,
+        get_block_burst: float | None = None,
     ) -> None:
         self.latency = latency
         self.scan_window = scan_window
         self.max_page_blocks = max_page_blocks
         self.fault_rate = fault_rate
+        self.clock_offset = 0.0
         self._rng = random.Random(seed)
-        self._bucket = None
-        if requests_per_second:
-            burst = requests_per_second if burst is None else burst
-            self._bucket = _TokenBucket(requests_per_second, burst)
+        self._buckets: dict[str, _TokenBucket | None] = {
+            LIST_CHANGED_BLOCKS: None,
+            GET_SNAPSHOT_BLOCK: None,
+        }
+        self.set_quota(requests_per_second, burst)
+        self.set_quota(get_block_requests_per_second, get_block_burst, GET_SNAPSHOT_BLOCK)
         self._secret = os.urandom(16)
         self._lock = threading.Lock()
         self._snapshots: dict[str, int] = {}
         self._pairs: dict[tuple[str, str], _Pair] = {}
-        self._faults: list[int] = []
+        self._contents: dict[str, _Contents] = {}
+        self._faults: list[tuple[str | None, int | tuple]] = []
         self._stats: Counter[str] = Counter()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -310,7 +376,7 @@ class FakeEbsDirect:
 
     def add_layout(self, first_snapshot_id: str, second_snapshot_id: str, layout: Layout) -> Layout:
         """Register a snapshot pair with a prebuilt ``Layout``."""
-        pair = _Pair(first_snapshot_id, second_snapshot_id, layout)
+        pair = _Pair(first_snapshot_id, second_snapshot_id, layout, self._secret)
         with self._lock:
             self._snapshots[first_snapshot_id] = layout.volume_size_gib
             self._snapshots[second_snapshot_id] = layout.volume_size_gib
@@ -322,35 +388,78 @@ class FakeEbsDirect:
         with self._lock:
             self._snapshots.pop(snapshot_id, None)
 
-    def inject_faults(self, count: int, status: int = 500) -> None:
-        """Make the next ``count`` requests fail with ``status`` (500 or 503)."""
+    def set_contents(
+        self,
+        snapshot_id: str,
+        ranges: Iterable[tuple[int, int, str]] = (),
+        default: str = DEFAULT_CONTENT_KIND,
+    ) -> None:
+        """Say what GetSnapshotBlock returns for a snapshot's blocks.
+
+        Args:
+            snapshot_id: The snapshot.
+            ranges: ``(start, stop, kind)`` half-open block ranges (``testing.blocks.KINDS``).
+            default: The kind of every other block.
+        """
+        contents = _Contents(ranges, default)
         with self._lock:
-            self._faults.extend([status] * count)
+            self._contents[snapshot_id] = contents
+
+    def content_kind(self, snapshot_id: str, index: int) -> str:
+        """The kind of content a block of a snapshot holds."""
+        with self._lock:
+            contents = self._contents.get(snapshot_id)
+        return contents.kind(index) if contents else DEFAULT_CONTENT_KIND
+
+    def advance_clock(self, seconds: float) -> None:
+        """Move the fake's clock forward (page and block tokens age with it)."""
+        with self._lock:
+            self.clock_offset += seconds
+
+    def _now(self) -> float:
+        return time.time() + self.clock_offset
+
+    def inject_faults(self, count: int, status: int = 500, operation: str | None = None) -> None:
+        """Make the next ``count`` requests (of ``operation``, or any) fail with ``status``."""
+        with self._lock:
+            self._faults.extend([(operation, status)] * count)
 
     def inject_error(
-        self, status: int, code: str, reason: str | None = None, message: str = "Injected error."
+        self,
+        status: int,
+        code: str,
+        reason: str | None = None,
+        message: str = "Injected error.",
+        operation: str | None = None,
     ) -> None:
-        """Make the next request fail with this modeled error (``Reason`` in the body)."""
+        """Make the next request (of ``operation``, or any) fail with this modeled error."""
         with self._lock:
-            self._faults.append((status, code, message, reason))
+            self._faults.append((operation, (status, code, message, reason)))
 
     def clear_faults(self) -> None:
         """Drop faults injected and not yet served."""
         with self._lock:
             self._faults.clear()
 
-    def set_quota(self, requests_per_second: float | None, burst: float | None = None) -> None:
-        """Change the shared quota (None removes it)."""
+    def set_quota(
+        self,
+        requests_per_second: float | None,
+        burst: float | None = None,
+        operation: str = LIST_CHANGED_BLOCKS,
+    ) -> None:
+        """Change an operation's account quota (None removes it)."""
+        bucket = None
         if requests_per_second:
             burst = requests_per_second if burst is None else burst
-            self._bucket = _TokenBucket(requests_per_second, burst)
-        else:
-            self._bucket = None
+            bucket = _TokenBucket(requests_per_second, burst)
+        self._buckets[operation] = bucket
 
     # -- statistics -------------------------------------------------------------------
 
     def stats(self) -> dict[str, int]:
-        """Counters: requests, pages (200s), blocks, bytes, throttled, faults, errors."""
+        """Counters: requests, pages (200s), blocks, bytes, throttled, faults, errors, and
+        for GetSnapshotBlock alone get_block_requests, blocks_read (200s),
+        get_block_throttled (all operations' throttles are also in ``throttled``)."""
         with self._lock:
             return dict(self._stats)
 
@@ -403,7 +512,7 @@ class FakeEbsDirect:
     # -- the operation ----------------------------------------------------------------
 
     def _make_token(self, pair: _Pair, next_index: int) -> str:
-        issued = int(time.time())
+        issued = int(self._now())
         body = struct.pack(">QI", next_index, issued)
         mac = hmac.new(
             self._secret, pair.first.encode() + b"|" + pair.second.encode() + body, hashlib.sha256
@@ -423,7 +532,7 @@ class FakeEbsDirect:
                 hashlib.sha256,
             ).digest()[:16]
             next_index, issued = struct.unpack(">QI", body)
-            if hmac.compare_digest(mac, want) and time.time() - issued < TOKEN_TTL_SECONDS:
+            if hmac.compare_digest(mac, want) and self._now() - issued < TOKEN_TTL_SECONDS:
                 return next_index
         raise _ApiError(
             400, "ValidationException", "The pagination token is invalid.", "INVALID_PAGE_TOKEN"
@@ -490,22 +599,99 @@ class FakeEbsDirect:
             more = resume < total and layout.next_changed(resume) is not None
         else:
             more = resume < total  # a windowed scan cannot know the rest is empty
-        expiry = time.time() + TOKEN_TTL_SECONDS
+        now = self._now()
+        expiry = now + TOKEN_TTL_SECONDS
         head = b'{"BlockSize":%d,"ChangedBlocks":[' % BLOCK_SIZE
         tail = b'],"ExpiryTime":%.3f' % expiry
         if more:
             tail += b',"NextToken":"' + self._make_token(pair, resume).encode() + b'"'
         tail += b',"VolumeSize":%d}' % layout.volume_size_gib
-        body = b"".join((head, pair.render(ranges), tail))
+        body = b"".join((head, pair.render(ranges, int(now)), tail))
         self._count(pages=1, blocks=got)
         return body
 
-    def _admit(self) -> None:
+    def get_snapshot_block(self, snapshot_id: str, raw_index: str, query: dict[str, str]):
+        """Answer one GetSnapshotBlock request: (body, headers).
+
+        Raises:
+            _ApiError: For every modeled error.
+        """
+        if not _SNAPSHOT_ID.match(snapshot_id):
+            raise _ApiError(
+                400,
+                "ValidationException",
+                f"The snapshot ID '{snapshot_id}' is not valid.",
+                "INVALID_SNAPSHOT_ID",
+            )
+        try:
+            index = int(raw_index)
+        except ValueError:
+            index = -1
+        with self._lock:
+            size = self._snapshots.get(snapshot_id)
+        if size is None:
+            raise _ApiError(
+                404,
+                "ResourceNotFoundException",
+                f"The snapshot '{snapshot_id}' does not exist.",
+                "SNAPSHOT_NOT_FOUND",
+            )
+        if not 0 <= index < size * BLOCKS_PER_GIB:
+            # AWS documents no reason for this case; INVALID_BLOCK is the closest modeled one.
+            raise _ApiError(
+                400,
+                "ValidationException",
+                f"The block index '{raw_index}' is not valid.",
+                "INVALID_BLOCK",
+            )
+        token = query.get("blockToken")
+        if not token:
+            raise _ApiError(
+                400,
+                "ValidationException",
+                "The BlockToken parameter must be specified.",
+                "INVALID_PARAMETER_VALUE",
+            )
+        self._check_block_token(snapshot_id, index, token)
+        data = block_content(snapshot_id, index, self.content_kind(snapshot_id, index))
+        checksum = base64.b64encode(hashlib.sha256(data).digest()).decode()
+        self._count(blocks_read=1, block_bytes=len(data))
+        return data, {
+            "Content-Type": "application/octet-stream",
+            "x-amz-Data-Length": str(len(data)),
+            "x-amz-Checksum": checksum,
+            "x-amz-Checksum-Algorithm": "SHA256",
+        }
+
+    def _check_block_token(self, snapshot_id: str, index: int, token: str) -> None:
+        prefix = _token_prefix(self._secret, snapshot_id).decode()
+        valid = (
+            len(token) == _PREFIX_CHARS + 24
+            and hmac.compare_digest(token[:_PREFIX_CHARS], prefix)
+            and token[_PREFIX_CHARS : _PREFIX_CHARS + 12] == f"{index:012d}"
+            and token[-12:].isdigit()
+            and self._now() - int(token[-12:]) < BLOCK_TOKEN_TTL_SECONDS
+        )
+        if not valid:
+            raise _ApiError(
+                400, "ValidationException", "The block token is not valid.", "INVALID_BLOCK_TOKEN"
+            )
+
+    def block_token(self, snapshot_id: str, index: int, issued: float | None = None) -> str:
+        """The token ListChangedBlocks would hand out for a block now (or at ``issued``)."""
+        stamp = int(self._now() if issued is None else issued)
+        return f"{_token_prefix(self._secret, snapshot_id).decode()}{index:012d}{stamp:012d}"
+
+    def _admit(self, operation: str = LIST_CHANGED_BLOCKS) -> None:
         """Apply latency, injected faults and the quota, in the order AWS would."""
         if self.latency:
             time.sleep(self.latency)
         with self._lock:
-            fault = self._faults.pop(0) if self._faults else None
+            fault = None
+            for i, (op, _queued) in enumerate(self._faults):
+                if op is None or op == operation:
+                    fault = self._faults.pop(i)[1]
+                    break
             if fault is None and self.fault_rate and self._rng.random() < self.fault_rate:
                 fault = 500
         if isinstance(fault, tuple):
@@ -516,9 +702,12 @@ class FakeEbsDirect:
             if fault == 503:
                 raise _ApiError(503, "ServiceUnavailableException", "Service unavailable.")
             raise _ApiError(fault, "InternalServerException", "An internal error has occurred.")
-        bucket = self._bucket
+        bucket = self._buckets.get(operation)
         if bucket is not None and not bucket.take():
-            self._count(throttled=1)
+            if operation == GET_SNAPSHOT_BLOCK:
+                self._count(throttled=1, get_block_throttled=1)
+            else:
+                self._count(throttled=1)
             raise _ApiError(
                 400,
                 "RequestThrottledException",
@@ -566,16 +755,25 @@ class _Handler(BaseHTTPRequestHandler):
         fake._count(requests=1)
         split = urlsplit(self.path)
         match = _PATH.match(split.path)
+        block = _BLOCK_PATH.match(split.path)
+        headers: dict[str, str] = {}
         try:
             if "Authorization" not in self.headers:
                 raise _ApiError(
                     403, "MissingAuthenticationTokenException", "Missing Authentication Token"
                 )
-            if not match:
-                raise _ApiError(404, "UnknownOperationException", f"No route for {split.path}")
-            fake._admit()
             query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
-            body = fake.list_changed_blocks(unquote(match.group(1)), query)
+            if block:
+                fake._count(get_block_requests=1)
+                fake._admit(GET_SNAPSHOT_BLOCK)
+                body, headers = fake.get_snapshot_block(
+                    unquote(block.group(1)), unquote(block.group(2)), query
+                )
+            elif match:
+                fake._admit(LIST_CHANGED_BLOCKS)
+                body = fake.list_changed_blocks(unquote(match.group(1)), query)
+            else:
+                raise _ApiError(404, "UnknownOperationException", f"No route for {split.path}")
         except _ApiError as err:
             if err.status < 500 and err.code != "RequestThrottledException":
                 fake._count(errors=1)
@@ -584,11 +782,11 @@ class _Handler(BaseHTTPRequestHandler):
                 payload["Reason"] = err.reason
             self._send(err.status, json.dumps(payload).encode(), {"x-amzn-ErrorType": err.code})
             return
-        self._send(200, body, {})
+        self._send(200, body, headers)
 
     def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", headers.pop("Content-Type", "application/json"))
         self.send_header("Content-Length", str(len(body)))
         self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
         for k, v in headers.items():
@@ -605,6 +803,12 @@ _REMOTE_METHODS = frozenset(
         "add_layout",
         "delete_snapshot",
         "inject_faults",
+        "inject_error",
+        "clear_faults",
+        "set_contents",
+        "content_kind",
+        "advance_clock",
+        "block_token",
         "set_quota",
         "stats",
         "reset_stats",

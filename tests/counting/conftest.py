@@ -24,6 +24,8 @@ def _reset_fake(request):
     server.latency = 0.0
     server.fault_rate = 0.0
     server.set_quota(None)
+    server.set_quota(None, operation="GetSnapshotBlock")
+    server.clock_offset = 0.0
     server.clear_faults()
     server.reset_stats()
     yield
