@@ -190,7 +190,7 @@ def _measurements(args: argparse.Namespace, out_dir: str | None) -> list[Measure
 
 
 def _from_cloudwatch(args: argparse.Namespace) -> list[Measurement]:
-    import boto3  # type: ignore[import-untyped]
+    import boto3
 
     from backtest.cloudwatch import read_changed_blocks
 

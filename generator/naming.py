@@ -32,7 +32,8 @@ MEASUREMENT_DETAIL_TYPE = events.MEASURED_DETAIL_TYPE
 BASELINE_RESET_DETAIL_TYPE = events.BASELINE_RESET_DETAIL_TYPE
 CONTINUATION_DETAIL_TYPE = events.CONTINUATION_DETAIL_TYPE
 # Every detail type the detector puts on the central bus (its bus policy admits only these).
-DETECTOR_DETAIL_TYPES = (MEASUREMENT_DETAIL_TYPE, BASELINE_RESET_DETAIL_TYPE)
+ANOMALY_DETAIL_TYPE = events.ANOMALY_DETECTED_DETAIL_TYPE
+DETECTOR_DETAIL_TYPES = (MEASUREMENT_DETAIL_TYPE, BASELINE_RESET_DETAIL_TYPE, ANOMALY_DETAIL_TYPE)
 # ``detail.reason`` of a baseline reset whose previous snapshot was deleted: the central
 # stack alerts on it (deleting recovery points is a ransomware precursor).
 RESET_PREVIOUS_SNAPSHOT_MISSING = ResetReason.PREVIOUS_SNAPSHOT_MISSING.value

@@ -35,7 +35,7 @@ def client_config(session: boto3.Session) -> Config:
     if core.get_config_variable("max_attempts") is None:
         retries["max_attempts"] = DEFAULT_MAX_ATTEMPTS
     return Config(
-        retries=retries,  # type: ignore[arg-type]
+        retries=retries,
         connect_timeout=CONNECT_TIMEOUT_SECONDS,
         read_timeout=READ_TIMEOUT_SECONDS,
     )

@@ -684,6 +684,7 @@ class OrgConfig(_Model):
                 ]
         problems += self._org_id_scope()
         problems += self._periods_match_schedules()
+        problems += self._verdict_settings_consistent()
         _raise(problems)
         return self
 
@@ -722,17 +723,12 @@ class OrgConfig(_Model):
             ]
         return []
 
-    def _periods_match_schedules(self) -> list[tuple[Loc, str]]:
-        """The alarm period must equal the backup interval: one data point per period.
-
-        Checked for the defaults and for every target that sets a schedule or a period of
-        its own; skipped for schedules without one fixed interval (weekly, irregular).
-        """
-        if self.backup.mode is not BackupMode.CREATE:
-            return []
+    def _layers(self) -> list[tuple[Loc, list[dict[str, object]]]]:
+        """Where each set of effective settings comes from: the defaults (no layers), then
+        every OU and account target with its own overrides first, its OU's after them."""
         targets = self.deployment.targets
         ous = {ou.id: ou.overrides.values() for ou in targets.organizational_units}
-        checks: list[tuple[Loc, list[dict[str, object]]]] = [((), [])]
+        found: list[tuple[Loc, list[dict[str, object]]]] = [((), [])]
         kinds: tuple[tuple[str, Sequence[OuTarget | AccountTarget]], ...] = (
             ("organizational_units", targets.organizational_units),
             ("accounts", targets.accounts),
@@ -741,15 +737,35 @@ class OrgConfig(_Model):
             for index, target in enumerate(items):
                 parent = ous.get(getattr(target, "ou", None) or "") if kind == "accounts" else None
                 layers = [target.overrides.values()] + ([parent] if parent is not None else [])
-                checks.append((("deployment", "targets", kind, index, "overrides"), layers))
+                found.append((("deployment", "targets", kind, index, "overrides"), layers))
+        return found
+
+    def _effective(self, layers: list[dict[str, object]], name: str) -> Any:
+        for layer in layers:
+            if name in layer:
+                return layer[name]
+        return self.setting(name)
+
+    def _periods_match_schedules(self) -> list[tuple[Loc, str]]:
+        """Where CloudWatch alarms are on, their period must equal the backup interval: one
+        data point per period.
+
+        Checked for the defaults and for every target that sets a schedule, a period or the
+        alarms switch of its own; skipped for schedules without one fixed interval (weekly,
+        irregular).
+        """
+        if self.backup.mode is not BackupMode.CREATE:
+            return []
+        names = ("alarm_period_seconds", "schedule", "cloudwatch_alarms")
         problems = []
-        for where, layers in checks:
+        for where, layers in self._layers():
             own = layers[0] if layers else None
-            if own is not None and "alarm_period_seconds" not in own and "schedule" not in own:
-                continue  # inherits both from its OU or the defaults, checked there
-            merged = {k: v for layer in reversed(layers) for k, v in layer.items()}
-            schedule = str(merged.get("schedule", self.backup.schedule))
-            period = merged.get("alarm_period_seconds", self.detection.alarm_period_seconds)
+            if own is not None and not any(name in own for name in names):
+                continue  # inherits all from its OU or the defaults, checked there
+            if not self._effective(layers, "cloudwatch_alarms"):
+                continue
+            schedule = str(self._effective(layers, "schedule"))
+            period = self._effective(layers, "alarm_period_seconds")
             interval = schedule_interval(schedule)
             if interval is None or interval == period:
                 continue
@@ -757,8 +773,10 @@ class OrgConfig(_Model):
                 loc: Loc = ("detection", "alarm_period_seconds")
             elif "alarm_period_seconds" in own:
                 loc = (*where, "detection", "alarm_period_seconds")
-            else:
+            elif "schedule" in own:
                 loc = (*where, "backup", "schedule")
+            else:
+                loc = (*where, "detection", "cloudwatch_alarms")
             problems.append(
                 (
                     loc,
@@ -767,6 +785,41 @@ class OrgConfig(_Model):
                         f"which runs every {interval} s; set alarm_period_seconds to {interval} "
                         "(one measurement per period)"
                     ),
+                )
+            )
+        return problems
+
+    def _verdict_settings_consistent(self) -> list[tuple[Loc, str]]:
+        """Severity thresholds increase from low to critical, for every effective set; the
+        usual content sample is no larger than the one taken when the size is unusual."""
+        names = ("low_score", "medium_score", "high_score", "critical_score")
+        problems: list[tuple[Loc, str]] = []
+        for where, layers in self._layers():
+            own = layers[0] if layers else None
+            if own is not None and not any(name in own for name in names):
+                continue
+            values = [self._effective(layers, name) for name in names]
+            if values == sorted(values):
+                continue
+            given = set(own) if own is not None else self.detection.verdicts.model_fields_set
+            wrong = {
+                name
+                for i, name in enumerate(names)
+                if any(values[j] > values[i] for j in range(i))
+                or any(values[j] < values[i] for j in range(i + 1, len(names)))
+            }
+            first = next((n for n in names if n in wrong and n in given), names[0])
+            prefix = (*where, "detection") if own is not None else ("detection",)
+            loc = (*prefix, "verdicts", first)
+            shown = ", ".join(f"{n} {v:g}" for n, v in zip(names, values, strict=True))
+            problems.append((loc, f"score thresholds must increase from low to critical: {shown}"))
+        samples, most = self.setting("content_samples"), self.setting("content_samples_max")
+        if samples > most:
+            problems.append(
+                (
+                    ("detection", "detector", "content_samples"),
+                    f"{samples} exceeds content_samples_max ({most}), the sample taken when "
+                    "the size is already unusual",
                 )
             )
         return problems

@@ -26,7 +26,7 @@ from awacs import events as aevents
 from awacs import kms as akms
 from awacs import logs as alogs
 from awacs import sqs as asqs
-from awacs.aws import ArnEquals, Principal, StringEquals
+from awacs.aws import ArnEquals, Bool, Principal, StringEquals
 from troposphere import Equals, If, Not, NoValue, Output, Parameter, Ref, Sub, Template
 from troposphere import awslambda as tlambda
 from troposphere import backup as tbackup
@@ -323,8 +323,9 @@ class MemberTemplate:
         region_condition = StringEquals("aws:RequestedRegion", Ref("AWS::Region"))
         return iam.document(
             iam.allow(
-                "CountChangedBlocks",
-                [aebs.ListChangedBlocks],
+                # GetSnapshotBlock: the content sample, read in memory and never stored.
+                "ReadChangedBlocks",
+                [aebs.ListChangedBlocks, aebs.GetSnapshotBlock],
                 [iam.arn("ec2", "snapshot/*", account="")],
             ),
             iam.allow(
@@ -375,13 +376,30 @@ class MemberTemplate:
                 [akms.Decrypt, akms.GenerateDataKey],
                 [self.key.get_att("Arn")],
             ),
-            # Encrypted snapshots: their keys are the owners' choice, so any key in this
-            # region, but only when EBS asks on the detector's behalf.
+            # Encrypted snapshots: their keys are the owners' choice, so any key, but only
+            # when EBS reads on the detector's behalf. Reading an encrypted snapshot through
+            # the EBS direct APIs needs kms:Decrypt on its key; EBS encryption asks for
+            # DescribeKey and a grant (only for an AWS resource) besides; the write actions
+            # (Encrypt, GenerateDataKey*, ReEncrypt*) are for PutSnapshotBlock, which the
+            # detector never calls.
+            # https://docs.aws.amazon.com/ebs/latest/userguide/ebsapi-faq.html
+            # https://docs.aws.amazon.com/ebs/latest/userguide/ebsapi-permissions.html
+            # https://docs.aws.amazon.com/ebs/latest/userguide/ebs-encryption-requirements.html
+            # The calling service is EC2's on the AWS managed key aws/ebs (its key policy
+            # admits ec2.<region>.amazonaws.com only) and is named ebs.<region> in the EBS
+            # direct API's own endpoint: both are allowed, nothing else.
             iam.allow(
                 "ReadEncryptedSnapshotsThroughEbs",
-                [akms.Decrypt],
+                [akms.Decrypt, akms.DescribeKey],
                 [iam.arn("kms", "key/*", account="*")],
-                StringEquals("kms:ViaService", Sub("ebs.${AWS::Region}.amazonaws.com")),
+                StringEquals("kms:ViaService", self._ebs_services()),
+            ),
+            iam.allow(
+                "GrantsOnEncryptedSnapshotKeysForEbs",
+                [akms.CreateGrant],
+                [iam.arn("kms", "key/*", account="*")],
+                StringEquals("kms:ViaService", self._ebs_services()),
+                Bool("kms:GrantIsForAWSResource", "true"),
             ),
             iam.allow("ForwardMeasurements", [aevents.PutEvents], [self.central_bus_arn]),
             iam.allow(
@@ -390,6 +408,13 @@ class MemberTemplate:
                 [self.log_group.get_att("Arn")],
             ),
         )
+
+    @staticmethod
+    def _ebs_services() -> list:
+        return [
+            Sub("ec2.${AWS::Region}.amazonaws.com"),
+            Sub("ebs.${AWS::Region}.amazonaws.com"),
+        ]
 
     @cached_property
     def detector_role(self) -> tiam.Role:

@@ -59,7 +59,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
+from botocore.exceptions import BotoCoreError, ClientError
 
 LIST_CHANGED_BLOCKS = "ListChangedBlocks"
 GET_SNAPSHOT_BLOCK = "GetSnapshotBlock"

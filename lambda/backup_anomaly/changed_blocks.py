@@ -46,11 +46,11 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import (  # type: ignore[import-untyped]
+from botocore.exceptions import (
     ClientError,
     HTTPClientError,
 )
-from botocore.exceptions import (  # type: ignore[import-untyped]
+from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
 )
 

@@ -216,7 +216,8 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "ceiling_percent", Kind.FLOAT, 50.0,
-        "Static ceiling alarm, percent of the blocks written (0 disables it)",
+        "A change of at least this percent of the data written is at least high when it is "
+        "also unusual by size (and the ceiling alarm's threshold); 0 disables it",
         config="detection.ceiling_percent", parameter="CeilingPercent", env="CEILING_PERCENT",
         overridable=True, minimum=0, maximum=100,
     ),
@@ -232,6 +233,77 @@ SETTINGS: tuple[Setting, ...] = (
         "Alarm evaluation periods",
         config="detection.evaluation_periods", parameter="EvaluationPeriods",
         env="EVALUATION_PERIODS", overridable=True, minimum=1, maximum=7,
+    ),
+    # -- verdicts (backup_anomaly.scoring.ScoringConfig: same names, same bounds) ---------
+    Setting(
+        "content_sampling", Kind.BOOL, True,
+        "Read a sample of each backup's changed blocks from both snapshots and judge their "
+        "compressibility in memory (never stored); off: verdicts on size alone",
+        config="detection.content_sampling", parameter="ContentSampling",
+        env="CONTENT_SAMPLING", overridable=True,
+    ),
+    Setting(
+        "floor_percent", Kind.FLOAT, 1.0,
+        "Change below this percent of the data written, per day of backup interval, is never "
+        "anomalous",
+        config="detection.verdicts.floor_percent", parameter="FloorPercent",
+        env="FLOOR_PERCENT", overridable=True, minimum=0, maximum=100,
+    ),
+    Setting(
+        "floor_blocks", Kind.INT, 64,
+        "Nor is a change of fewer 512 KiB blocks than this",
+        config="detection.verdicts.floor_blocks", parameter="FloorBlocks", env="FLOOR_BLOCKS",
+        overridable=True, minimum=0, maximum=1_000_000,
+    ),
+    Setting(
+        "prior_daily_percent", Kind.FLOAT, 2.0,
+        "Before a volume has history: the percent of its data it is expected to change a day",
+        config="detection.verdicts.prior_daily_percent", parameter="PriorDailyPercent",
+        env="PRIOR_DAILY_PERCENT", overridable=True, minimum=0.01, maximum=100,
+    ),
+    Setting(
+        "prior_spread", Kind.FLOAT, 3.0,
+        "How far (a factor, one standard deviation) a volume's usual change may be from "
+        "prior_daily_percent",
+        config="detection.verdicts.prior_spread", parameter="PriorSpread", env="PRIOR_SPREAD",
+        overridable=True, minimum=1.1, maximum=100,
+    ),
+    Setting(
+        "low_score", Kind.FLOAT, 2.0,
+        "Score (-log10 of the chance that ordinary change looks like this) where low starts",
+        config="detection.verdicts.low_score", parameter="LowScore", env="LOW_SCORE",
+        overridable=True, minimum=0.5, maximum=50,
+    ),
+    Setting(
+        "medium_score", Kind.FLOAT, 3.0,
+        "Score where medium starts",
+        config="detection.verdicts.medium_score", parameter="MediumScore", env="MEDIUM_SCORE",
+        overridable=True, minimum=0.5, maximum=50,
+    ),
+    Setting(
+        "high_score", Kind.FLOAT, 4.0,
+        "Score where high starts (high and critical reach the alert topic)",
+        config="detection.verdicts.high_score", parameter="HighScore", env="HIGH_SCORE",
+        overridable=True, minimum=0.5, maximum=50,
+    ),
+    Setting(
+        "critical_score", Kind.FLOAT, 6.0,
+        "Score where critical starts",
+        config="detection.verdicts.critical_score", parameter="CriticalScore",
+        env="CRITICAL_SCORE", overridable=True, minimum=0.5, maximum=50,
+    ),
+    Setting(
+        # The history lives in the volume's DynamoDB item (400 KB at most) beside a saved
+        # count (up to ~175 KB): 400 entries of ~90 bytes keep the item well under it.
+        "history_limit", Kind.INT, 120,
+        "Measurements of each volume kept and judged against (weekly and monthly seasons)",
+        config="detection.verdicts.history_limit", env="HISTORY_LIMIT", minimum=1, maximum=400,
+    ),
+    Setting(
+        "relearn_days", Kind.FLOAT, 14.0,
+        "A change flagged medium or worse becomes the volume's normal after this many days",
+        config="detection.verdicts.relearn_days", parameter="RelearnDays", env="RELEARN_DAYS",
+        overridable=True, minimum=1, maximum=365,
     ),
     # -- what is measured, and where it goes ---------------------------------------------
     Setting(
@@ -273,8 +345,11 @@ SETTINGS: tuple[Setting, ...] = (
         overridable=True, minimum=2, maximum=1000,
     ),
     Setting(
+        # Shared by every count of the account and region through leases in the state table
+        # (backup_anomaly.budget); the quota is 50/s and not adjustable (L-DB2FBAA1).
         "ebs_max_requests_per_second", Kind.FLOAT, 40.0,
-        "ListChangedBlocks requests per second, of the account's ~50",
+        "ListChangedBlocks requests per second for all counts of an account and region "
+        "together, of the quota of 50",
         config="detection.detector.ebs_max_requests_per_second",
         parameter="EbsMaxRequestsPerSecond", env="EBS_MAX_REQUESTS_PER_SECOND",
         overridable=True, minimum=1, maximum=50,
@@ -287,6 +362,29 @@ SETTINGS: tuple[Setting, ...] = (
         "Concurrent ListChangedBlocks ranges inside one count",
         config="detection.detector.ebs_count_workers", env="EBS_COUNT_WORKERS",
         minimum=1, maximum=64,
+    ),
+    Setting(
+        # Quota 1,000/s per account and region, adjustable (L-C125AE42).
+        "ebs_get_block_requests_per_second", Kind.FLOAT, 800.0,
+        "GetSnapshotBlock requests per second for all content samplers of an account and "
+        "region together, of the quota (1,000 unless raised)",
+        config="detection.detector.ebs_get_block_requests_per_second",
+        parameter="EbsGetBlockRequestsPerSecond", env="EBS_GET_BLOCK_REQUESTS_PER_SECOND",
+        overridable=True, minimum=1, maximum=10000,
+    ),
+    Setting(
+        "content_samples", Kind.INT, 32,
+        "Changed blocks sampled per measurement (read from both snapshots: 2 requests each)",
+        config="detection.detector.content_samples", env="CONTENT_SAMPLES",
+        minimum=1, maximum=1024,
+    ),
+    Setting(
+        # The sample is drawn during the count and carried in its checkpoint (about 170
+        # bytes a block), so the maximum bounds a saved count's share of the 400 KB item.
+        "content_samples_max", Kind.INT, 256,
+        "Changed blocks sampled when the size alone is already unusual",
+        config="detection.detector.content_samples_max", env="CONTENT_SAMPLES_MAX",
+        minimum=1, maximum=1024,
     ),
     Setting(
         "dlq_max_receive_count", Kind.INT, 5,

@@ -27,6 +27,7 @@ of the volume resumes it, one generation up, instead of waiting behind it foreve
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import time
@@ -35,10 +36,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
+from backup_anomaly import history as history_codec
 from backup_anomaly import metrics
 from backup_anomaly.alarms import AlarmManager
+from backup_anomaly.budget import GET_SNAPSHOT_BLOCK, LIST_CHANGED_BLOCKS, SharedBudget
 from backup_anomaly.changed_blocks import (
     CountCheckpoint,
+    CountResult,
     SnapshotNotFound,
     UnrelatedSnapshots,
     count_changed_blocks,
@@ -57,9 +63,20 @@ from backup_anomaly.records import (
     BaselineReset,
     CountProgress,
     Decision,
+    Judgement,
     Measurement,
     Pending,
     ResetReason,
+)
+from backup_anomaly.sampling import BlockChecksumMismatch, SnapshotGone, sample_content
+from backup_anomaly.scoring import (
+    Content,
+    HistoryEntry,
+    Observation,
+    judge,
+    last_clean,
+    size_verdict,
+    wants_more_samples,
 )
 from backup_anomaly.settings import Settings
 from backup_anomaly.snapshots import RecoveryPointGone, VolumeSnapshot, resolve
@@ -93,6 +110,10 @@ class ProgressNotVisible(RetryLater):
 
 class CountStalled(RetryLater):
     """The count stopped for the deadline without progress: the invocation has too little time."""
+
+
+class AnomalyNotDelivered(RetryLater):
+    """An anomaly could not be put on the central bus; it stays pending and is retried."""
 
 
 WATCHED_CLIENTS = ("ec2", "backup", "cloudwatch", "dynamodb", "events", "sqs")
@@ -131,6 +152,14 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _describe(exc: BaseException) -> str:
+    """An AWS error in one line: its code and message, never a request's payload."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        return f"{error.get('Code', type(exc).__name__)}: {error.get('Message', '')}".strip()
+    return f"{type(exc).__name__}: {exc}"
+
+
 def _stalled(progress: CountProgress) -> bool:
     """Whether a saved count has not moved for ``STALE_PROGRESS``."""
     if progress.saved_at is None:
@@ -151,16 +180,37 @@ class Detector:
         settings: the environment contract.
         clients: the AWS clients.
         count: the counting function (``changed_blocks.count_changed_blocks``).
+        sample: the content sampler (``sampling.sample_content``).
     """
 
     def __init__(
-        self, settings: Settings, clients: Clients, count: Callable = count_changed_blocks
+        self,
+        settings: Settings,
+        clients: Clients,
+        count: Callable = count_changed_blocks,
+        sample: Callable = sample_content,
     ):
         self.settings = settings
         self.clients = clients
         self.count = count
+        self.sample = sample
+        self.scoring = settings.scoring()
         self.store = StateStore(settings.state_table, clients.dynamodb)
         self.alarms = AlarmManager(settings, clients.cloudwatch, self.store)
+        # One lease holder per execution environment and API: every count and sampler of
+        # the account and region shares the EBS direct API quotas (backup_anomaly.budget).
+        self.list_budget = SharedBudget(
+            clients.dynamodb,
+            settings.state_table,
+            LIST_CHANGED_BLOCKS,
+            rate=settings.ebs_max_requests_per_second,
+        )
+        self.read_budget = SharedBudget(
+            clients.dynamodb,
+            settings.state_table,
+            GET_SNAPSHOT_BLOCK,
+            rate=settings.ebs_get_block_requests_per_second,
+        )
         self._call_total = 0
         self._run = _Run()
         clients.watch(self._on_call)
@@ -478,6 +528,12 @@ class Detector:
                 remaining_seconds=deadline,
                 max_requests_per_second=self.settings.ebs_max_requests_per_second,
                 workers=self.settings.ebs_count_workers,
+                # The sample is drawn while counting (the larger one: whether it is needed
+                # is known only once the count is); a resumed count carries its own.
+                sample_size=self.settings.content_samples_max
+                if self.settings.content_sampling
+                else 0,
+                budget=self.list_budget,
             )
         except (UnrelatedSnapshots, SnapshotNotFound) as exc:
             # SnapshotNotFound: the baseline's snapshot is gone (deleted since the last
@@ -524,6 +580,80 @@ class Detector:
                 reason="deadline; continuation queued",
                 extra={"generation": generation, "partial": True},
             )
+        measurement, entry, sampled_calls = self._judge(state, target, result, deadline)
+        self._run.count_calls += sampled_calls
+        history = history_codec.appended(state.history, entry, self.settings.history_limit)
+        published = self._advance(target, state, measurement, history)
+        judgement = measurement.judgement
+        extra: dict[str, Any] = {**published}
+        if judgement is not None:
+            extra["severity"] = judgement.severity.value
+            extra["score"] = judgement.verdict.get("score")
+        if measurement.content is not None:
+            extra["sampled_blocks"] = measurement.content.sampled_blocks
+        if measurement.content_note:
+            extra["content_note"] = measurement.content_note
+        return self._with_alarms(
+            Outcome(
+                Decision.MEASURED,
+                snapshots=snapshots,
+                changed_blocks=result.changed_blocks,
+                extra=extra,
+            ),
+            state,
+            target,
+        )
+
+    # -- the verdict ----------------------------------------------------------------------------
+
+    def _judge(
+        self,
+        state: VolumeState,
+        target: VolumeSnapshot,
+        result: CountResult,
+        deadline: Callable[[], float] | None,
+    ) -> tuple[Measurement, HistoryEntry, int]:
+        """Size verdict, content sample (the larger one when the size is unusual), verdict.
+
+        Returns:
+            The measurement with its verdict, its history entry, and the requests sampling made.
+        """
+        observation = Observation(
+            time=target.completion_time,
+            changed_blocks=result.changed_blocks,
+            written_blocks=target.written_blocks,
+            previous_time=state.completion_time,
+            snapshot_id=target.snapshot_id,
+        )
+        content: Content | None = None
+        calls = 0
+        if not self.settings.content_sampling:
+            note: str | None = "content sampling is off"
+        elif result.changed_blocks == 0:
+            note = "nothing changed: nothing to sample"
+        else:
+            size = size_verdict(observation, state.history, self.scoring)
+            wanted = (
+                self.settings.content_samples_max
+                if wants_more_samples(size, self.scoring)
+                else self.settings.content_samples
+            )
+            content, note, calls = self._sample_content(state, target, result, wanted, deadline)
+            observation = dataclasses.replace(observation, content=content)
+        verdict = judge(observation, state.history, self.scoring)
+        clean = last_clean(state.history)
+        if clean is not None:
+            clean_id, clean_time = clean.observation.snapshot_id, clean.observation.time
+        elif not state.history:
+            # The first snapshot seen: nothing was judged before it, and it is the oldest
+            # point the detector knows to restore from.
+            clean_id, clean_time = state.snapshot_id, state.completion_time
+        else:
+            clean_id, clean_time = None, None
+        period = self.settings.alarm_period_seconds * self.settings.evaluation_periods
+        late = self.settings.cloudwatch_alarms and (
+            _now() - target.completion_time > timedelta(seconds=period)
+        )
         measurement = Measurement(
             target=target,
             previous_snapshot_id=state.snapshot_id,
@@ -531,21 +661,86 @@ class Detector:
             volume_size_gib=result.volume_size_gib or target.volume_size_gib,
             block_size=result.block_size,
             measured_at=_now(),
+            written_blocks=target.written_blocks,
+            previous_completion_time=state.completion_time,
+            content=content,
+            content_note=note,
+            judgement=Judgement(verdict.severity, verdict.to_detail(), clean_id, clean_time),
+            late_for_alarms=late,
         )
-        published = self._advance(target, state, measurement)
-        return self._with_alarms(
-            Outcome(
-                Decision.MEASURED,
-                snapshots=snapshots,
-                changed_blocks=result.changed_blocks,
-                extra=published,
-            ),
-            state,
-            target,
+        return measurement, HistoryEntry(observation, verdict.severity), calls
+
+    def _sample_content(
+        self,
+        state: VolumeState,
+        target: VolumeSnapshot,
+        result: CountResult,
+        wanted: int,
+        deadline: Callable[[], float] | None,
+    ) -> tuple[Content | None, str | None, int]:
+        """Reads ``wanted`` of the count's sampled blocks from both snapshots.
+
+        Sampling never fails a measurement: whatever stops it (a key the detector may not
+        use, a snapshot deleted meanwhile, the deadline) leaves the verdict on size alone,
+        or on the blocks read so far, and says why in the note.
+        """
+        samples = result.samples[:wanted]
+        if not samples:
+            return None, "no sample was drawn (a count resumed from an older checkpoint)", 0
+        note = None
+        if result.sampled_from < result.changed_blocks:
+            note = f"sampled from the last {result.sampled_from:,} changed blocks counted"
+        try:
+            sampled = self.sample(
+                self.clients.ebs,
+                state.snapshot_id,
+                target.snapshot_id,
+                samples,
+                remaining_seconds=deadline,
+                budget=self.read_budget,
+                list_budget=self.list_budget,
+                max_requests_per_second=self.settings.ebs_get_block_requests_per_second,
+                workers=self.settings.ebs_count_workers,
+                block_size=result.block_size,
+            )
+        except SnapshotGone as exc:
+            metrics.put_counter(
+                self.clients.cloudwatch,
+                self.settings.metric_namespace,
+                metrics.CONTENT_SAMPLING_FAILURES,
+            )
+            partial = exc.partial
+            if partial is None or not partial.content.sampled_blocks:
+                return None, f"{exc.snapshot_id} was deleted while its blocks were read", 0
+            sampled = partial
+            note = f"{exc.snapshot_id} was deleted while its blocks were read"
+        except (BlockChecksumMismatch, ClientError, BotoCoreError) as exc:
+            metrics.put_counter(
+                self.clients.cloudwatch,
+                self.settings.metric_namespace,
+                metrics.CONTENT_SAMPLING_FAILURES,
+            )
+            return None, f"content not read: {_describe(exc)}", 0
+        found = sampled.content
+        if not found.sampled_blocks:
+            return None, "no time was left to read the sampled blocks", sampled.api_calls
+        if not sampled.complete:
+            note = f"deadline: {found.sampled_blocks} of {len(samples)} sampled blocks read"
+        content = Content(
+            found.sampled_blocks,
+            found.pages,
+            found.incompressible_before,
+            found.incompressible_after,
         )
+        return content, note, sampled.api_calls
 
     def _move_baseline(
-        self, target: VolumeSnapshot, *, expected_version: int | None, pending: Pending | None
+        self,
+        target: VolumeSnapshot,
+        *,
+        expected_version: int | None,
+        pending: Pending | None,
+        history: tuple[HistoryEntry, ...] | None = None,
     ) -> None:
         self.store.move_baseline(
             target.volume_arn,
@@ -556,11 +751,21 @@ class Detector:
             volume_size_gib=target.volume_size_gib,
             expected_version=expected_version,
             pending=pending,
+            history=history,
         )
 
-    def _advance(self, target: VolumeSnapshot, state: VolumeState, pending: Pending) -> dict:
-        """Moves the baseline to ``target`` with ``pending`` in the same write, publishes it."""
-        self._move_baseline(target, expected_version=state.version, pending=pending)
+    def _advance(
+        self,
+        target: VolumeSnapshot,
+        state: VolumeState,
+        pending: Pending,
+        history: tuple[HistoryEntry, ...] | None = None,
+    ) -> dict:
+        """Moves the baseline to ``target`` with ``pending`` (and the history it extends) in
+        the same write, then publishes it."""
+        self._move_baseline(
+            target, expected_version=state.version, pending=pending, history=history
+        )
         return self._publish_pending(target.volume_arn, pending)
 
     def _publish_pending(self, volume_arn: str, pending: Pending) -> dict:
@@ -591,6 +796,14 @@ class Detector:
         if forwarded.status == "failed":
             info["forward_error"] = forwarded.error
             metrics.put_counter(cloudwatch, namespace, metrics.FORWARD_FAILURES)
+            judgement = pending.judgement if isinstance(pending, Measurement) else None
+            if judgement is not None and judgement.is_anomaly:
+                # An anomaly the security account never hears of is a missed attack: it
+                # stays pending, and the event is retried (then dead-lettered, which alarms).
+                raise AnomalyNotDelivered(
+                    f"{judgement.severity.value} anomaly of {pending.target.volume_id} not "
+                    f"delivered to the central bus: {forwarded.error}"
+                )
         self.store.clear_pending(volume_arn, pending.target.snapshot_id)
         return info
 

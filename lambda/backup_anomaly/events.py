@@ -26,6 +26,7 @@ COPY_JOB_DETAIL_TYPE = "Copy Job State Change"
 CONTINUATION_DETAIL_TYPE = "Backup Count Continuation"
 MEASURED_DETAIL_TYPE = "Backup Change Measured"
 BASELINE_RESET_DETAIL_TYPE = "Backup Baseline Reset"
+ANOMALY_DETECTED_DETAIL_TYPE = "Backup Anomaly Detected"
 COMPLETED = "COMPLETED"
 
 

@@ -1,12 +1,14 @@
-"""Forwarding of every measurement and every baseline reset to the central event bus.
+"""Forwarding of every measurement, anomaly and baseline reset to the central event bus.
 
-The central account routes ``Backup Change Measured`` and ``Backup Baseline Reset`` events
-to its audit queue (and a reset whose previous snapshot disappeared to its alert topic:
-deleting recovery points is what ransomware does first), so it holds every measurement and
-reset and can correlate across accounts. Forwarding is best effort by design: the
-measurement itself is the CloudWatch data point, the reset is the baseline move, both
-already done; a failure here is logged and counted (``ForwardFailures``) and never fails
-them.
+The central account routes ``Backup Change Measured``, ``Backup Anomaly Detected`` and
+``Backup Baseline Reset`` events to its audit queue and its correlator, so it holds every
+measurement and reset and can correlate across accounts. A measurement judged ``low`` or
+worse is put as both events in one PutEvents call (same ``measurementId``).
+
+What a failure means is the caller's decision (``detector._publish_pending``): a plain
+measurement or reset is forwarded best effort (logged and counted as ``ForwardFailures``;
+the central silence check notices an account that stops arriving), an anomaly is retried
+until it is delivered.
 """
 
 from __future__ import annotations
@@ -16,7 +18,11 @@ from dataclasses import dataclass
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from backup_anomaly.events import BASELINE_RESET_DETAIL_TYPE, MEASURED_DETAIL_TYPE
+from backup_anomaly.events import (
+    ANOMALY_DETECTED_DETAIL_TYPE,
+    BASELINE_RESET_DETAIL_TYPE,
+    MEASURED_DETAIL_TYPE,
+)
 from backup_anomaly.records import BaselineReset, Measurement
 
 
@@ -31,19 +37,17 @@ class ForwardResult:
 def forward_measurement(
     client, bus_arn: str | None, source: str, measurement: Measurement
 ) -> ForwardResult:
-    """Puts one ``Backup Change Measured`` event on the central bus (see :func:`put_event`).
+    """Puts the ``Backup Change Measured`` event, and with a verdict of ``low`` or worse the
+    ``Backup Anomaly Detected`` event, on the central bus in one call.
 
-    Its ``measurementId`` (volume ARN / previous snapshot / snapshot) is stable across
-    retries, so the audit side can drop the duplicate a retried publication may put.
+    Their ``measurementId`` (volume ARN / previous snapshot / snapshot) is stable across
+    retries, so the central side drops the duplicates a retried publication puts.
     """
-    return put_event(
-        client,
-        bus_arn,
-        source,
-        MEASURED_DETAIL_TYPE,
-        measurement.target.volume_arn,
-        measurement.detail(),
-    )
+    resource = measurement.target.volume_arn
+    entries = [(MEASURED_DETAIL_TYPE, measurement.detail())]
+    if measurement.judgement is not None and measurement.judgement.is_anomaly:
+        entries.append((ANOMALY_DETECTED_DETAIL_TYPE, measurement.anomaly_detail()))
+    return put_events(client, bus_arn, source, resource, entries)
 
 
 def forward_reset(client, bus_arn: str | None, source: str, reset: BaselineReset) -> ForwardResult:
@@ -60,18 +64,28 @@ def forward_reset(client, bus_arn: str | None, source: str, reset: BaselineReset
 def put_event(
     client, bus_arn: str | None, source: str, detail_type: str, resource: str, detail: dict
 ) -> ForwardResult:
-    """Puts one event on the central bus.
+    """Puts one event on the central bus (see :func:`put_events`)."""
+    return put_events(client, bus_arn, source, resource, [(detail_type, detail)])
+
+
+def put_events(
+    client,
+    bus_arn: str | None,
+    source: str,
+    resource: str,
+    entries: list[tuple[str, dict]],
+) -> ForwardResult:
+    """Puts events about one volume on the central bus, in one call.
 
     Args:
         client: boto3 EventBridge client.
         bus_arn: ``CENTRAL_BUS_ARN``; None disables forwarding.
         source: ``EVENT_SOURCE``.
-        detail_type: the event's detail-type.
-        resource: the volume ARN (the event's only resource).
-        detail: the event detail.
+        resource: the volume ARN (each event's only resource).
+        entries: (detail-type, detail) of each event (PutEvents takes up to 10).
 
     Returns:
-        The outcome; errors are returned, not raised.
+        The outcome (``failed`` when any entry failed); errors are returned, not raised.
     """
     if not bus_arn:
         return ForwardResult("disabled")
@@ -85,13 +99,15 @@ def put_event(
                     "Detail": json.dumps(detail),
                     "EventBusName": bus_arn,
                 }
+                for detail_type, detail in entries
             ]
         )
     except (ClientError, BotoCoreError) as exc:
         return ForwardResult("failed", f"{type(exc).__name__}: {exc}")
     # PutEvents reports per-entry failures in the response, not as an exception.
     if response.get("FailedEntryCount"):
-        entry = (response.get("Entries") or [{}])[0]
+        failed = [e for e in response.get("Entries") or [] if e.get("ErrorCode")] or [{}]
+        entry = failed[0]
         return ForwardResult(
             "failed", f"{entry.get('ErrorCode', 'Unknown')}: {entry.get('ErrorMessage', '')}"
         )

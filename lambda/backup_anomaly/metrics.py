@@ -3,7 +3,8 @@
 ``ChangedBlocks`` carries the backup's completion time as its timestamp, so a retried
 publication lands on the same point with the same value; the alarms read the Maximum
 statistic, which two equal values do not change. Counters
-(``BaselineResets``, ``ForwardFailures``, ``AlarmsHealed``) have no volume dimension: they
+(``BaselineResets``, ``ForwardFailures``, ``ContentSamplingFailures``, ``AlarmsHealed``) have
+no volume dimension: they
 are per-account health signals, not per-volume series.
 """
 
@@ -14,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 CHANGED_BLOCKS = "ChangedBlocks"
 BASELINE_RESETS = "BaselineResets"
 FORWARD_FAILURES = "ForwardFailures"
+CONTENT_SAMPLING_FAILURES = "ContentSamplingFailures"
 ALARMS_HEALED = "AlarmsHealed"
 
 # CloudWatch rejects data points older than two weeks; keep a margin for clock skew and the

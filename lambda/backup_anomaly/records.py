@@ -15,6 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from backup_anomaly.scoring import Content, Severity
 from backup_anomaly.snapshots import BLOCK_SIZE, VolumeSnapshot
 
 
@@ -61,8 +62,32 @@ def _pair(target: VolumeSnapshot, previous_snapshot_id: str) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class Judgement:
+    """The verdict a measurement was given, as it is published (and kept until it is).
+
+    Attributes:
+        severity: the verdict's severity.
+        verdict: ``Verdict.to_detail()`` (severity, score, reasons, expected range ...).
+        last_clean_snapshot_id: the most recent snapshot judged ``none`` before this one
+            (the one to restore from), or the first snapshot seen when nothing was judged
+            yet; None when unknown.
+        last_clean_time: its backup's completion time, when known.
+    """
+
+    severity: Severity
+    verdict: dict[str, Any]
+    last_clean_snapshot_id: str | None = None
+    last_clean_time: datetime | None = None
+
+    @property
+    def is_anomaly(self) -> bool:
+        """Whether it is published as a ``Backup Anomaly Detected`` event too (low or worse)."""
+        return self.severity.at_least(Severity.LOW)
+
+
+@dataclass(frozen=True)
 class Measurement:
-    """Blocks changed between a volume's baseline and its newer snapshot.
+    """Blocks changed between a volume's baseline and its newer snapshot, and its verdict.
 
     Attributes:
         target: the newer snapshot (the new baseline).
@@ -71,6 +96,14 @@ class Measurement:
         volume_size_gib: the volume's size, when known.
         block_size: bytes per block.
         measured_at: when the count finished.
+        written_blocks: blocks holding data in the new snapshot, when known.
+        previous_completion_time: the baseline backup's completion time.
+        content: the sampled changed blocks' page counts; None when not sampled.
+        content_note: why there is no content (or why it is partial), for the log and
+            the detail; None when the sample was taken in full.
+        judgement: the verdict; None for a record written by an older detector.
+        late_for_alarms: the data point is older than the CloudWatch alarms evaluate (only
+            the verdict judges it).
     """
 
     target: VolumeSnapshot
@@ -79,6 +112,12 @@ class Measurement:
     volume_size_gib: int | None
     block_size: int
     measured_at: datetime
+    written_blocks: int | None = None
+    previous_completion_time: datetime | None = None
+    content: Content | None = None
+    content_note: str | None = None
+    judgement: Judgement | None = None
+    late_for_alarms: bool = False
 
     @property
     def id(self) -> str:
@@ -107,7 +146,58 @@ class Measurement:
             "resourceType": t.resource_type,
             "completionTime": t.completion_time.isoformat(),
             "measuredAt": self.measured_at.isoformat(),
+            "writtenBlocks": self.written_blocks,
+            "previousCompletionTime": _iso(self.previous_completion_time),
+            "content": content_detail(self.content),
+            "contentNote": self.content_note,
+            "verdict": self.judgement.verdict if self.judgement else None,
+            "lateForAlarms": self.late_for_alarms,
         }
+
+    def anomaly_detail(self) -> dict[str, Any]:
+        """The ``Backup Anomaly Detected`` detail: the measurement, the expected range and
+        the snapshot to restore from (same ``measurementId``, so both dedupe alike)."""
+        judgement = self.judgement
+        if judgement is None:
+            raise ValueError("a measurement without a verdict is no anomaly")
+        return {
+            **self.detail(),
+            "severity": judgement.severity.value,
+            "expected": judgement.verdict.get("expected"),
+            "lastCleanSnapshotId": judgement.last_clean_snapshot_id,
+            "lastCleanCompletionTime": _iso(judgement.last_clean_time),
+        }
+
+
+def content_detail(content: Content | None) -> dict[str, int] | None:
+    """The ``content`` object of the event contract (page counts), or None."""
+    if content is None:
+        return None
+    return {
+        "sampledBlocks": content.sampled_blocks,
+        "pages": content.pages,
+        "incompressibleBefore": content.incompressible_before,
+        "incompressibleAfter": content.incompressible_after,
+    }
+
+
+def _content(data: object) -> Content | None:
+    if not isinstance(data, dict):
+        return None
+    return Content(
+        int(data["sampledBlocks"]),
+        int(data["pages"]),
+        int(data["incompressibleBefore"]),
+        int(data["incompressibleAfter"]),
+    )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _when(value: object) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) else None
 
 
 @dataclass(frozen=True)
@@ -158,14 +248,24 @@ def pending_to_json(record: Pending) -> str:
         "backupJobId": t.backup_job_id,
         "resourceType": t.resource_type,
         "completionTime": t.completion_time.isoformat(),
+        "fullSnapshotSizeInBytes": t.full_snapshot_size_bytes,
     }
     if isinstance(record, Measurement):
+        judgement = record.judgement
         data.update(
             kind="measurement",
             changedBlocks=record.changed_blocks,
             volumeSizeGiB=record.volume_size_gib,
             blockSize=record.block_size,
             measuredAt=record.measured_at.isoformat(),
+            writtenBlocks=record.written_blocks,
+            previousCompletionTime=_iso(record.previous_completion_time),
+            content=content_detail(record.content),
+            contentNote=record.content_note,
+            lateForAlarms=record.late_for_alarms,
+            verdict=judgement.verdict if judgement else None,
+            lastCleanSnapshotId=judgement.last_clean_snapshot_id if judgement else None,
+            lastCleanCompletionTime=_iso(judgement.last_clean_time) if judgement else None,
         )
     else:
         data.update(
@@ -195,11 +295,21 @@ def pending_from_json(text: str) -> Pending:
             account=data["account"],
             region=data["region"],
             volume_size_gib=data.get("volumeSizeGiB"),
+            full_snapshot_size_bytes=data.get("fullSnapshotSizeInBytes"),
         )
         at = datetime.fromisoformat(data["measuredAt"])
         if data.get("kind") == "reset":
             return BaselineReset(
                 target, data["previousSnapshotId"], ResetReason(data["reason"]), at
+            )
+        verdict = data.get("verdict")
+        judgement = None
+        if isinstance(verdict, dict):
+            judgement = Judgement(
+                Severity(verdict["severity"]),
+                verdict,
+                data.get("lastCleanSnapshotId"),
+                _when(data.get("lastCleanCompletionTime")),
             )
         return Measurement(
             target=target,
@@ -208,6 +318,12 @@ def pending_from_json(text: str) -> Pending:
             volume_size_gib=data.get("volumeSizeGiB"),
             block_size=int(data.get("blockSize") or BLOCK_SIZE),
             measured_at=at,
+            written_blocks=data.get("writtenBlocks"),
+            previous_completion_time=_when(data.get("previousCompletionTime")),
+            content=_content(data.get("content")),
+            content_note=data.get("contentNote"),
+            judgement=judgement,
+            late_for_alarms=bool(data.get("lateForAlarms")),
         )
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"invalid pending record: {exc}") from exc

@@ -44,7 +44,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import (  # type: ignore[import-untyped]
+from botocore.exceptions import (
     BotoCoreError,
     ClientError,
     IncompleteReadError,

@@ -282,8 +282,7 @@ class ScoringConfig:
             may be from ``prior_daily_percent``. 1.1..100, default 3.
         ceiling_percent: a change of at least this share of the written data that the size
             model also finds unusual (size score >= ``medium_score``) is at least ``high``,
-            unless the sampled content shows ordinary writes. 0 disables; otherwise 1..100.
-            Default 50.
+            unless the sampled content shows ordinary writes. 0 disables; 0..100, default 50.
         low_score, medium_score, high_score, critical_score: the score at which each
             severity starts (score = -log10 of the chance that ordinary change looks like
             this). Increasing, 0.5..50; defaults 2, 3, 4, 6.
@@ -314,8 +313,7 @@ class ScoringConfig:
         _bound("floor_blocks", self.floor_blocks, 0, 1_000_000, integer=True)
         _bound("prior_daily_percent", self.prior_daily_percent, 0.01, 100.0)
         _bound("prior_spread", self.prior_spread, 1.1, 100.0)
-        if self.ceiling_percent != 0:
-            _bound("ceiling_percent", self.ceiling_percent, 1.0, 100.0)
+        _bound("ceiling_percent", self.ceiling_percent, 0.0, 100.0)
         thresholds = (self.low_score, self.medium_score, self.high_score, self.critical_score)
         for name, value in zip(("low", "medium", "high", "critical"), thresholds, strict=True):
             _bound(f"{name}_score", value, 0.5, 50.0)

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, cast
 
 from backup_anomaly import contract
+from backup_anomaly.scoring import ScoringConfig
 
 SUPPORTED_RESOURCE_TYPES = contract.RESOURCE_TYPES
 MAX_COUNT_WORKERS = int(contract.setting("ebs_count_workers").maximum or 64)
@@ -44,8 +45,33 @@ class Settings:
     event_source: str = "backup-anomaly-detection"
     work_queue_url: str | None = None
     ebs_max_requests_per_second: float = 40.0
+    ebs_get_block_requests_per_second: float = 800.0
     ebs_count_workers: int = 8
     alarm_actions_enabled: bool = True
+    content_sampling: bool = True
+    content_samples: int = 32
+    content_samples_max: int = 256
+    floor_percent: float = 1.0
+    floor_blocks: int = 64
+    prior_daily_percent: float = 2.0
+    prior_spread: float = 3.0
+    low_score: float = 2.0
+    medium_score: float = 3.0
+    high_score: float = 4.0
+    critical_score: float = 6.0
+    history_limit: int = 120
+    relearn_days: float = 14.0
+
+    def scoring(self) -> ScoringConfig:
+        """The model's knobs (``ScoringConfig`` fields carry the contract's names)."""
+        return ScoringConfig(
+            **{
+                f.name: getattr(self, f.name)
+                for f in fields(ScoringConfig)
+                if f.name != "use_content"
+            },
+            use_content=self.content_sampling,
+        )
 
 
 def load(environ: Mapping[str, str] | None = None) -> Settings:
@@ -75,4 +101,11 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
             raise SettingsError(f"{entry.env}: {exc}") from exc
     # Every entry with an env has a field of its name (a contract test checks it), so an
     # entry renamed on one side only fails here, loudly, instead of reading a default.
-    return Settings(**cast(dict[str, Any], values))
+    settings = Settings(**cast(dict[str, Any], values))
+    try:
+        settings.scoring()
+    except ValueError as exc:  # thresholds out of order: the config refuses them first
+        raise SettingsError(f"verdict settings: {exc}") from exc
+    if settings.content_samples > settings.content_samples_max:
+        raise SettingsError("CONTENT_SAMPLES must not exceed CONTENT_SAMPLES_MAX")
+    return settings

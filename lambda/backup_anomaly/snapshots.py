@@ -51,10 +51,19 @@ class VolumeSnapshot:
     full_snapshot_size_bytes: int | None = None
 
     @property
-    def base_blocks(self) -> int | None:
-        """Blocks ever written on the volume (the ceiling alarm's 100 %), when known."""
+    def written_blocks(self) -> int | None:
+        """Blocks holding data in this snapshot (``FullSnapshotSizeInBytes``), when EC2
+        reports it: the verdict's share is of this, never of the volume's size (a volume
+        is rarely full, and a share of its size would understate every change)."""
         if self.full_snapshot_size_bytes:
             return max(1, -(-self.full_snapshot_size_bytes // BLOCK_SIZE))
+        return None
+
+    @property
+    def base_blocks(self) -> int | None:
+        """Blocks ever written on the volume (the ceiling alarm's 100 %), when known."""
+        if self.written_blocks is not None:
+            return self.written_blocks
         if self.volume_size_gib:
             return self.volume_size_gib * BLOCKS_PER_GIB
         return None

@@ -11,6 +11,12 @@ that every transition of the baseline increments, and two optional records:
 * ``Progress``: a count that did not finish in one invocation (the counting checkpoint and a
   generation number that orders the continuation messages).
 
+and ``History``, the measurements the verdicts are judged on (``backup_anomaly.history``),
+written with the baseline move that adds to it.
+
+The table also holds the EBS request budgets' lease items (``#budget/ebs/...``, see
+``backup_anomaly.budget``): a volume ARN always starts with ``arn:``, so they never collide.
+
 Every transition is a compare-and-swap on ``Version``: of two concurrent invocations for
 one volume only one can advance it; the other re-reads and finds a duplicate or a newer
 baseline.
@@ -24,7 +30,9 @@ from datetime import UTC, datetime
 import boto3
 from botocore.exceptions import ClientError
 
+from backup_anomaly import history as history_codec
 from backup_anomaly.records import CountProgress, Pending, pending_from_json, pending_to_json
+from backup_anomaly.scoring import HistoryEntry
 
 
 class StateConflict(Exception):
@@ -48,6 +56,8 @@ class VolumeState:
         alarm_fingerprint: fingerprint of the alarm configuration last put.
         alarm_base_blocks: ceiling base the alarms were last put with.
         alarms_verified_at: when the alarms were last confirmed to exist.
+        history: the measurements so far, oldest first (empty for an item written before
+            verdicts, or whose history could not be read: judged as a new volume).
     """
 
     volume_arn: str
@@ -62,6 +72,7 @@ class VolumeState:
     alarm_fingerprint: str | None = None
     alarm_base_blocks: int | None = None
     alarms_verified_at: datetime | None = None
+    history: tuple[HistoryEntry, ...] = ()
 
     def is_newer(self, completion_time: datetime, snapshot_id: str) -> bool:
         """Whether a snapshot is strictly newer than the baseline (ties broken by id)."""
@@ -82,6 +93,17 @@ def _s(item: dict, key: str) -> str | None:
 def _n(item: dict, key: str) -> int | None:
     value = item.get(key)
     return int(value["N"]) if value and "N" in value else None
+
+
+def _history(text: str | None) -> tuple[HistoryEntry, ...]:
+    if not text:
+        return ()
+    try:
+        return history_codec.from_json(text)
+    except ValueError:
+        # A history this detector cannot read (written by a newer one, or damaged) must not
+        # stop the volume's measurements: it is judged as new, and the next write replaces it.
+        return ()
 
 
 class StateStore:
@@ -115,6 +137,7 @@ class StateStore:
         verified = _s(item, "AlarmsVerifiedAt")
         pending = _s(item, "Pending")
         progress = _s(item, "Progress")
+        history = _s(item, "History")
         return VolumeState(
             volume_arn=volume_arn,
             volume_id=_s(item, "VolumeId") or volume_arn.rsplit("/", 1)[-1],
@@ -129,6 +152,7 @@ class StateStore:
             alarm_fingerprint=_s(item, "AlarmFingerprint"),
             alarm_base_blocks=_n(item, "AlarmBaseBlocks"),
             alarms_verified_at=datetime.fromisoformat(verified) if verified else None,
+            history=_history(history),
         )
 
     def _update(self, volume_arn: str, expression: str, condition: str, values: dict) -> None:
@@ -156,6 +180,7 @@ class StateStore:
         expected_version: int | None,
         pending: Pending | None,
         volume_size_gib: int | None = None,
+        history: tuple[HistoryEntry, ...] | None = None,
     ) -> None:
         """Moves the baseline to a snapshot, recording what must be published.
 
@@ -168,6 +193,7 @@ class StateStore:
             expected_version: the version read; None when the item must not exist yet.
             pending: the measurement or reset to publish, or None (first sighting).
             volume_size_gib: the volume's size at that snapshot, when known.
+            history: the volume's history with this measurement in it; None leaves it.
 
         Raises:
             StateConflict: the item changed since it was read.
@@ -191,6 +217,9 @@ class StateStore:
         if volume_size_gib is not None:
             sets.append("VolumeSizeGiB = :size")
             values[":size"] = {"N": str(volume_size_gib)}
+        if history is not None:
+            sets.append("History = :history")
+            values[":history"] = {"S": history_codec.to_json(history)}
         if pending is not None:
             sets += ["Pending = :pending", "PendingSnapshotId = :snap"]
             values[":pending"] = {"S": pending_to_json(pending)}

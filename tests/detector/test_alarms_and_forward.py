@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -214,7 +214,11 @@ def test_every_measurement_reaches_the_central_bus(world):
     (event,) = [json.loads(m["Body"]) for m in messages]
     assert event["detail-type"] == "Backup Change Measured"
     assert event["source"] == "backup-anomaly-detection"
-    assert event["detail"] | {"measuredAt": None} == {
+    detail = event["detail"]
+    verdict = detail.pop("verdict")
+    assert verdict["severity"] in ("none", "low", "medium", "high", "critical")
+    assert isinstance(verdict["score"], float) and verdict["reasons"]
+    assert detail | {"measuredAt": None} == {
         "measurementId": f"{world.volume_arn(vol)}/{s1}/{s2}",
         "account": ACCOUNT,
         "region": REGION,
@@ -230,7 +234,25 @@ def test_every_measurement_reaches_the_central_bus(world):
         "resourceType": "EBS",
         "completionTime": completion.isoformat(),
         "measuredAt": None,
+        "writtenBlocks": None,  # moto's DescribeSnapshots has no FullSnapshotSizeInBytes
+        "previousCompletionTime": recent_iso(detail["previousCompletionTime"]),
+        # Both changed blocks were sampled, read from both snapshots: 128 pages each.
+        "content": {
+            "sampledBlocks": 2,
+            "pages": 256,
+            "incompressibleBefore": 0,
+            "incompressibleAfter": 0,
+        },
+        "contentNote": None,
+        "lateForAlarms": False,
     }
+
+
+def recent_iso(value: str) -> str:
+    """``value`` if it is a timezone-aware ISO time within the last hour."""
+    parsed = datetime.fromisoformat(value)
+    assert datetime.now(UTC) - parsed < timedelta(hours=1)
+    return value
 
 
 def test_unset_bus_skips_forwarding(world):

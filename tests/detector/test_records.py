@@ -10,11 +10,13 @@ import pytest
 from backup_anomaly.records import (
     BaselineReset,
     CountProgress,
+    Judgement,
     Measurement,
     ResetReason,
     pending_from_json,
     pending_to_json,
 )
+from backup_anomaly.scoring import Content, Severity
 from backup_anomaly.snapshots import VolumeSnapshot
 
 ARN = "arn:aws:ec2:us-east-1:123456789012:volume/vol-0abc"
@@ -44,7 +46,63 @@ def test_a_pending_measurement_of_the_previous_detector_reads_and_keeps_its_deta
     record = pending_from_json(json.dumps(OLD_MEASUREMENT))
     assert isinstance(record, Measurement)
     expected = {k: v for k, v in OLD_MEASUREMENT.items() if k not in ("kind", "reason")}
+    # What it did not know is said as unknown, never made up.
+    expected |= {
+        "writtenBlocks": None,
+        "previousCompletionTime": None,
+        "content": None,
+        "contentNote": None,
+        "verdict": None,
+        "lateForAlarms": False,
+    }
     assert record.detail() == expected
+    with pytest.raises(ValueError):
+        record.anomaly_detail()
+
+
+def _judged() -> Measurement:
+    verdict = {
+        "severity": "critical",
+        "score": 9.1,
+        "reasons": ["changed 30 % of written data"],
+        "expected": {"low": 0.001, "median": 0.02, "high": 0.08, "unit": "share"},
+    }
+    return Measurement(
+        _target(),
+        "snap-1",
+        2400,
+        8,
+        524288,
+        datetime(2026, 5, 2, 6, tzinfo=UTC),
+        written_blocks=8192,
+        previous_completion_time=datetime(2026, 5, 1, 5, 40, tzinfo=UTC),
+        content=Content(32, 4096, 10, 4000),
+        content_note=None,
+        judgement=Judgement(
+            Severity.CRITICAL, verdict, "snap-0", datetime(2026, 4, 30, 5, 40, tzinfo=UTC)
+        ),
+    )
+
+
+def test_a_judged_measurement_round_trips_with_its_verdict_and_restore_point():
+    record = _judged()
+    again = pending_from_json(pending_to_json(record))
+    assert again == record
+    detail = again.detail()
+    assert detail["content"] == {
+        "sampledBlocks": 32,
+        "pages": 4096,
+        "incompressibleBefore": 10,
+        "incompressibleAfter": 4000,
+    }
+    assert detail["verdict"]["severity"] == "critical"
+    assert detail["writtenBlocks"] == 8192
+    anomaly = again.anomaly_detail()
+    assert anomaly["measurementId"] == detail["measurementId"]
+    assert anomaly["severity"] == "critical"
+    assert anomaly["expected"] == record.judgement.verdict["expected"]
+    assert anomaly["lastCleanSnapshotId"] == "snap-0"
+    assert anomaly["lastCleanCompletionTime"] == "2026-04-30T05:40:00+00:00"
 
 
 def test_a_pending_reset_of_the_previous_detector_reads_and_keeps_its_detail():

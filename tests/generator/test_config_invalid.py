@@ -34,6 +34,9 @@ def case(name: str, edits: list[tuple[str, str]], expected: list[str]):
     return pytest.param(edits, expected, id=name)
 
 
+# The per-volume CloudWatch alarms are off by default; the period rule applies where they are on.
+ALARMS_ON = ("  evaluation_periods: 1\n", "  evaluation_periods: 1\n  cloudwatch_alarms: true\n")
+
 CASES = [
     case(
         "account-id-octal",
@@ -505,7 +508,7 @@ CASES = [
     ),
     case(
         "period-vs-schedule",
-        [("alarm_period_seconds: 86400", "alarm_period_seconds: 3600")],
+        [("alarm_period_seconds: 86400", "alarm_period_seconds: 3600"), ALARMS_ON],
         [
             "31: detection.alarm_period_seconds: alarm period 3600 s does not match the backup schedule cron(0 5 ? * * *), which runs every 86400 s; set alarm_period_seconds to 86400 (one measurement per period)"
         ],
@@ -516,7 +519,8 @@ CASES = [
             (
                 "            band_width: 3\n",
                 "            band_width: 3\n          backup:\n            schedule: cron(0 0/12 ? * * *)\n",
-            )
+            ),
+            ALARMS_ON,
         ],
         [
             "27: deployment.targets.accounts[0].overrides.backup.schedule: alarm period 86400 s does not match the backup schedule cron(0 0/12 ? * * *), which runs every 43200 s; set alarm_period_seconds to 43200 (one measurement per period)"
@@ -524,9 +528,50 @@ CASES = [
     ),
     case(
         "override-period-vs-schedule",
-        [("            ceiling_percent: 30", "            alarm_period_seconds: 7200")],
+        [("            ceiling_percent: 30", "            alarm_period_seconds: 7200"), ALARMS_ON],
         [
             "19: deployment.targets.organizational_units[0].overrides.detection.alarm_period_seconds: alarm period 7200 s does not match the backup schedule cron(0 5 ? * * *), which runs every 86400 s; set alarm_period_seconds to 86400 (one measurement per period)"
+        ],
+    ),
+    case(
+        "override-alarms-on-vs-schedule",
+        [
+            ("  alarm_period_seconds: 86400", "  alarm_period_seconds: 7200"),
+            ("            band_width: 3", "            cloudwatch_alarms: true"),
+        ],
+        [
+            "25: deployment.targets.accounts[0].overrides.detection.cloudwatch_alarms: alarm period 7200 s does not match the backup schedule cron(0 5 ? * * *), which runs every 86400 s; set alarm_period_seconds to 86400 (one measurement per period)"
+        ],
+    ),
+    case(
+        "score-thresholds-out-of-order",
+        [
+            (
+                "  evaluation_periods: 1\n",
+                "  evaluation_periods: 1\n  verdicts:\n    high_score: 7\n",
+            )
+        ],
+        [
+            "34: detection.verdicts.high_score: score thresholds must increase from low to critical: low_score 2, medium_score 3, high_score 7, critical_score 6"
+        ],
+    ),
+    case(
+        "override-score-thresholds-out-of-order",
+        [("            band_width: 3", "            verdicts:\n              medium_score: 1.5")],
+        [
+            "26: deployment.targets.accounts[0].overrides.detection.verdicts.medium_score: score thresholds must increase from low to critical: low_score 2, medium_score 1.5, high_score 4, critical_score 6"
+        ],
+    ),
+    case(
+        "content-samples-over-max",
+        [
+            (
+                "  evaluation_periods: 1\n",
+                "  evaluation_periods: 1\n  detector:\n    content_samples: 300\n",
+            )
+        ],
+        [
+            "34: detection.detector.content_samples: 300 exceeds content_samples_max (256), the sample taken when the size is already unusual"
         ],
     ),
     case(

@@ -20,8 +20,10 @@ SERVICES = ("dynamodb", "ebs", "cloudwatch", "ec2", "backup", "sqs", "events")
 
 # Called by AWS on the function's behalf, not by the code: the SQS event source mapping
 # polls and deletes; the Lambda runtime writes logs; KMS is used by SQS for the queue and
-# by EBS for encrypted snapshots.
+# by EBS for encrypted snapshots (Decrypt, DescribeKey, and grants for AWS resources only).
 CALLED_FOR_THE_FUNCTION = {
+    "kms:DescribeKey",
+    "kms:CreateGrant",
     "sqs:ReceiveMessage",
     "sqs:DeleteMessage",
     "sqs:GetQueueAttributes",

@@ -34,6 +34,12 @@ SAMPLES: dict[str, Any] = {
     "alarm_prefix": "corp-ba-",
     "schedule": "cron(0 3 ? * * *)",
     "alarm_period_seconds": 43200,
+    # Thresholds must keep increasing; the usual sample stays under the larger one.
+    "low_score": 2.5,
+    "medium_score": 3.5,
+    "high_score": 4.5,
+    "critical_score": 7.0,
+    "content_samples": 64,
 }
 COMPANIONS: dict[str, dict[str, Any]] = {
     # The alarm period must equal the backup interval.
@@ -183,9 +189,11 @@ def test_bounds_agree_in_the_config_schema_the_template_and_the_detector(setting
     schema = json_schema()
     node: Any = schema["$defs"]
     section = setting.section or ""
-    title = {"detection": "Detection", "detection.detector": "DetectionDetector"}.get(
-        section, "Backup"
-    )
+    title = {
+        "detection": "Detection",
+        "detection.detector": "DetectionDetector",
+        "detection.verdicts": "DetectionVerdicts",
+    }.get(section, "Backup")
     field = node[title]["properties"][setting.name]
     assert field.get("minimum") == setting.minimum
     assert field.get("maximum") == setting.maximum

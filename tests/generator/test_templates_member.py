@@ -162,8 +162,23 @@ def test_environment_is_exactly_the_detector_contract():
         "WORK_QUEUE_URL": {"Ref": "WorkQueue"},
         # Overridable per OU or account (a parameter), unlike the count's worker count.
         "EBS_MAX_REQUESTS_PER_SECOND": {"Ref": "EbsMaxRequestsPerSecond"},
+        "EBS_GET_BLOCK_REQUESTS_PER_SECOND": {"Ref": "EbsGetBlockRequestsPerSecond"},
+        "CONTENT_SAMPLES": "32",
+        "CONTENT_SAMPLES_MAX": "256",
         "EBS_COUNT_WORKERS": "8",
         "ALARM_ACTIONS_ENABLED": "true",
+        # The verdict's knobs, overridable but the history's length (the item's size).
+        "CONTENT_SAMPLING": {"Ref": "ContentSampling"},
+        "FLOOR_PERCENT": {"Ref": "FloorPercent"},
+        "FLOOR_BLOCKS": {"Ref": "FloorBlocks"},
+        "PRIOR_DAILY_PERCENT": {"Ref": "PriorDailyPercent"},
+        "PRIOR_SPREAD": {"Ref": "PriorSpread"},
+        "LOW_SCORE": {"Ref": "LowScore"},
+        "MEDIUM_SCORE": {"Ref": "MediumScore"},
+        "HIGH_SCORE": {"Ref": "HighScore"},
+        "CRITICAL_SCORE": {"Ref": "CriticalScore"},
+        "HISTORY_LIMIT": "120",
+        "RELEARN_DAYS": {"Ref": "RelearnDays"},
     }
 
 
@@ -234,7 +249,7 @@ def test_detector_role_allows_exactly_what_the_code_calls():
     statements = _detector_policy(_member("example"))
     actions = {sid: sorted(s["Action"]) for sid, s in statements.items()}
     assert actions == {
-        "CountChangedBlocks": ["ebs:ListChangedBlocks"],
+        "ReadChangedBlocks": ["ebs:GetSnapshotBlock", "ebs:ListChangedBlocks"],
         "State": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
         "PublishChangedBlocks": ["cloudwatch:PutMetricData"],
         "ManageVolumeAlarms": sorted(
@@ -251,7 +266,8 @@ def test_detector_role_allows_exactly_what_the_code_calls():
             ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:SendMessage"]
         ),
         "UseQueueKey": ["kms:Decrypt", "kms:GenerateDataKey"],
-        "ReadEncryptedSnapshotsThroughEbs": ["kms:Decrypt"],
+        "ReadEncryptedSnapshotsThroughEbs": ["kms:Decrypt", "kms:DescribeKey"],
+        "GrantsOnEncryptedSnapshotKeysForEbs": ["kms:CreateGrant"],
         "ForwardMeasurements": ["events:PutEvents"],
         "WriteOwnLogs": ["logs:CreateLogStream", "logs:PutLogEvents"],
     }
@@ -260,7 +276,7 @@ def test_detector_role_allows_exactly_what_the_code_calls():
 def test_detector_role_resources_are_scoped():
     config = h.config("example")
     s = _detector_policy(_member("example"))
-    assert s["CountChangedBlocks"]["Resource"] == [
+    assert s["ReadChangedBlocks"]["Resource"] == [
         {"Fn::Sub": "arn:${AWS::Partition}:ec2:${AWS::Region}::snapshot/*"}
     ]
     assert s["State"]["Resource"] == [{"Fn::GetAtt": ["StateTable", "Arn"]}]
@@ -274,8 +290,16 @@ def test_detector_role_resources_are_scoped():
         }
     ]
     assert s["ConsumeAndRequeueWork"]["Resource"] == [{"Fn::GetAtt": ["WorkQueue", "Arn"]}]
-    assert s["ReadEncryptedSnapshotsThroughEbs"]["Condition"] == {
-        "StringEquals": {"kms:ViaService": {"Fn::Sub": "ebs.${AWS::Region}.amazonaws.com"}}
+    through_ebs = {
+        "kms:ViaService": [
+            {"Fn::Sub": "ec2.${AWS::Region}.amazonaws.com"},
+            {"Fn::Sub": "ebs.${AWS::Region}.amazonaws.com"},
+        ]
+    }
+    assert s["ReadEncryptedSnapshotsThroughEbs"]["Condition"] == {"StringEquals": through_ebs}
+    assert s["GrantsOnEncryptedSnapshotKeysForEbs"]["Condition"] == {
+        "StringEquals": through_ebs,
+        "Bool": {"kms:GrantIsForAWSResource": "true"},
     }
     security = config.security
     bus = Names(config.name).central_bus_arn(
@@ -439,6 +463,17 @@ def test_parameters_are_the_overridable_settings_and_the_code_location():
             "DetectorMemoryMB",
             "DetectorMaxConcurrency",
             "EbsMaxRequestsPerSecond",
+            "EbsGetBlockRequestsPerSecond",
+            "ContentSampling",
+            "FloorPercent",
+            "FloorBlocks",
+            "PriorDailyPercent",
+            "PriorSpread",
+            "LowScore",
+            "MediumScore",
+            "HighScore",
+            "CriticalScore",
+            "RelearnDays",
         ]
     )
     assert _member("example")["Parameters"]["AnomalyBandWidth"]["Default"] == "2"

@@ -66,6 +66,17 @@ def test_parameters_carry_code_location_and_every_overridable_default():
         "DetectorMemoryMB": "1024",
         "DetectorMaxConcurrency": "5",
         "EbsMaxRequestsPerSecond": "40",
+        "EbsGetBlockRequestsPerSecond": "800",
+        "ContentSampling": "true",
+        "FloorPercent": "1",
+        "FloorBlocks": "64",
+        "PriorDailyPercent": "2",
+        "PriorSpread": "3",
+        "LowScore": "2",
+        "MediumScore": "3",
+        "HighScore": "4",
+        "CriticalScore": "6",
+        "RelearnDays": "14",
     }
 
 
