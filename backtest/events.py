@@ -68,6 +68,8 @@ class Measurement:
         previous_snapshot_id: ``detail.previousSnapshotId``.
         snapshot_id: ``detail.snapshotId``.
         labels: the labels, when present.
+        previous_completion_time: ``detail.previousCompletionTime``, the previous snapshot's
+            backup completion time (None when absent: the previous measurement's stands in).
     """
 
     line: int
@@ -81,6 +83,7 @@ class Measurement:
     previous_snapshot_id: str | None
     snapshot_id: str | None
     labels: Labels
+    previous_completion_time: datetime | None = None
 
     def same_measure(self, other: Measurement) -> bool:
         """Whether two events of one measurement report the same numbers."""
@@ -218,6 +221,9 @@ def _measurement(envelope: dict, number: int) -> Measurement:
         previous_snapshot_id=previous,
         snapshot_id=snapshot,
         labels=_labels(detail),
+        previous_completion_time=_time(detail, "previousCompletionTime")
+        if detail.get("previousCompletionTime") is not None
+        else None,
     )
 
 

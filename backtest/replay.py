@@ -97,13 +97,22 @@ def by_volume(measurements: Iterable[Measurement], result: Replay) -> dict[str, 
 
 
 def observation(item: Measurement, previous: Measurement | None) -> Observation:
-    """What the scoring module sees of one measurement."""
+    """What the scoring module sees of one measurement.
+
+    The interval starts at the previous snapshot's completion time as the detector knew it
+    (``previousCompletionTime``); without it, at the previous measurement's (the same
+    unless a snapshot between them was a first sighting or a reset, which are not
+    measurements).
+    """
+    previous_time = item.previous_completion_time
+    if previous_time is None and previous is not None:
+        previous_time = previous.completion_time
     return Observation(
         time=item.completion_time,
         changed_blocks=item.changed_blocks,
         written_blocks=item.written_blocks,
         content=item.content,
-        previous_time=previous.completion_time if previous is not None else None,
+        previous_time=previous_time,
         snapshot_id=item.snapshot_id,
     )
 

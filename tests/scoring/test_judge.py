@@ -371,7 +371,7 @@ def test_last_clean_is_the_latest_entry_judged_none():
         ({"low_score": 5.0}, "score thresholds must increase"),
         ({"history_limit": 0}, "history_limit must be between 1 and 1000"),
         ({"history_limit": 2.5}, "history_limit must be an integer"),
-        ({"ceiling_percent": 0.5}, "ceiling_percent must be between 1 and 100"),
+        ({"ceiling_percent": 101}, "ceiling_percent must be between 0 and 100"),
         ({"use_content": "yes"}, "use_content must be true or false"),
     ],
 )
