@@ -100,7 +100,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    config = scoring_config(args.set)
+    config = scoring_config(args.set, _configured(getattr(args, "config", None)))
     out_dir = args.out if args.out and args.out != _BUILD_DEFAULT_OUT else None
     sources = [args.events is not None and args.simulate is None, args.simulate is not None]
     sources.append(bool(args.from_cloudwatch))
@@ -121,8 +121,23 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def scoring_config(overrides: list[str]) -> ScoringConfig:
-    """The scoring knobs with ``KNOB=VALUE`` overrides applied.
+def _configured(path: str | None) -> ScoringConfig:
+    """The verdict settings of the config at ``path`` (organization-wide: the events do not
+    say which OU a volume's account is in), or the defaults when there is no such file."""
+    if not path or not os.path.isfile(path):
+        return DEFAULT_CONFIG
+    from backup_anomaly.settings import scoring_config as from_settings
+    from generator.config.loader import ConfigError, load_config
+
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        raise _BadInput(str(exc)) from exc
+    return from_settings(config.setting)
+
+
+def scoring_config(overrides: list[str], base: ScoringConfig = DEFAULT_CONFIG) -> ScoringConfig:
+    """The scoring knobs (``base``, the config's) with ``KNOB=VALUE`` overrides applied.
 
     Raises:
         _BadInput: an unknown knob or a value out of its bounds.
@@ -136,7 +151,7 @@ def scoring_config(overrides: list[str]) -> ScoringConfig:
             raise _BadInput(
                 f"--set {item!r}: expected KNOB=VALUE with KNOB one of {', '.join(fields)}"
             )
-        default = getattr(DEFAULT_CONFIG, name)
+        default = getattr(base, name)
         try:
             if isinstance(default, bool):
                 if raw.lower() not in ("true", "false"):
@@ -149,7 +164,7 @@ def scoring_config(overrides: list[str]) -> ScoringConfig:
         except ValueError as exc:
             raise _BadInput(f"--set {item!r}: {exc}") from exc
     try:
-        return dataclasses.replace(DEFAULT_CONFIG, **changes)  # type: ignore[arg-type]
+        return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
     except ValueError as exc:
         raise _BadInput(f"--set: {exc}") from exc
 

@@ -9,7 +9,7 @@ variables, their defaults and bounds are listed in ``backup_anomaly.contract``.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, cast
 
@@ -63,15 +63,22 @@ class Settings:
     relearn_days: float = 14.0
 
     def scoring(self) -> ScoringConfig:
-        """The model's knobs (``ScoringConfig`` fields carry the contract's names)."""
-        return ScoringConfig(
-            **{
-                f.name: getattr(self, f.name)
-                for f in fields(ScoringConfig)
-                if f.name != "use_content"
-            },
-            use_content=self.content_sampling,
-        )
+        """The model's knobs as the environment sets them."""
+        return scoring_config(lambda name: getattr(self, name))
+
+
+def scoring_config(value: Callable[[str], Any]) -> ScoringConfig:
+    """The model's knobs from a source of contract values by name (the detector's settings,
+    or the config for ``backtest``): ``ScoringConfig``'s fields carry the contract's names,
+    but ``use_content``, which is ``content_sampling``.
+
+    Raises:
+        ValueError: the values break the model's rules (thresholds out of order).
+    """
+    names = [f.name for f in fields(ScoringConfig) if f.name != "use_content"]
+    return ScoringConfig(
+        **{name: value(name) for name in names}, use_content=bool(value("content_sampling"))
+    )
 
 
 def load(environ: Mapping[str, str] | None = None) -> Settings:

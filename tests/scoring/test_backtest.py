@@ -326,6 +326,42 @@ def test_knobs_can_be_set_and_bad_ones_are_exit_2(fleet, tmp_path, capsys):
     assert "score thresholds must increase" in capsys.readouterr().err
 
 
+def _with_verdicts(base: str, line: str) -> str:
+    edited = base.replace(
+        "  evaluation_periods: 1\n", f"  evaluation_periods: 1\n  verdicts:\n    {line}\n"
+    )
+    assert edited != base
+    return edited
+
+
+def test_the_configs_verdict_settings_are_the_backtests_own(fleet, tmp_path, capsys):
+    from tests.generator.config_helpers import BASE
+
+    strict = tmp_path / "strict.yaml"
+    strict.write_text(_with_verdicts(BASE, "floor_percent: 90"))
+    default, configured = tmp_path / "default.jsonl", tmp_path / "configured.jsonl"
+    missing = str(tmp_path / "none.yaml")  # no config file: the defaults
+
+    assert run("--config", missing, "--events", str(fleet), "--verdicts", str(default)) == 0
+    assert run("--config", str(strict), "--events", str(fleet), "--verdicts", str(configured)) == 0
+
+    flagged = [v for v in verdicts(default).values() if v["severity"] != "none"]
+    assert flagged, "the fleet has attacks"
+    # A floor of 90 % of the written data a day: what is flagged is (nearly) total rewrites.
+    strict_flagged = [v for v in verdicts(configured).values() if v["severity"] != "none"]
+    assert len(strict_flagged) < len(flagged) / 2
+    assert any(
+        "below the floor (90 % of written data a day" in reason
+        for v in verdicts(configured).values()
+        for reason in v["reasons"]
+    )
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(_with_verdicts(BASE, "floor_percent: 900"))
+    capsys.readouterr()
+    assert run("--config", str(broken), "--events", str(fleet)) == 2
+    assert "floor_percent: must be at most 100" in capsys.readouterr().err.replace("\n", " ")
+
+
 # -- CloudWatch history ---------------------------------------------------------------------
 
 
