@@ -305,6 +305,23 @@ SETTINGS: tuple[Setting, ...] = (
         config="detection.verdicts.relearn_days", parameter="RelearnDays", env="RELEARN_DAYS",
         overridable=True, minimum=1, maximum=365,
     ),
+    # -- confirmation and findings (high and critical anomalies) --------------------------
+    Setting(
+        "confirmation_scan", Kind.BOOL, False,
+        "Start an AWS Backup malware scan (GuardDuty) of the recovery point of each high or "
+        "critical anomaly, incremental against the last clean one (about $0.05 per GB "
+        "scanned)",
+        config="detection.confirmation_scan", parameter="ConfirmationScan",
+        env="CONFIRMATION_SCAN", overridable=True,
+    ),
+    Setting(
+        "security_hub_findings", Kind.BOOL, False,
+        "Import each high or critical anomaly as a Security Hub finding in its own account "
+        "and region (Security Hub enabled there; the organization's administrator "
+        "aggregates them)",
+        config="detection.security_hub_findings", parameter="SecurityHubFindings",
+        env="SECURITY_HUB_FINDINGS", overridable=True,
+    ),
     # -- what is measured, and where it goes ---------------------------------------------
     Setting(
         "resource_types", Kind.CHOICES, RESOURCE_TYPES,

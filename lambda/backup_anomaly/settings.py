@@ -49,6 +49,8 @@ class Settings:
     ebs_count_workers: int = 8
     alarm_actions_enabled: bool = True
     content_sampling: bool = True
+    confirmation_scan: bool = False
+    security_hub_findings: bool = False
     content_samples: int = 32
     content_samples_max: int = 256
     floor_percent: float = 1.0

@@ -26,7 +26,11 @@ def _bus_statements(tpl: dict) -> dict[str, dict]:
 ADMITTED = {
     "MembersPutDetectorEvents": (
         naming.EVENT_SOURCE,
-        [naming.MEASUREMENT_DETAIL_TYPE, naming.BASELINE_RESET_DETAIL_TYPE],
+        [
+            naming.MEASUREMENT_DETAIL_TYPE,
+            naming.BASELINE_RESET_DETAIL_TYPE,
+            naming.ANOMALY_DETAIL_TYPE,
+        ],
     ),
     "MembersPutForwardedAlarmStateChanges": (
         "aws.cloudwatch",

@@ -169,6 +169,8 @@ def test_environment_is_exactly_the_detector_contract():
         "ALARM_ACTIONS_ENABLED": "true",
         # The verdict's knobs, overridable but the history's length (the item's size).
         "CONTENT_SAMPLING": {"Ref": "ContentSampling"},
+        "CONFIRMATION_SCAN": {"Ref": "ConfirmationScan"},
+        "SECURITY_HUB_FINDINGS": {"Ref": "SecurityHubFindings"},
         "FLOOR_PERCENT": {"Ref": "FloorPercent"},
         "FLOOR_BLOCKS": {"Ref": "FloorBlocks"},
         "PRIOR_DAILY_PERCENT": {"Ref": "PriorDailyPercent"},
@@ -465,6 +467,8 @@ def test_parameters_are_the_overridable_settings_and_the_code_location():
             "EbsMaxRequestsPerSecond",
             "EbsGetBlockRequestsPerSecond",
             "ContentSampling",
+            "ConfirmationScan",
+            "SecurityHubFindings",
             "FloorPercent",
             "FloorBlocks",
             "PriorDailyPercent",

@@ -68,6 +68,8 @@ def test_parameters_carry_code_location_and_every_overridable_default():
         "EbsMaxRequestsPerSecond": "40",
         "EbsGetBlockRequestsPerSecond": "800",
         "ContentSampling": "true",
+        "ConfirmationScan": "false",
+        "SecurityHubFindings": "false",
         "FloorPercent": "1",
         "FloorBlocks": "64",
         "PriorDailyPercent": "2",
