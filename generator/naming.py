@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 
-from backup_anomaly import contract, events
+from backup_anomaly import contract, events, links
 from backup_anomaly.records import ResetReason
 
 # Parameters of the member template that locate its code; every other parameter is a
@@ -84,16 +84,9 @@ STACKSET_ADMIN_ROLE = "AWSCloudFormationStackSetAdministrationRole"
 STACKSET_EXECUTION_ROLE = "AWSCloudFormationStackSetExecutionRole"
 
 
-# The console of each partition, with the ``<region>`` placeholder of alert templates.
-# Commercial regions have regional consoles
-# (https://docs.aws.amazon.com/general/latest/gr/mgmt-console.html); AWS GovCloud (US) and
-# the China regions have one console host of their own each
-# (https://docs.aws.amazon.com/govcloud-us/latest/UserGuide/govcloud-iam.html).
-CONSOLE_URLS = {
-    "aws": "https://<region>.console.aws.amazon.com",
-    "aws-us-gov": "https://console.amazonaws-us-gov.com",
-    "aws-cn": "https://console.amazonaws.cn",
-}
+# The console of each partition (``<region>`` is the alert templates' placeholder); one
+# table, shared with the detector's links (backup_anomaly.links).
+CONSOLE_URLS = links.CONSOLE_URLS
 
 
 def console_url(partition: str) -> str:

@@ -33,6 +33,14 @@ demo and the tests, inside :func:`faithful_moto`, and undone on exit.
     default template drops its ``account`` field.
 11. PutEvents naming another account's bus by ARN delivers there (AWS does, which is how the
     detector reports measurements centrally); moto looks for a bus of that name locally.
+12. (opt-in, ``faithful_changed_blocks``) ListChangedBlocks as AWS answers it.
+13. Security Hub: BatchImportFindings with the default product accepts only findings of the
+    calling account, and once a finding exists an import cannot change its Note,
+    UserDefinedFields, VerificationState or Workflow (the customer's fields); moto accepts
+    any account and overwrites everything. BatchUpdateFindings (Workflow, Note) exists in
+    AWS and not in moto. Both as the API reference describes them:
+    https://docs.aws.amazon.com/securityhub/1.0/APIReference/API_BatchImportFindings.html,
+    https://docs.aws.amazon.com/securityhub/1.0/APIReference/API_BatchUpdateFindings.html
 """
 
 from __future__ import annotations
@@ -55,6 +63,9 @@ from moto.kms import models as kms_models
 from moto.organizations import models as org_models
 from moto.organizations import responses as org_responses
 from moto.organizations import utils as org_utils
+from moto.securityhub import models as securityhub_models
+from moto.securityhub import responses as securityhub_responses
+from moto.securityhub import urls as securityhub_urls
 
 
 def _org_backend(account_id: str, partition: str = "aws") -> Any:
@@ -373,6 +384,58 @@ def _put_remote(
     return {"EventId": event_id}
 
 
+# -- 13 ---------------------------------------------------------------------------------------
+
+_CUSTOMER_FIELDS = ("Note", "UserDefinedFields", "VerificationState", "Workflow")
+
+
+def _import_findings(self: Any, findings: list[dict[str, Any]]) -> tuple[int, int, list]:
+    accepted, refused = [], []
+    for finding in findings:
+        if finding.get("AwsAccountId") != self.account_id or not str(
+            finding.get("ProductArn", "")
+        ).endswith(f":product/{self.account_id}/default"):
+            refused.append(
+                {
+                    "Id": finding.get("Id", ""),
+                    "ErrorCode": "AccessDeniedException",
+                    "ErrorMessage": "the default product takes findings of the calling account",
+                }
+            )
+            continue
+        existing = next((f for f in self.findings if f.id == finding.get("Id")), None)
+        if existing is not None:
+            finding = {k: v for k, v in finding.items() if k not in _CUSTOMER_FIELDS}
+        accepted.append(finding)
+    failed, succeeded, failures = _original_import(self, accepted) if accepted else (0, 0, [])
+    return failed + len(refused), succeeded, failures + refused
+
+
+_original_import = securityhub_models.SecurityHubBackend.batch_import_findings
+
+
+def _batch_update_findings(self: Any) -> str:
+    body = json.loads(self.body or "{}")
+    backend = self.securityhub_backend
+    processed, unprocessed = [], []
+    for ident in body.get("FindingIdentifiers", []):
+        finding = next((f for f in backend.findings if f.id == ident.get("Id")), None)
+        if finding is None or finding.data.get("ProductArn") != ident.get("ProductArn"):
+            unprocessed.append(
+                {
+                    "FindingIdentifier": ident,
+                    "ErrorCode": "FindingNotFound",
+                    "ErrorMessage": "no such finding",
+                }
+            )
+            continue
+        for key in ("Workflow", "Note", "VerificationState", "UserDefinedFields"):
+            if key in body:
+                finding.data[key] = body[key]
+        processed.append(ident)
+    return json.dumps({"ProcessedFindings": processed, "UnprocessedFindings": unprocessed})
+
+
 # -- applying ---------------------------------------------------------------------------------
 
 
@@ -430,6 +493,19 @@ def faithful_moto() -> Iterator[None]:
             mock.patch.object(events_models.EventsBackend, "put_events", _put_events),
             mock.patch.object(
                 events_utils.EventTemplateParser, "DEFAULT_EVENT_INPUT_TEMPLATE", _WHOLE_EVENT
+            ),
+            mock.patch.object(
+                securityhub_models.SecurityHubBackend, "batch_import_findings", _import_findings
+            ),
+            mock.patch.object(
+                securityhub_responses.SecurityHubResponse,
+                "batch_update_findings",
+                _batch_update_findings,
+                create=True,
+            ),
+            mock.patch.dict(
+                securityhub_urls.url_paths,
+                {"{0}/findings/batchupdate$": securityhub_responses.SecurityHubResponse.dispatch},
             ),
         ]
         for patch in patches:

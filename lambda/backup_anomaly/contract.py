@@ -446,6 +446,13 @@ SETTINGS: tuple[Setting, ...] = (
         env="WORK_QUEUE_URL",
     ),
     Setting(
+        "scanner_role_arn", Kind.STR, None,
+        "Role GuardDuty Malware Protection assumes to read a recovery point it scans (unset: "
+        "confirmation scans are off)",
+        env="SCANNER_ROLE_ARN", pattern=r"arn:aws[\w-]*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,512}",
+        what="IAM role ARN",
+    ),
+    Setting(
         "alarm_actions_enabled", Kind.BOOL, True,
         "ActionsEnabled of the volume alarms (they carry no actions: EventBridge forwards "
         "their state changes)",

@@ -38,9 +38,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from backup_anomaly import findings, metrics
 from backup_anomaly import history as history_codec
-from backup_anomaly import metrics
 from backup_anomaly.alarms import AlarmManager
+from backup_anomaly.attachment import lookup as look_up_attachment
 from backup_anomaly.budget import GET_SNAPSHOT_BLOCK, LIST_CHANGED_BLOCKS, SharedBudget
 from backup_anomaly.changed_blocks import (
     CountCheckpoint,
@@ -49,15 +50,19 @@ from backup_anomaly.changed_blocks import (
     UnrelatedSnapshots,
     count_changed_blocks,
 )
+from backup_anomaly.confirm import start_scan
 from backup_anomaly.events import (
+    HEARTBEAT_DETAIL_TYPE,
     BackupJob,
     Continuation,
+    Heartbeat,
     MalformedEvent,
+    ScanResult,
     Skip,
     classify,
     continuation_event,
 )
-from backup_anomaly.forward import forward_measurement, forward_reset
+from backup_anomaly.forward import forward_measurement, forward_reset, put_event
 from backup_anomaly.logs import Outcome, emit
 from backup_anomaly.records import (
     BaselineReset,
@@ -73,6 +78,7 @@ from backup_anomaly.scoring import (
     Content,
     HistoryEntry,
     Observation,
+    Severity,
     judge,
     last_clean,
     size_verdict,
@@ -82,6 +88,7 @@ from backup_anomaly.settings import Settings
 from backup_anomaly.snapshots import RecoveryPointGone, VolumeSnapshot, resolve
 from backup_anomaly.state import StateConflict, StateStore, VolumeState
 
+DETECTOR_VERSION = "2"  # bumped when what the detector publishes changes
 MAX_ATTEMPTS = 4
 # Seconds kept back from the count for what follows it: save the checkpoint, send the
 # continuation, or publish, put alarms and forward.
@@ -116,7 +123,7 @@ class AnomalyNotDelivered(RetryLater):
     """An anomaly could not be put on the central bus; it stays pending and is retried."""
 
 
-WATCHED_CLIENTS = ("ec2", "backup", "cloudwatch", "dynamodb", "events", "sqs")
+WATCHED_CLIENTS = ("ec2", "backup", "cloudwatch", "dynamodb", "events", "sqs", "securityhub")
 
 
 @dataclass
@@ -130,11 +137,12 @@ class Clients:
     dynamodb: Any
     events: Any
     sqs: Any
+    securityhub: Any = None
 
     def watch(self, hook: Callable[..., None]) -> None:
         """Registers ``hook`` on every call of the clients but EBS (the count reports its own)."""
         for name in WATCHED_CLIENTS:
-            meta = getattr(getattr(self, name), "meta", None)
+            meta = getattr(getattr(self, name, None), "meta", None)
             if meta is not None:
                 meta.events.register("before-call", hook)
 
@@ -250,6 +258,10 @@ class Detector:
                     event_id=work.event.id,
                 )
             ]
+        if isinstance(work, Heartbeat):
+            return [emit(self._heartbeat(work, started))]
+        if isinstance(work, ScanResult):
+            return [emit(self._scan_result(work, started))]
         return self._handle_job(work, remaining, started)
 
     def _skip_outcome(self, skip: Skip, started: float) -> Outcome:
@@ -365,7 +377,7 @@ class Detector:
             for _attempt in range(MAX_ATTEMPTS):
                 state = self.store.get(volume_arn)
                 if state is not None and state.pending is not None:
-                    self._publish_pending(volume_arn, state.pending)
+                    self._publish_pending(volume_arn, state.pending, state.open_finding)
                 try:
                     outcome = step(state)
                     break
@@ -650,6 +662,12 @@ class Detector:
             clean_id, clean_time = state.snapshot_id, state.completion_time
         else:
             clean_id, clean_time = None, None
+        # Who to call: looked up only for what will be reported (two EC2 calls).
+        attachment = (
+            look_up_attachment(self.clients.ec2, target.volume_id)
+            if verdict.severity.at_least(Severity.LOW)
+            else None
+        )
         period = self.settings.alarm_period_seconds * self.settings.evaluation_periods
         late = self.settings.cloudwatch_alarms and (
             _now() - target.completion_time > timedelta(seconds=period)
@@ -667,6 +685,7 @@ class Detector:
             content_note=note,
             judgement=Judgement(verdict.severity, verdict.to_detail(), clean_id, clean_time),
             late_for_alarms=late,
+            attachment=attachment,
         )
         return measurement, HistoryEntry(observation, verdict.severity), calls
 
@@ -766,10 +785,13 @@ class Detector:
         self._move_baseline(
             target, expected_version=state.version, pending=pending, history=history
         )
-        return self._publish_pending(target.volume_arn, pending)
+        return self._publish_pending(target.volume_arn, pending, state.open_finding)
 
-    def _publish_pending(self, volume_arn: str, pending: Pending) -> dict:
-        """Publishes a pending record, then clears it. Safe to repeat."""
+    def _publish_pending(
+        self, volume_arn: str, pending: Pending, open_finding: findings.OpenFinding | None = None
+    ) -> dict:
+        """Publishes a pending record (and what follows a verdict), then clears it. Safe to
+        repeat: events dedupe by id, the scan by its idempotency token, the finding by id."""
         namespace = self.settings.metric_namespace
         cloudwatch = self.clients.cloudwatch
         bus, source = self.settings.central_bus_arn, self.settings.event_source
@@ -804,8 +826,114 @@ class Detector:
                     f"{judgement.severity.value} anomaly of {pending.target.volume_id} not "
                     f"delivered to the central bus: {forwarded.error}"
                 )
+        if isinstance(pending, Measurement):
+            info.update(self._follow_up(volume_arn, pending, open_finding))
         self.store.clear_pending(volume_arn, pending.target.snapshot_id)
         return info
+
+    def _follow_up(
+        self, volume_arn: str, measurement: Measurement, open_finding: findings.OpenFinding | None
+    ) -> dict:
+        """A high or critical verdict starts the confirmation scan and imports (or updates)
+        the volume's finding; the first normal one resolves an open finding. Best effort:
+        failures are logged and counted, the verdict is already delivered."""
+        judgement = measurement.judgement
+        if judgement is None:
+            return {}
+        out: dict[str, Any] = {}
+        namespace, cloudwatch = self.settings.metric_namespace, self.clients.cloudwatch
+        if judgement.severity.at_least(Severity.HIGH):
+            if self.settings.confirmation_scan:
+                started = start_scan(
+                    self.clients.backup, measurement, self.settings.scanner_role_arn
+                )
+                out["scan"] = started.status
+                if started.job_id:
+                    out["scan_job_id"], out["scan_mode"] = started.job_id, started.mode
+                if started.note:
+                    out["scan_note"] = started.note
+                if started.status == "failed":
+                    metrics.put_counter(cloudwatch, namespace, metrics.SCAN_FAILURES)
+            if self.settings.security_hub_findings:
+                try:
+                    found = findings.build(measurement, _now(), open_finding)
+                    findings.put(
+                        self.clients.securityhub, found.finding, update=open_finding is not None
+                    )
+                    self.store.record_finding(volume_arn, found)
+                    out["finding"] = "imported"
+                except (findings.FindingRefused, ClientError, BotoCoreError) as exc:
+                    out["finding"], out["finding_error"] = "failed", _describe(exc)
+                    metrics.put_counter(cloudwatch, namespace, metrics.FINDING_FAILURES)
+        elif (
+            judgement.severity is Severity.NONE
+            and open_finding is not None
+            and self.settings.security_hub_findings
+        ):
+            try:
+                findings.resolve(self.clients.securityhub, open_finding, _now())
+                self.store.record_finding(volume_arn, None)
+                out["finding"] = "resolved"
+            except (findings.FindingRefused, ClientError, BotoCoreError) as exc:
+                out["finding"], out["finding_error"] = "failed", _describe(exc)
+                metrics.put_counter(cloudwatch, namespace, metrics.FINDING_FAILURES)
+        return out
+
+    # -- what is not a backup -------------------------------------------------------------------
+
+    def _heartbeat(self, work: Heartbeat, started: float) -> Outcome:
+        """Says centrally that this detector runs (silence is how a broken one shows)."""
+        detail = {
+            "account": work.account,
+            "region": work.region,
+            "intervalSeconds": self.settings.alarm_period_seconds,
+            "sentAt": _now().isoformat(),
+            "detectorVersion": DETECTOR_VERSION,
+        }
+        sent = put_event(
+            self.clients.events,
+            self.settings.central_bus_arn,
+            self.settings.event_source,
+            HEARTBEAT_DETAIL_TYPE,
+            None,
+            detail,
+        )
+        if sent.status == "failed":
+            metrics.put_counter(
+                self.clients.cloudwatch, self.settings.metric_namespace, metrics.FORWARD_FAILURES
+            )
+        return Outcome(
+            Decision.HEARTBEAT,
+            account=work.account,
+            region=work.region,
+            duration_ms=int((time.monotonic() - started) * 1000),
+            extra={"forward": sent.status, **({"forward_error": sent.error} if sent.error else {})},
+        )
+
+    def _scan_result(self, work: ScanResult, started: float) -> Outcome:
+        """Adds a finished confirmation scan to the volume's open finding."""
+        volume_id = work.volume_arn.rsplit("/", 1)[-1]
+        outcome = Outcome(
+            Decision.SCAN_RECORDED,
+            account=work.account,
+            region=work.region,
+            volume=volume_id,
+            extra={
+                "scan_job_id": work.scan_job_id,
+                "scan_state": work.state,
+                "scan_result": work.result,
+            },
+        )
+        state = self.store.get(work.volume_arn)
+        if not self.settings.security_hub_findings or state is None or state.open_finding is None:
+            outcome.decision, outcome.reason = Decision.SKIPPED, "no_open_finding"
+        else:
+            updated = findings.with_scan(state.open_finding, work.state, work.result, _now())
+            findings.put(self.clients.securityhub, updated.finding, update=True)
+            self.store.record_finding(work.volume_arn, updated)
+            outcome.extra["finding"] = "updated"
+        outcome.duration_ms = int((time.monotonic() - started) * 1000)
+        return outcome
 
     def _ensure_alarms_of_baseline(self, state: VolumeState, outcome: Outcome) -> Outcome:
         """Alarms of a volume whose baseline is the snapshot an event names."""

@@ -27,7 +27,13 @@ CONTINUATION_DETAIL_TYPE = "Backup Count Continuation"
 MEASURED_DETAIL_TYPE = "Backup Change Measured"
 BASELINE_RESET_DETAIL_TYPE = "Backup Baseline Reset"
 ANOMALY_DETECTED_DETAIL_TYPE = "Backup Anomaly Detected"
+HEARTBEAT_DETAIL_TYPE = "Backup Detector Heartbeat"
+SCAN_JOB_DETAIL_TYPE = "Scan Job State Change"
+SCHEDULE_SOURCE = "aws.events"
+SCHEDULED_DETAIL_TYPE = "Scheduled Event"
 COMPLETED = "COMPLETED"
+# A scan job's final states (AWS Backup's malware scan jobs).
+SCAN_FINAL_STATES = ("COMPLETED", "COMPLETED_WITH_ISSUES", "FAILED", "CANCELED")
 
 
 class MalformedEvent(ValueError):
@@ -173,6 +179,18 @@ class BackupJobEvent(EventBridgeEvent):
         return value if isinstance(value, str) else None
 
     @property
+    def vault_name(self) -> str | None:
+        """``detail.backupVaultName``: where the recovery point is (a scan names it)."""
+        value = self.detail.get("backupVaultName")
+        return value if isinstance(value, str) and value else None
+
+    @property
+    def iam_role_arn(self) -> str | None:
+        """``detail.iamRoleArn``: the role that created the recovery point (a scan needs it)."""
+        value = self.detail.get("iamRoleArn")
+        return value if isinstance(value, str) and value else None
+
+    @property
     def recovery_point_arn(self) -> Arn | None:
         """The recovery point in ``resources[]``, or None when the list is empty."""
         resources = self.resources
@@ -245,6 +263,39 @@ class BackupJob:
     completion_time: datetime
     account: str
     region: str
+    vault_name: str | None = None
+    iam_role_arn: str | None = None
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    """A finished malware scan of a recovery point of one of this account's volumes.
+
+    Attributes:
+        scan_job_id: the job.
+        state: its final state (``SCAN_FINAL_STATES``).
+        result: ``THREATS_FOUND``, ``NO_THREATS_FOUND`` or ``UNKNOWN``; None when none.
+        volume_arn: the scanned recovery point's source volume (``detail.resourceArn``).
+        recovery_point_arn: the recovery point scanned.
+    """
+
+    event: EventBridgeEvent
+    scan_job_id: str
+    state: str
+    result: str | None
+    volume_arn: str
+    recovery_point_arn: str
+    account: str
+    region: str
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """The schedule's tick: say centrally that this detector is alive."""
+
+    event: EventBridgeEvent
+    account: str
+    region: str
 
 
 @dataclass(frozen=True)
@@ -264,7 +315,7 @@ class Continuation:
 class Act:
     """The event is work: a backup job or a continuation."""
 
-    work: BackupJob | Continuation
+    work: BackupJob | Continuation | ScanResult | Heartbeat
 
 
 @dataclass(frozen=True)
@@ -335,8 +386,12 @@ def _classify(raw: Mapping[str, Any], settings: Settings, ids: dict) -> Act | Sk
                 region=event.region,
             )
         )
+    if source == SCHEDULE_SOURCE and detail_type == SCHEDULED_DETAIL_TYPE:
+        return Act(Heartbeat(envelope, envelope.account, envelope.region))
     if source != BACKUP_SOURCE:
         return Skip("other_source", f"source {source!r} is not {BACKUP_SOURCE}", **ids)
+    if detail_type == SCAN_JOB_DETAIL_TYPE:
+        return _scan_result(envelope, ids)
     if detail_type == COPY_JOB_DETAIL_TYPE:
         # A copy carries the same changes as its source: measuring it would count twice.
         return Skip("copy_job", "copy jobs repeat their source's changes", **ids)
@@ -365,5 +420,32 @@ def _classify(raw: Mapping[str, Any], settings: Settings, ids: dict) -> Act | Sk
             completion_time=job.completion_time,
             account=job.account,
             region=job.region,
+            vault_name=job.vault_name,
+            iam_role_arn=job.iam_role_arn,
+        )
+    )
+
+
+def _scan_result(envelope: EventBridgeEvent, ids: dict) -> Act | Skip:
+    detail = envelope.detail
+    state = _field(detail, "state", str, "detail")
+    if state not in SCAN_FINAL_STATES:
+        return Skip("not_completed", f"scan job state {state}", **ids)
+    volume = Arn.parse(detail.get("resourceArn"), where="detail.resourceArn")
+    if volume.account != envelope.account or volume.resource_type != "volume":
+        # Only this account's volumes have findings here; anything else is not ours to judge.
+        return Skip("other_resource", f"scan of {volume} is not of a volume of this account", **ids)
+    result = detail.get("scanResult")
+    status = result.get("scanResultStatus") if isinstance(result, Mapping) else None
+    return Act(
+        ScanResult(
+            event=envelope,
+            scan_job_id=_field(detail, "scanJobId", str, "detail"),
+            state=state,
+            result=status if isinstance(status, str) else None,
+            volume_arn=str(detail["resourceArn"]),
+            recovery_point_arn=_field(detail, "recoveryPointArn", str, "detail"),
+            account=envelope.account,
+            region=envelope.region,
         )
     )

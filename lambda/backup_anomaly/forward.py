@@ -62,7 +62,7 @@ def forward_reset(client, bus_arn: str | None, source: str, reset: BaselineReset
 
 
 def put_event(
-    client, bus_arn: str | None, source: str, detail_type: str, resource: str, detail: dict
+    client, bus_arn: str | None, source: str, detail_type: str, resource: str | None, detail: dict
 ) -> ForwardResult:
     """Puts one event on the central bus (see :func:`put_events`)."""
     return put_events(client, bus_arn, source, resource, [(detail_type, detail)])
@@ -72,7 +72,7 @@ def put_events(
     client,
     bus_arn: str | None,
     source: str,
-    resource: str,
+    resource: str | None,
     entries: list[tuple[str, dict]],
 ) -> ForwardResult:
     """Puts events about one volume on the central bus, in one call.
@@ -81,7 +81,7 @@ def put_events(
         client: boto3 EventBridge client.
         bus_arn: ``CENTRAL_BUS_ARN``; None disables forwarding.
         source: ``EVENT_SOURCE``.
-        resource: the volume ARN (each event's only resource).
+        resource: the volume ARN (each event's only resource); None for none.
         entries: (detail-type, detail) of each event (PutEvents takes up to 10).
 
     Returns:
@@ -95,7 +95,7 @@ def put_events(
                 {
                     "Source": source,
                     "DetailType": detail_type,
-                    "Resources": [resource],
+                    "Resources": [resource] if resource else [],
                     "Detail": json.dumps(detail),
                     "EventBusName": bus_arn,
                 }

@@ -16,6 +16,8 @@ CHANGED_BLOCKS = "ChangedBlocks"
 BASELINE_RESETS = "BaselineResets"
 FORWARD_FAILURES = "ForwardFailures"
 CONTENT_SAMPLING_FAILURES = "ContentSamplingFailures"
+SCAN_FAILURES = "ConfirmationScanFailures"
+FINDING_FAILURES = "FindingFailures"
 ALARMS_HEALED = "AlarmsHealed"
 
 # CloudWatch rejects data points older than two weeks; keep a margin for clock skew and the

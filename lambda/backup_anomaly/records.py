@@ -15,6 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from backup_anomaly.attachment import Attachment
 from backup_anomaly.scoring import Content, Severity
 from backup_anomaly.snapshots import BLOCK_SIZE, VolumeSnapshot
 
@@ -34,6 +35,8 @@ class Decision(StrEnum):
     DEFERRED = "deferred"
     RETRY = "retry"
     ERROR = "error"
+    HEARTBEAT = "heartbeat"
+    SCAN_RECORDED = "scan_recorded"
 
 
 class ResetReason(StrEnum):
@@ -104,6 +107,7 @@ class Measurement:
         judgement: the verdict; None for a record written by an older detector.
         late_for_alarms: the data point is older than the CloudWatch alarms evaluate (only
             the verdict judges it).
+        attachment: where the volume is attached (looked up for anomalies only).
     """
 
     target: VolumeSnapshot
@@ -118,6 +122,7 @@ class Measurement:
     content_note: str | None = None
     judgement: Judgement | None = None
     late_for_alarms: bool = False
+    attachment: Attachment | None = None
 
     @property
     def id(self) -> str:
@@ -152,6 +157,10 @@ class Measurement:
             "contentNote": self.content_note,
             "verdict": self.judgement.verdict if self.judgement else None,
             "lateForAlarms": self.late_for_alarms,
+            # What the account reports about the volume (tags are its own text).
+            "volumeName": self.attachment.volume_name if self.attachment else None,
+            "instanceId": self.attachment.instance_id if self.attachment else None,
+            "instanceName": self.attachment.instance_name if self.attachment else None,
         }
 
     def anomaly_detail(self) -> dict[str, Any]:
@@ -249,6 +258,9 @@ def pending_to_json(record: Pending) -> str:
         "resourceType": t.resource_type,
         "completionTime": t.completion_time.isoformat(),
         "fullSnapshotSizeInBytes": t.full_snapshot_size_bytes,
+        "recoveryPointArn": t.recovery_point_arn,
+        "vaultName": t.vault_name,
+        "backupRoleArn": t.backup_role_arn,
     }
     if isinstance(record, Measurement):
         judgement = record.judgement
@@ -266,6 +278,13 @@ def pending_to_json(record: Pending) -> str:
             verdict=judgement.verdict if judgement else None,
             lastCleanSnapshotId=judgement.last_clean_snapshot_id if judgement else None,
             lastCleanCompletionTime=_iso(judgement.last_clean_time) if judgement else None,
+            attachment=[
+                record.attachment.volume_name,
+                record.attachment.instance_id,
+                record.attachment.instance_name,
+            ]
+            if record.attachment
+            else None,
         )
     else:
         data.update(
@@ -296,6 +315,9 @@ def pending_from_json(text: str) -> Pending:
             region=data["region"],
             volume_size_gib=data.get("volumeSizeGiB"),
             full_snapshot_size_bytes=data.get("fullSnapshotSizeInBytes"),
+            recovery_point_arn=data.get("recoveryPointArn"),
+            vault_name=data.get("vaultName"),
+            backup_role_arn=data.get("backupRoleArn"),
         )
         at = datetime.fromisoformat(data["measuredAt"])
         if data.get("kind") == "reset":
@@ -324,6 +346,7 @@ def pending_from_json(text: str) -> Pending:
             content_note=data.get("contentNote"),
             judgement=judgement,
             late_for_alarms=bool(data.get("lateForAlarms")),
+            attachment=Attachment(*data["attachment"]) if data.get("attachment") else None,
         )
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"invalid pending record: {exc}") from exc

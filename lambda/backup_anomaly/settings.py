@@ -51,6 +51,7 @@ class Settings:
     content_sampling: bool = True
     confirmation_scan: bool = False
     security_hub_findings: bool = False
+    scanner_role_arn: str | None = None
     content_samples: int = 32
     content_samples_max: int = 256
     floor_percent: float = 1.0

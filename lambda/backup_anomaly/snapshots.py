@@ -49,6 +49,10 @@ class VolumeSnapshot:
     region: str
     volume_size_gib: int | None = None
     full_snapshot_size_bytes: int | None = None
+    # Where the recovery point is and who made it: what a confirmation scan names.
+    recovery_point_arn: str | None = None
+    vault_name: str | None = None
+    backup_role_arn: str | None = None
 
     @property
     def written_blocks(self) -> int | None:
@@ -81,6 +85,9 @@ class VolumeSnapshot:
             "region": self.region,
             "volumeSizeGiB": self.volume_size_gib,
             "fullSnapshotSizeInBytes": self.full_snapshot_size_bytes,
+            "recoveryPointArn": self.recovery_point_arn,
+            "vaultName": self.vault_name,
+            "backupRoleArn": self.backup_role_arn,
         }
 
     @classmethod
@@ -97,6 +104,9 @@ class VolumeSnapshot:
             region=data["region"],
             volume_size_gib=data.get("volumeSizeGiB"),
             full_snapshot_size_bytes=data.get("fullSnapshotSizeInBytes"),
+            recovery_point_arn=data.get("recoveryPointArn"),
+            vault_name=data.get("vaultName"),
+            backup_role_arn=data.get("backupRoleArn"),
         )
 
 
@@ -220,6 +230,9 @@ def resolve(job: BackupJob, *, ec2_client, backup_client) -> list[VolumeSnapshot
                 region=region,
                 volume_size_gib=item.get("VolumeSize"),
                 full_snapshot_size_bytes=item.get("FullSnapshotSizeInBytes"),
+                recovery_point_arn=str(point),
+                vault_name=job.vault_name,
+                backup_role_arn=job.iam_role_arn,
             )
         )
     return result

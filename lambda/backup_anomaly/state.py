@@ -31,6 +31,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from backup_anomaly import history as history_codec
+from backup_anomaly.findings import OpenFinding
 from backup_anomaly.records import CountProgress, Pending, pending_from_json, pending_to_json
 from backup_anomaly.scoring import HistoryEntry
 
@@ -58,6 +59,7 @@ class VolumeState:
         alarms_verified_at: when the alarms were last confirmed to exist.
         history: the measurements so far, oldest first (empty for an item written before
             verdicts, or whose history could not be read: judged as a new volume).
+        open_finding: the Security Hub finding of the volume's open anomaly episode.
     """
 
     volume_arn: str
@@ -73,6 +75,7 @@ class VolumeState:
     alarm_base_blocks: int | None = None
     alarms_verified_at: datetime | None = None
     history: tuple[HistoryEntry, ...] = ()
+    open_finding: OpenFinding | None = None
 
     def is_newer(self, completion_time: datetime, snapshot_id: str) -> bool:
         """Whether a snapshot is strictly newer than the baseline (ties broken by id)."""
@@ -104,6 +107,15 @@ def _history(text: str | None) -> tuple[HistoryEntry, ...]:
         # A history this detector cannot read (written by a newer one, or damaged) must not
         # stop the volume's measurements: it is judged as new, and the next write replaces it.
         return ()
+
+
+def _open_finding(text: str | None) -> OpenFinding | None:
+    if not text:
+        return None
+    try:
+        return OpenFinding.from_json(text)
+    except ValueError:
+        return None
 
 
 class StateStore:
@@ -153,6 +165,7 @@ class StateStore:
             alarm_base_blocks=_n(item, "AlarmBaseBlocks"),
             alarms_verified_at=datetime.fromisoformat(verified) if verified else None,
             history=_history(history),
+            open_finding=_open_finding(_s(item, "OpenFinding")),
         )
 
     def _update(self, volume_arn: str, expression: str, condition: str, values: dict) -> None:
@@ -285,3 +298,24 @@ class StateStore:
         else:
             expression += " REMOVE AlarmBaseBlocks"
         self._update(volume_arn, expression, "attribute_exists(VolumeArn)", values)
+
+    def record_finding(self, volume_arn: str, finding: OpenFinding | None) -> None:
+        """Records the volume's open finding, or that it has none (not a baseline transition)."""
+        if finding is None:
+            expression, values = "REMOVE OpenFinding", None
+        else:
+            expression, values = "SET OpenFinding = :f", {":f": {"S": finding.to_json()}}
+        kwargs: dict = {
+            "TableName": self.table_name,
+            "Key": {"VolumeArn": {"S": volume_arn}},
+            "UpdateExpression": expression,
+            "ConditionExpression": "attribute_exists(VolumeArn)",
+        }
+        if values:
+            kwargs["ExpressionAttributeValues"] = values
+        try:
+            self.client.update_item(**kwargs)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                raise StateConflict(volume_arn) from exc
+            raise

@@ -245,6 +245,10 @@ def test_every_measurement_reaches_the_central_bus(world):
         },
         "contentNote": None,
         "lateForAlarms": False,
+        # Looked up for anomalies only.
+        "volumeName": None,
+        "instanceId": None,
+        "instanceName": None,
     }
 
 

@@ -54,6 +54,9 @@ def test_a_pending_measurement_of_the_previous_detector_reads_and_keeps_its_deta
         "contentNote": None,
         "verdict": None,
         "lateForAlarms": False,
+        "volumeName": None,
+        "instanceId": None,
+        "instanceName": None,
     }
     assert record.detail() == expected
     with pytest.raises(ValueError):
