@@ -33,7 +33,15 @@ BASELINE_RESET_DETAIL_TYPE = events.BASELINE_RESET_DETAIL_TYPE
 CONTINUATION_DETAIL_TYPE = events.CONTINUATION_DETAIL_TYPE
 # Every detail type the detector puts on the central bus (its bus policy admits only these).
 ANOMALY_DETAIL_TYPE = events.ANOMALY_DETECTED_DETAIL_TYPE
-DETECTOR_DETAIL_TYPES = (MEASUREMENT_DETAIL_TYPE, BASELINE_RESET_DETAIL_TYPE, ANOMALY_DETAIL_TYPE)
+HEARTBEAT_DETAIL_TYPE = events.HEARTBEAT_DETAIL_TYPE
+SCAN_DETAIL_TYPE = events.SCAN_JOB_DETAIL_TYPE
+SCAN_FINAL_STATES = events.SCAN_FINAL_STATES
+DETECTOR_DETAIL_TYPES = (
+    MEASUREMENT_DETAIL_TYPE,
+    BASELINE_RESET_DETAIL_TYPE,
+    ANOMALY_DETAIL_TYPE,
+    HEARTBEAT_DETAIL_TYPE,
+)
 # ``detail.reason`` of a baseline reset whose previous snapshot was deleted: the central
 # stack alerts on it (deleting recovery points is a ransomware precursor).
 RESET_PREVIOUS_SNAPSHOT_MISSING = ResetReason.PREVIOUS_SNAPSHOT_MISSING.value
@@ -49,6 +57,15 @@ ALARM_DETAIL_TYPE = "CloudWatch Alarm State Change"
 BACKUP_MANAGED_POLICIES = (
     "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForBackup",
 )
+# Confirmation scans: AWS Backup's role runs the scan job, GuardDuty's reads the recovery
+# point (https://docs.aws.amazon.com/aws-managed-policy/latest/reference/AWSBackupServiceRolePolicyForScans.html,
+# https://docs.aws.amazon.com/aws-managed-policy/latest/reference/AWSBackupGuardDutyRolePolicyForScans.html).
+BACKUP_SCAN_POLICY = "arn:${AWS::Partition}:iam::aws:policy/AWSBackupServiceRolePolicyForScans"
+SCANNER_POLICY = "arn:${AWS::Partition}:iam::aws:policy/AWSBackupGuardDutyRolePolicyForScans"
+SCANNER_SERVICE = "malware-protection.guardduty.amazonaws.com"
+# The member's heartbeat: often enough that two missed backups are never mistaken for a
+# dead detector, rarely enough to cost nothing (120 invocations a month).
+HEARTBEAT_SCHEDULE = "rate(6 hours)"
 
 CENTRAL_STACK_SUFFIX = "central"
 ARTIFACTS_STACK_SUFFIX = "artifacts"
@@ -259,6 +276,10 @@ class Names:
         """Role AWS Backup assumes for the plan this toolkit creates (mode ``create``)."""
         return self._iam("backup", region)
 
+    def scanner_role(self, region: str) -> str:
+        """Role GuardDuty Malware Protection assumes to scan a recovery point."""
+        return self._iam("scanner", region)
+
     @property
     def state_table(self) -> str:
         return f"{self.prefix}-state"
@@ -283,6 +304,14 @@ class Names:
     @property
     def alarm_forward_rule(self) -> str:
         return f"{self.prefix}-alarm-forward"
+
+    @property
+    def scan_result_rule(self) -> str:
+        return f"{self.prefix}-scan-result"
+
+    @property
+    def heartbeat_rule(self) -> str:
+        return f"{self.prefix}-heartbeat"
 
     @property
     def member_key_alias(self) -> str:

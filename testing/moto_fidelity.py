@@ -18,7 +18,8 @@ demo and the tests, inside :func:`faithful_moto`, and undone on exit.
    (moto drops them, which would make every plan show a change).
 5. EventBridge: a rule targeting another account's bus keeps the event's ``account``,
    ``region``, ``time`` and ``resources`` (moto re-stamps them with the receiving account),
-   and a rule targeting SNS publishes to the topic (moto raises NotImplementedError).
+   a rule targeting SNS publishes to the topic (moto raises NotImplementedError), and a
+   rule with a schedule and no pattern matches no event (moto sends it every event).
 6. ``AWS::KMS::Key`` in CloudFormation: moto reads the resource's ``Tags`` in the KMS API's
    shape (TagKey/TagValue) and fails on CloudFormation's Key/Value.
 7. ``Ref`` to an ``AWS::Events::EventBus`` is its name in AWS; moto hands the object over,
@@ -238,6 +239,8 @@ _original_send = events_models.Rule.send_to_targets
 def _send_to_targets(
     self: Any, original_event: dict[str, Any], transform_input: bool = True
 ) -> None:
+    if getattr(self, "scheduled_expression", None) and not self.event_pattern._raw_pattern:
+        return  # a schedule-only rule matches no event (moto matches it to every one)
     if not self.event_pattern.matches_event(original_event):
         return
     special, rest = [], []

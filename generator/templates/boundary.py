@@ -67,11 +67,31 @@ ALLOWED_ACTIONS = (
     "kms:DescribeKey",
     # everything that reaches the security account
     "events:PutEvents",
+    # anomalies: where the volume is attached, a confirmation scan, a Security Hub finding
+    "backup:StartScanJob",
+    "securityhub:BatchImportFindings",
+    "securityhub:BatchUpdateFindings",
+    # AWS Backup and GuardDuty scanning a recovery point (their managed policies for scans:
+    # AWSBackupServiceRolePolicyForScans, AWSBackupGuardDutyRolePolicyForScans)
+    "guardduty:StartMalwareScan",
+    "guardduty:GetMalwareScan",
+    "backup:DescribeRecoveryPoint",
+    "backup:CreateBackupAccessPoint",
+    "backup:DescribeBackupAccessPoint",
+    "backup:DeleteBackupAccessPoint",
+    "kms:RetireGrant",
 )
 
 
-# AWS Backup's grants on the volumes' keys, only for AWS resources (as its managed policy).
+# AWS Backup's grants on the volumes' keys, only for AWS resources (as its managed policy);
+# GuardDuty's, for the scan of an encrypted recovery point, only through GuardDuty or Backup
+# (AWSBackupGuardDutyRolePolicyForScans's own condition).
 GRANT_ACTIONS = ("kms:CreateGrant",)
+SCAN_GRANT_SERVICES = ("guardduty.*.amazonaws.com", "backup.*.amazonaws.com")
+# Roles are passed only to AWS Backup (a scan names the backup and scanner roles) and by
+# AWS Backup to GuardDuty Malware Protection; nothing else.
+PASS_ROLE_ACTIONS = ("iam:PassRole",)
+PASSED_TO = ("backup.amazonaws.com", "malware-protection.guardduty.amazonaws.com")
 # AWS Backup's changes to who may use a snapshot or image, only on its own recovery points
 # (its managed policy's condition: they carry the aws:backup:source-resource tag).
 RECOVERY_POINT_ACTIONS = (
@@ -95,6 +115,18 @@ def document():
             [aws.Action(*action.split(":", 1)) for action in GRANT_ACTIONS],
             ["*"],
             aws.Bool("kms:GrantIsForAWSResource", "true"),
+        ),
+        iam.allow(
+            "ScanGrantsOnlyThroughGuardDutyOrBackup",
+            [aws.Action(*action.split(":", 1)) for action in GRANT_ACTIONS],
+            ["*"],
+            aws.StringLike("kms:ViaService", list(SCAN_GRANT_SERVICES)),
+        ),
+        iam.allow(
+            "PassRolesOnlyToBackupAndItsScanner",
+            [aws.Action(*action.split(":", 1)) for action in PASS_ROLE_ACTIONS],
+            ["*"],
+            aws.StringEquals("iam:PassedToService", list(PASSED_TO)),
         ),
         iam.allow(
             "OnlyBackupsOwnRecoveryPoints",

@@ -265,6 +265,7 @@ class CentralTemplate:
         kinds = [
             ("DetectorEvents", naming.EVENT_SOURCE, list(naming.DETECTOR_DETAIL_TYPES)),
             ("ForwardedAlarmStateChanges", naming.ALARM_EVENT_SOURCE, [naming.ALARM_DETAIL_TYPE]),
+            ("ForwardedScanResults", naming.BACKUP_EVENT_SOURCE, [naming.SCAN_DETAIL_TYPE]),
         ]
         statements = [
             iam.allow(

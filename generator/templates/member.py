@@ -23,8 +23,10 @@ from awacs import dynamodb as addb
 from awacs import ebs as aebs
 from awacs import ec2 as aec2
 from awacs import events as aevents
+from awacs import iam as aiam
 from awacs import kms as akms
 from awacs import logs as alogs
+from awacs import securityhub as asecurityhub
 from awacs import sqs as asqs
 from awacs.aws import ArnEquals, Bool, Principal, StringEquals
 from troposphere import Equals, If, Not, NoValue, Output, Parameter, Ref, Sub, Template
@@ -63,6 +65,8 @@ SELECTION_RESOURCES = {
 
 HAS_BOUNDARY = "HasPermissionsBoundary"
 CREATE_VAULT = "CreateBackupVault"
+SCANS_ON = "ConfirmationScansOn"
+FINDINGS_ON = "SecurityHubFindingsOn"
 
 
 class _EsmScalingConfig(tlambda.ScalingConfig):
@@ -147,7 +151,11 @@ class MemberTemplate:
         return [*params, *self.settings.values()]
 
     def conditions(self) -> dict:
-        conditions = {HAS_BOUNDARY: Not(Equals(self.permissions_boundary.ref(), ""))}
+        conditions = {
+            HAS_BOUNDARY: Not(Equals(self.permissions_boundary.ref(), "")),
+            SCANS_ON: Equals(self.setting("confirmation_scan"), "true"),
+            FINDINGS_ON: Equals(self.setting("security_hub_findings"), "true"),
+        }
         if self.create_backups:
             conditions[CREATE_VAULT] = Equals(self.adopt_vault.ref(), "false")
         return conditions
@@ -235,7 +243,10 @@ class MemberTemplate:
     @cached_property
     def queue_policy(self) -> tsqs.QueuePolicy:
         return shapes.rule_queue_policy(
-            "WorkQueuePolicy", self.queue, "BackupRuleSendsJobs", [self.backup_rule]
+            "WorkQueuePolicy",
+            self.queue,
+            "OwnRulesSendWork",
+            [self.backup_rule, self.heartbeat_rule, self.scan_result_rule],
         )
 
     @cached_property
@@ -348,9 +359,15 @@ class MemberTemplate:
             ),
             # DescribeImages and DescribeSnapshots have no resource-level permission; the
             # region condition keeps the role to its own region.
+            # DescribeVolumes and DescribeInstances: where an anomalous volume is attached.
             iam.allow(
                 "ResolveSnapshots",
-                [aec2.DescribeImages, aec2.DescribeSnapshots],
+                [
+                    aec2.DescribeImages,
+                    aec2.DescribeSnapshots,
+                    aec2.DescribeVolumes,
+                    aec2.DescribeInstances,
+                ],
                 ["*"],
                 region_condition,
             ),
@@ -409,6 +426,130 @@ class MemberTemplate:
             ),
         )
 
+    def scan_policy(self):
+        """Starting a confirmation scan: the job, and the two roles it names."""
+        backup_roles = (
+            [self.backup_role.get_att("Arn")]
+            if self.create_backups
+            # The organization's own plans: the role that created the recovery point,
+            # whichever it is, passed to AWS Backup only.
+            else [iam.arn("iam", "role/*", region="")]
+        )
+        return iam.document(
+            # StartScanJob's resource type could not be confirmed offline (the Service
+            # Authorization Reference row): "*" in this region, the roles below scoped.
+            iam.allow(
+                "StartConfirmationScans",
+                [abackup.StartScanJob],
+                ["*"],
+                StringEquals("aws:RequestedRegion", Ref("AWS::Region")),
+            ),
+            iam.allow(
+                "PassTheBackupRoleToBackup",
+                [aiam.PassRole],
+                backup_roles,
+                StringEquals("iam:PassedToService", "backup.amazonaws.com"),
+            ),
+            # Which service the pass of the scanner role names is not documented; the role
+            # trusts GuardDuty Malware Protection alone, so passing it grants nothing else.
+            iam.allow("PassTheScannerRole", [aiam.PassRole], [self.scanner_role.get_att("Arn")]),
+        )
+
+    def findings_policy(self):
+        """Importing and resolving this account's own findings (the default product)."""
+        return iam.document(
+            iam.allow(
+                "ImportOwnFindings",
+                [asecurityhub.BatchImportFindings],
+                [iam.arn("securityhub", "product/${AWS::AccountId}/default")],
+            ),
+            # BatchUpdateFindings names findings, not a resource type: "*" in this region.
+            iam.allow(
+                "ResolveOwnFindings",
+                [asecurityhub.BatchUpdateFindings],
+                ["*"],
+                StringEquals("aws:RequestedRegion", Ref("AWS::Region")),
+            ),
+        )
+
+    @cached_property
+    def scan_role_policy(self) -> tiam.RolePolicy:
+        policy = tiam.RolePolicy(
+            "DetectorScanPolicy",
+            PolicyName="confirmation-scans",
+            RoleName=self.detector_role.ref(),
+            PolicyDocument=iam.as_dict(self.scan_policy()),
+        )
+        policy.Condition = SCANS_ON
+        return policy
+
+    @cached_property
+    def findings_role_policy(self) -> tiam.RolePolicy:
+        policy = tiam.RolePolicy(
+            "DetectorFindingsPolicy",
+            PolicyName="security-hub-findings",
+            RoleName=self.detector_role.ref(),
+            PolicyDocument=iam.as_dict(self.findings_policy()),
+        )
+        policy.Condition = FINDINGS_ON
+        return policy
+
+    @cached_property
+    def scanner_role(self) -> tiam.Role:
+        role = tiam.Role(
+            "ScannerRole",
+            RoleName=Sub(self.names.scanner_role(REGION_PLACEHOLDER)),
+            Description="GuardDuty Malware Protection reads a recovery point it scans",
+            AssumeRolePolicyDocument=iam.trust(
+                iam.service(naming.SCANNER_SERVICE),
+                StringEquals("aws:SourceAccount", Ref("AWS::AccountId")),
+            ),
+            ManagedPolicyArns=[Sub(naming.SCANNER_POLICY)],
+            PermissionsBoundary=self.boundary(),
+            Tags=common.tags(self.config),
+        )
+        role.Condition = SCANS_ON
+        return role
+
+    @cached_property
+    def heartbeat_rule(self) -> tevents.Rule:
+        return tevents.Rule(
+            "HeartbeatRule",
+            Name=self.names.heartbeat_rule,
+            Description="The detector tells the security account it runs (silence alarms)",
+            ScheduleExpression=naming.HEARTBEAT_SCHEDULE,
+            State="ENABLED",
+            Tags=common.tags(self.config),
+            Targets=[tevents.Target(Id="WorkQueue", Arn=self.queue.get_att("Arn"))],
+        )
+
+    @cached_property
+    def scan_result_rule(self) -> tevents.Rule:
+        return tevents.Rule(
+            "ScanResultRule",
+            Name=self.names.scan_result_rule,
+            Description="Finished malware scans: to the security account and the detector",
+            EventPattern={
+                "source": [naming.BACKUP_EVENT_SOURCE],
+                "detail-type": [naming.SCAN_DETAIL_TYPE],
+                "detail": {"state": list(naming.SCAN_FINAL_STATES)},
+            },
+            State="ENABLED",
+            Tags=common.tags(self.config),
+            Targets=[
+                tevents.Target(
+                    Id="CentralBus",
+                    Arn=self.central_bus_arn,
+                    RoleArn=self.forwarder_role.get_att("Arn"),
+                    DeadLetterConfig=tevents.DeadLetterConfig(Arn=self.forward_dlq.get_att("Arn")),
+                    RetryPolicy=tevents.RetryPolicy(
+                        MaximumEventAgeInSeconds=86400, MaximumRetryAttempts=185
+                    ),
+                ),
+                tevents.Target(Id="WorkQueue", Arn=self.queue.get_att("Arn")),
+            ],
+        )
+
     @staticmethod
     def _ebs_services() -> list:
         return [
@@ -429,7 +570,7 @@ class MemberTemplate:
             Policies=[
                 tiam.Policy(
                     PolicyName=naming.DETECTOR_POLICY, PolicyDocument=self.detector_policy()
-                )
+                ),
             ],
             PermissionsBoundary=self.boundary(),
             Tags=common.tags(self.config),
@@ -447,6 +588,7 @@ class MemberTemplate:
                 "work_queue_url": self.queue.ref(),
                 # The volume alarms carry no actions: EventBridge forwards their changes.
                 "alarm_actions_enabled": True,
+                "scanner_role_arn": If(SCANS_ON, self.scanner_role.get_att("Arn"), ""),
             },
         )
 
@@ -562,8 +704,8 @@ class MemberTemplate:
         return shapes.rule_queue_policy(
             "ForwardDeadLetterQueuePolicy",
             self.forward_dlq,
-            "ForwardRuleDeadLetters",
-            [self.forward_rule],
+            "ForwardRulesDeadLetters",
+            [self.forward_rule, self.scan_result_rule],
         )
 
     @cached_property
@@ -585,12 +727,18 @@ class MemberTemplate:
         return tiam.Role(
             "ForwarderRole",
             RoleName=Sub(self.names.forwarder_role(REGION_PLACEHOLDER)),
-            Description="EventBridge forwards alarm state changes to the central bus",
+            Description="EventBridge forwards alarm state changes and scan results centrally",
             AssumeRolePolicyDocument=iam.trust(
                 iam.service("events.amazonaws.com"),
                 StringEquals("aws:SourceAccount", Ref("AWS::AccountId")),
-                # A string ARN: the rule refers to this role, so the role cannot refer back.
-                ArnEquals("aws:SourceArn", self._rule_arn(self.names.alarm_forward_rule)),
+                # String ARNs: the rules refer to this role, so the role cannot refer back.
+                ArnEquals(
+                    "aws:SourceArn",
+                    [
+                        self._rule_arn(self.names.alarm_forward_rule),
+                        self._rule_arn(self.names.scan_result_rule),
+                    ],
+                ),
             ),
             Policies=[
                 tiam.Policy(
@@ -642,7 +790,11 @@ class MemberTemplate:
                 iam.service("backup.amazonaws.com"),
                 StringEquals("aws:SourceAccount", Ref("AWS::AccountId")),
             ),
-            ManagedPolicyArns=[Sub(arn) for arn in naming.BACKUP_MANAGED_POLICIES],
+            ManagedPolicyArns=[
+                *(Sub(arn) for arn in naming.BACKUP_MANAGED_POLICIES),
+                # A confirmation scan names the role that created the recovery point.
+                If(SCANS_ON, Sub(naming.BACKUP_SCAN_POLICY), NoValue),
+            ],
             PermissionsBoundary=self.boundary(),
             Tags=common.tags(self.config),
         )
@@ -735,6 +887,11 @@ class MemberTemplate:
             self.forward_rule,
             self.forward_dlq_policy,
             self.forward_dlq_alarm,
+            self.heartbeat_rule,
+            self.scan_result_rule,
+            self.scanner_role,
+            self.scan_role_policy,
+            self.findings_role_policy,
         ]
         if self.create_backups:
             items += [self.backup_role, self.vault, self.plan, self.selection]

@@ -236,6 +236,13 @@ class StackSetRolesTemplate:
                 "do, and each role's own policy names the resources it may touch. Resources "
                 "here would only repeat those policies and drift from them.",
             ),
+            (
+                "CKV_AWS_109",
+                "The boundary's only permissions-management action is iam:PassRole, and only "
+                "to AWS Backup and GuardDuty Malware Protection (iam:PassedToService): a "
+                "confirmation scan names the backup and scanner roles. The detector's own "
+                "policy names those two roles; the boundary caps, it grants nothing.",
+            ),
         )
 
     def _key_statements(self) -> list:

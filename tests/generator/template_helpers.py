@@ -201,7 +201,7 @@ def policy_documents(tpl: dict):
                 yield logical_id, "iam", policy["PolicyDocument"]
         elif kind == "AWS::IAM::ManagedPolicy" and logical_id == "MemberBoundary":
             yield logical_id, "boundary", props["PolicyDocument"]
-        elif kind in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+        elif kind in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::RolePolicy"):
             yield logical_id, "iam", props["PolicyDocument"]
         elif kind == "AWS::KMS::Key":
             yield logical_id, "key", props["KeyPolicy"]

@@ -16,7 +16,7 @@ from botocore import xform_name
 from tests.generator import template_helpers as h
 
 LAMBDA_SOURCES = Path(__file__).resolve().parents[2] / "lambda" / "backup_anomaly"
-SERVICES = ("dynamodb", "ebs", "cloudwatch", "ec2", "backup", "sqs", "events")
+SERVICES = ("dynamodb", "ebs", "cloudwatch", "ec2", "backup", "sqs", "events", "securityhub")
 
 # Called by AWS on the function's behalf, not by the code: the SQS event source mapping
 # polls and deletes; the Lambda runtime writes logs; KMS is used by SQS for the queue and
@@ -32,8 +32,9 @@ CALLED_FOR_THE_FUNCTION = {
     "kms:Decrypt",
     "kms:GenerateDataKey",
 }
-# Authorized as part of another call: PutMetricAlarm with Tags needs TagResource too.
-IMPLIED = {"cloudwatch:TagResource": "put_metric_alarm"}
+# Authorized as part of another call: PutMetricAlarm with Tags needs TagResource too;
+# StartScanJob names two roles, which the caller must be allowed to pass.
+IMPLIED = {"cloudwatch:TagResource": "put_metric_alarm", "iam:PassRole": "start_scan_job"}
 
 
 def _operations() -> dict[str, set[str]]:
@@ -58,11 +59,20 @@ def _called_methods() -> set[str]:
 
 
 def _policy_actions() -> set[str]:
-    role = h.template("example", "member")["Resources"]["DetectorRole"]["Properties"]
+    """Everything the detector's role may do: its own policy, and the policies attached to
+    it where a switch is on (confirmation scans, Security Hub findings)."""
+    resources = h.template("example", "member")["Resources"]
+    documents = [p["PolicyDocument"] for p in resources["DetectorRole"]["Properties"]["Policies"]]
+    documents += [
+        r["Properties"]["PolicyDocument"]
+        for r in resources.values()
+        if r["Type"] == "AWS::IAM::RolePolicy"
+        and r["Properties"]["RoleName"] == {"Ref": "DetectorRole"}
+    ]
     return {
         action
-        for policy in role["Policies"]
-        for statement in h.statements(policy["PolicyDocument"])
+        for document in documents
+        for statement in h.statements(document)
         for action in h.as_list(statement["Action"])
     }
 

@@ -46,7 +46,7 @@ COMPANIONS: dict[str, dict[str, Any]] = {
     "alarm_period_seconds": {"backup.schedule": "cron(0 0/12 ? * * *)"},
 }
 # What the member template wires from its own resources instead of the config.
-WIRING = {"STATE_TABLE", "CENTRAL_BUS_ARN", "EVENT_SOURCE", "WORK_QUEUE_URL"}
+WIRING = {"STATE_TABLE", "CENTRAL_BUS_ARN", "EVENT_SOURCE", "WORK_QUEUE_URL", "SCANNER_ROLE_ARN"}
 WIRING_CONSTANTS = {"ALARM_ACTIONS_ENABLED": "true"}
 
 
@@ -96,6 +96,11 @@ def _environment(template: dict, overrides: dict[str, str] | None = None) -> dic
             env[key] = "https://sqs.us-east-1.amazonaws.com/444444444444/work"
         elif key == "STATE_TABLE":
             env[key] = "state"
+        elif key == "SCANNER_ROLE_ARN":
+            # The scanner role exists where confirmation scans are on.
+            scans = (overrides or {}).get("ConfirmationScan", params["ConfirmationScan"]["Default"])
+            assert raw["Fn::If"][0] == "ConfirmationScansOn", raw
+            env[key] = "arn:aws:iam::444444444444:role/scanner" if scans == "true" else ""
         else:
             assert isinstance(raw, str), f"{key}: {raw!r}"
             env[key] = raw

@@ -27,15 +27,17 @@ ADMITTED = {
     "MembersPutDetectorEvents": (
         naming.EVENT_SOURCE,
         [
-            naming.MEASUREMENT_DETAIL_TYPE,
-            naming.BASELINE_RESET_DETAIL_TYPE,
-            naming.ANOMALY_DETAIL_TYPE,
+            "Backup Change Measured",
+            "Backup Baseline Reset",
+            "Backup Anomaly Detected",
+            "Backup Detector Heartbeat",
         ],
     ),
     "MembersPutForwardedAlarmStateChanges": (
         "aws.cloudwatch",
         ["CloudWatch Alarm State Change"],
     ),
+    "MembersPutForwardedScanResults": ("aws.backup", ["Scan Job State Change"]),
 }
 
 

@@ -22,6 +22,7 @@ UNTAGGABLE = {
     "AWS::S3::BucketPolicy",
     "AWS::Backup::BackupSelection",
     "AWS::IAM::ManagedPolicy",  # CloudFormation's resource takes no tags
+    "AWS::IAM::RolePolicy",  # an inline policy of a tagged role
 }
 # Types without a name of their own (a key is found by its alias, a policy by its target,
 # a subscription by its topic and address).

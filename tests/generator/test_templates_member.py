@@ -103,20 +103,22 @@ def test_queue_redrives_to_dlq_and_outlasts_the_function():
 
 def test_queue_policies_admit_only_the_rule_that_sends_to_them():
     tpl = _member("example")
-    sender = {
-        "WorkQueue": "BackupCompletedRule",
-        "WorkDeadLetterQueue": "BackupCompletedRule",
-        "ForwardDeadLetterQueue": "AlarmForwardRule",
+    senders = {
+        # Backup jobs, the heartbeat's schedule and finished scans are the detector's work.
+        "WorkQueue": ["BackupCompletedRule", "HeartbeatRule", "ScanResultRule"],
+        "WorkDeadLetterQueue": ["BackupCompletedRule"],
+        "ForwardDeadLetterQueue": ["AlarmForwardRule", "ScanResultRule"],
     }
     policies = h.resources(tpl, "AWS::SQS::QueuePolicy").values()
-    assert sorted(p["Properties"]["Queues"][0]["Ref"] for p in policies) == sorted(sender)
+    assert sorted(p["Properties"]["Queues"][0]["Ref"] for p in policies) == sorted(senders)
     for policy in policies:
         (queue,) = [q["Ref"] for q in policy["Properties"]["Queues"]]
         allow, deny = h.statements(policy["Properties"]["PolicyDocument"])
         assert allow["Principal"] == {"Service": "events.amazonaws.com"}
         assert allow["Action"] == ["sqs:SendMessage"]
+        arns = [{"Fn::GetAtt": [rule, "Arn"]} for rule in senders[queue]]
         assert allow["Condition"] == {
-            "ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": [sender[queue], "Arn"]}}
+            "ArnEquals": {"aws:SourceArn": arns[0] if len(arns) == 1 else arns}
         }
         assert deny["Effect"] == "Deny"
         assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
@@ -167,6 +169,9 @@ def test_environment_is_exactly_the_detector_contract():
         "CONTENT_SAMPLES_MAX": "256",
         "EBS_COUNT_WORKERS": "8",
         "ALARM_ACTIONS_ENABLED": "true",
+        "SCANNER_ROLE_ARN": {
+            "Fn::If": ["ConfirmationScansOn", {"Fn::GetAtt": ["ScannerRole", "Arn"]}, ""]
+        },
         # The verdict's knobs, overridable but the history's length (the item's size).
         "CONTENT_SAMPLING": {"Ref": "ContentSampling"},
         "CONFIRMATION_SCAN": {"Ref": "ConfirmationScan"},
@@ -196,6 +201,8 @@ def test_environment_values_are_accepted_by_the_detector_settings():
             value = param["Default"] if param else f"resolved-{value['Ref']}"
         elif isinstance(value, dict) and "Fn::Sub" in value:
             value = value["Fn::Sub"].replace("${AWS::Partition}", "aws")
+        elif isinstance(value, dict) and "Fn::If" in value:
+            value = value["Fn::If"][2]  # the switch's default: off
         resolved[key] = value
     parsed = settings.load(resolved)
     assert parsed.alarm_prefix == "backup-anomaly-"
@@ -262,7 +269,14 @@ def test_detector_role_allows_exactly_what_the_code_calls():
                 "cloudwatch:TagResource",
             ]
         ),
-        "ResolveSnapshots": ["ec2:DescribeImages", "ec2:DescribeSnapshots"],
+        "ResolveSnapshots": sorted(
+            [
+                "ec2:DescribeImages",
+                "ec2:DescribeSnapshots",
+                "ec2:DescribeVolumes",
+                "ec2:DescribeInstances",
+            ]
+        ),
         "ResolveBackupJob": ["backup:DescribeBackupJob"],
         "ConsumeAndRequeueWork": sorted(
             ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:SendMessage"]
@@ -414,7 +428,17 @@ def test_create_mode_has_vault_plan_and_tag_selection():
         {
             "Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/"
             "AWSBackupServiceRolePolicyForBackup"
-        }
+        },
+        # A confirmation scan names the role that made the recovery point.
+        {
+            "Fn::If": [
+                "ConfirmationScansOn",
+                {
+                    "Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/AWSBackupServiceRolePolicyForScans"
+                },
+                {"Ref": "AWS::NoValue"},
+            ]
+        },
     ]
     (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
     assert trust["Principal"] == {"Service": "backup.amazonaws.com"}
@@ -512,7 +536,12 @@ def test_alarm_forwarding_keeps_what_the_central_bus_refuses():
     allow = h.statements(policy["PolicyDocument"])[0]
     assert allow["Principal"] == {"Service": "events.amazonaws.com"}
     assert allow["Condition"] == {
-        "ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["AlarmForwardRule", "Arn"]}}
+        "ArnEquals": {
+            "aws:SourceArn": [
+                {"Fn::GetAtt": ["AlarmForwardRule", "Arn"]},
+                {"Fn::GetAtt": ["ScanResultRule", "Arn"]},
+            ]
+        }
     }
     alarms = h.resources(tpl, "AWS::CloudWatch::Alarm").values()
     assert any(

@@ -73,8 +73,10 @@ def _create_member(variant: str) -> dict[str, dict]:
 
 @pytest.fixture
 def aws(monkeypatch):
+    from testing.moto_fidelity import faithful_moto
+
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    with mock_aws():
+    with mock_aws(), faithful_moto():
         yield
 
 

@@ -15,7 +15,11 @@ NO_RESOURCE_LEVEL = {
     "cloudwatch:PutMetricData",  # scoped by the cloudwatch:namespace condition
     "ec2:DescribeImages",
     "ec2:DescribeSnapshots",
+    "ec2:DescribeVolumes",
+    "ec2:DescribeInstances",
     "backup:DescribeBackupJob",  # AWS Backup has no backup-job resource type
+    "backup:StartScanJob",  # its resource type is not confirmed: see the member template
+    "securityhub:BatchUpdateFindings",  # names findings, not resources
     *stackset_roles.NO_RESOURCE_LEVEL_ACTIONS,
 }
 
