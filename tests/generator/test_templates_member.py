@@ -434,7 +434,8 @@ def test_create_mode_has_vault_plan_and_tag_selection():
             "Fn::If": [
                 "ConfirmationScansOn",
                 {
-                    "Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/AWSBackupServiceRolePolicyForScans"
+                    "Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/"
+                    "AWSBackupServiceRolePolicyForScans"
                 },
                 {"Ref": "AWS::NoValue"},
             ]
