@@ -13,7 +13,9 @@ is the cost play. ``StartScanJob`` takes (https://docs.aws.amazon.com/aws-backup
   (https://docs.aws.amazon.com/guardduty/latest/ug/malware-protection-backup-iam-permissions.html);
 * ``ScanMode``: ``INCREMENTAL_SCAN`` against ``ScanBaseRecoveryPointArn`` (the last clean
   snapshot of an EBS volume: its recovery point is the snapshot), ``FULL_SCAN`` when there
-  is none (an AMI's earlier recovery point is not kept in the volume's history);
+  is none (an AMI's earlier recovery point is not kept in the volume's history) or when
+  AWS Backup refuses the base (an incremental scan's base must itself have been scanned,
+  and the detector scans only suspects: the last clean point usually was not);
 * ``IdempotencyToken``: derived from the measurement, so a retried publication (the
   anomaly stays pending until delivered) starts no second job.
 
@@ -78,13 +80,41 @@ def start_scan(backup: Any, measurement: Measurement, scanner_role_arn: str | No
         request["ScanBaseRecoveryPointArn"] = _snapshot_arn(measurement, clean)
     else:
         request["ScanMode"] = "FULL_SCAN"
+    note = None
     try:
         response = backup.start_scan_job(**request)
     except (ClientError, BotoCoreError) as exc:
-        if isinstance(exc, ClientError):
-            error = exc.response.get("Error", {})
-            note = f"{error.get('Code', 'Error')}: {error.get('Message', '')}"
-        else:
-            note = f"{type(exc).__name__}: {exc}"
-        return ScanStart("failed", mode=request["ScanMode"], note=note)
-    return ScanStart("started", job_id=response.get("ScanJobId"), mode=request["ScanMode"])
+        refused = _describe(exc)
+        if request["ScanMode"] != "INCREMENTAL_SCAN" or _code(exc) not in _BASE_REFUSED:
+            return ScanStart("failed", mode=request["ScanMode"], note=refused)
+        # The base was refused (never scanned, or gone): the whole recovery point, then.
+        request.pop("ScanBaseRecoveryPointArn")
+        request["ScanMode"] = "FULL_SCAN"
+        request["IdempotencyToken"] = token(measurement)[:60] + "full"
+        note = f"incremental scan refused ({refused}): full scan"
+        try:
+            response = backup.start_scan_job(**request)
+        except (ClientError, BotoCoreError) as again:
+            return ScanStart("failed", mode="FULL_SCAN", note=_describe(again))
+    return ScanStart(
+        "started", job_id=response.get("ScanJobId"), mode=request["ScanMode"], note=note
+    )
+
+
+# What AWS Backup answers when an incremental scan's base will not do.
+_BASE_REFUSED = (
+    "InvalidRequestException",
+    "InvalidParameterValueException",
+    "ResourceNotFoundException",
+)
+
+
+def _code(exc: BaseException) -> str | None:
+    return exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else None
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        return f"{error.get('Code', 'Error')}: {error.get('Message', '')}"
+    return f"{type(exc).__name__}: {exc}"
