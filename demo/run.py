@@ -101,6 +101,7 @@ class Protected:
     runtime: object
     band_width: float
     attacked: bool
+    alarms: bool = True
     cells: list[str] = field(default_factory=list)
     measured: list[int] = field(default_factory=list)
     state: str = "INSUFFICIENT_DATA"
@@ -239,7 +240,9 @@ def _protect(
     runtime = LocalLambda(session, region, names.detector_function)
     band = contract.setting("band_width")
     width = float(runtime.environment.get(band.env or "", config.setting(band.name)))
-    return Protected(name, session, volume, runtime, width, attacked)
+    switch = contract.setting("cloudwatch_alarms")
+    alarms = runtime.environment.get(switch.env or "", "false") == "true"
+    return Protected(name, session, volume, runtime, width, attacked, alarms)
 
 
 def _backups(config: OrgConfig, protected: list[Protected], days: int, display: Display) -> None:
@@ -330,7 +333,7 @@ def _judge(
     if expected is None:
         return cell + "  (training)"
     cell += f"  {state} (<= {expected.upper:.0f})"
-    if state != p.state:
+    if state != p.state and p.alarms:
         _set_alarm(config, p, state, value, expected.upper, when)
     return cell
 
