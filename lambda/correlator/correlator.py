@@ -308,6 +308,9 @@ class Correlator:
             self._done(outcome, Decision.CORRELATED, transition.outcome, head.id,
                        inc.severity(head, self.rules))  # fmt: skip
             self.outbox.deliver(notices)
+            # A crashed writer's notifications go out with the next change, not only with
+            # the redelivery of its own event or the sweep.
+            self.outbox.deliver_stale()
             return
         raise RetryLater(f"incident index contended for {MAX_ATTEMPTS} attempts")
 

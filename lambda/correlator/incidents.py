@@ -28,8 +28,9 @@ Notifications (``decide``)
     One when an incident opens (an email if it is at least ``notifying``, else to the
     audit queue only) or first reaches ``notifying``; one at once when its severity rises;
     one for growth (volumes, accounts, regions, scan results) at most every
-    ``update_interval``, the sweep sending a deferred one; one when it resolves, expires,
-    is merged into another or reopens. A repeated or already-counted signal changes
+    ``update_interval``, the sweep sending a deferred one (also for a closed incident that
+    a late signal grew: the last message never under-reports); one when it resolves,
+    expires, is merged into another or reopens. A repeated or already-counted signal changes
     nothing, so it notifies nothing.
 """
 
@@ -307,22 +308,27 @@ def decide(
             record(closing_kind[after.status], notifiable)
     elif was is not None and was.closed and after.status is Status.OPEN:
         record(NoticeKind.REOPENED, after.notified is not None or notifiable)
-    elif after.status.closed:
-        if was is not after.status:
-            record(closing_kind[after.status], after.notified is not None)
-        # A late signal on a closed incident is kept in its rows; nothing to tell.
-    elif after.notified is None and notifiable:
+    elif after.status.closed and was is not after.status:
+        record(closing_kind[after.status], after.notified is not None)
+    elif after.status is Status.OPEN and after.notified is None and notifiable:
         record(NoticeKind.OPENED, True)  # it first reaches the notification minimum
-    elif after.notified is not None and (
-        severity(after, rules).rank > after.notified.severity.rank
-        or (after.threats and not after.notified.threats)
+    elif (
+        after.status is Status.OPEN
+        and after.notified is not None
+        and (
+            severity(after, rules).rank > after.notified.severity.rank
+            or (after.threats and not after.notified.threats)
+        )
     ):
         record(NoticeKind.UPDATED, True)  # worse, or a scan confirmed it: at once
     else:
+        # Growth, at most every update interval. Also of a closed incident: a late signal
+        # of a volume already measured normal again leaves it resolved, but the last
+        # message must not under-report what the incident was.
         assert after.reported is not None
         told = snapshot(after, rules, now)
         if not told.same_as(after.reported) and now - after.reported.at >= rules.update_interval:
-            record(NoticeKind.UPDATED, after.notified is not None)
+            record(NoticeKind.UPDATED, after.notified is not None or notifiable)
     return incident, tuple(intents)
 
 
