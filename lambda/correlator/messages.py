@@ -464,7 +464,7 @@ def _ops_line(item: OpsIncident, names: Mapping[str, str], now: datetime) -> str
         if item.status is Status.OPEN:
             return (
                 f"- {volume} in {where}: BACKUPS STOPPED: last measured backup "
-                f"{_when(item.since)}, after {item.count} regular backups"
+                f"{_when(item.since)} ({item.count} measured backups before it stopped)"
             )
         return f"- {volume} in {where}: measured again ({_when(item.last_seen)})"
     claimed = ", ".join(sorted(details.get("claimedAccounts") or []))

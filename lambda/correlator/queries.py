@@ -101,7 +101,7 @@ def _measurements(
 ) -> Iterator[tuple[str, str, WindowMeasurement]]:
     store = _store(client, table)
     for account, region in _pairs(client, table):
-        for m in store.window(account, region, start, end):
+        for m in store.window(account, region, start, end, end):
             yield account, region, m
 
 

@@ -270,7 +270,7 @@ class SilenceCheck:
             if watch.key in silent_now or not volume_check_due(watch, now):
                 continue
             window = self.store.window(
-                watch.account, watch.region, now - volume_window(watch, self.rules), now
+                watch.account, watch.region, now - volume_window(watch, self.rules), now, now
             )
             stopped = stopped_volumes(window, watch, self.rules, now)
             changes += stopped_changes(watch, stopped, items)

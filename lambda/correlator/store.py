@@ -373,10 +373,13 @@ class Store:
             kwargs["ExclusiveStartKey"] = last
 
     def window(
-        self, account: str, region: str, start: datetime, end: datetime
+        self, account: str, region: str, start: datetime, end: datetime, now: datetime | None = None
     ) -> Iterator[WindowMeasurement]:
-        """The measurements and resets of an account-region completed in ``[start, end]``."""
-        now = epoch(datetime.now(UTC))
+        """The measurements and resets of an account-region completed in ``[start, end]``.
+
+        Items whose TTL is before ``now`` (default: the wall clock) are left out.
+        """
+        cutoff = epoch(now or datetime.now(UTC))
         for item in self._query(
             GSI1,
             KeyConditionExpression="gsi1pk = :ar AND gsi1sk BETWEEN :lo AND :hi",
@@ -387,7 +390,7 @@ class Store:
             },
         ):
             ttl = _get_n(item, "ttl")
-            if ttl is not None and ttl <= now:
+            if ttl is not None and ttl <= cutoff:
                 continue  # expired, not yet deleted
             completed = _get_s(item, "completionTime")
             volume = _get_s(item, "volumeArn")

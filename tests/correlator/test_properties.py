@@ -26,6 +26,7 @@ import json
 from collections import deque
 from datetime import timedelta
 
+import pytest
 from correlator.incidents import snapshot
 from correlator.records import Severity, Status
 from hypothesis import HealthCheck, given, settings
@@ -43,6 +44,9 @@ from tests.correlator.conftest import (
     reset,
     scheduled,
 )
+
+# moto inside each example, and some 20 s in all: not part of the fast unit loop.
+pytestmark = pytest.mark.slow
 
 ACCOUNTS = ("111111111111", "222222222222", "333333333333")
 REGIONS = ("eu-west-1", "us-east-2")
