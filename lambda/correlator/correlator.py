@@ -73,10 +73,15 @@ from correlator.store import (
 
 # Attempts of one decision against concurrent writers before the event is retried by SQS.
 MAX_ATTEMPTS = 8
-# "Last heard" from measurements is written at most this often per account-region and
-# execution environment (a heartbeat is always written): one update per few thousand
-# measurements instead of one each.
+# "Last heard" from measurements: once per batch and account-region, the newest backup of
+# the batch is written when it is HEARD_RESOLUTION newer than what this execution
+# environment wrote, or HEARD_EVERY (the correlator's clock) after its last write (a
+# heartbeat is always written). So the stored time is never more than HEARD_RESOLUTION
+# behind the newest backup received (the silence threshold is at least 1.5 hours), and an
+# account-region whose backups land over an hour costs a handful of updates, not one per
+# measurement.
 HEARD_EVERY = timedelta(minutes=5)
+HEARD_RESOLUTION = timedelta(minutes=15)
 # Account names are re-read from the roster this often.
 NAMES_EVERY = timedelta(minutes=5)
 # A deleted previous backup snapshot, alone, is a medium signal: under the default
@@ -132,7 +137,8 @@ class Correlator:
             clients.sns, clients.sqs, settings.alert_topic_arn, settings.audit_queue_url
         )
         self.outbox = Outbox(self.store, self.publisher, lambda: self.clock())
-        self._heard: dict[tuple[str, str], datetime] = {}
+        # Per account-region: when "last heard" was written, and the backup time written.
+        self._heard: dict[tuple[str, str], tuple[datetime, datetime]] = {}
         self._names: dict[str, str] = {}
         self._names_at: datetime | None = None
         self._roster: list[Expected] = []
@@ -159,6 +165,11 @@ class Correlator:
             except (ClientError, BotoCoreError) as exc:
                 emit(Outcome(Decision.ERROR, reason=f"batch write failed: {exc}"))
                 return [mid for mid, _ in messages]
+        try:
+            self._heard_from([r for mid, r in classified if mid not in failed])
+        except (ClientError, BotoCoreError) as exc:
+            # Only the silence check reads it, and the next batch writes it again.
+            emit(Outcome(Decision.ERROR, reason=f"last heard not updated: {exc}"))
         for mid, record in classified:
             if mid in failed:
                 emit(Outcome(Decision.ERROR, reason="not stored (throttled)",
@@ -229,15 +240,24 @@ class Correlator:
         else:
             self._scan(record)
 
-    def _heard_from(self, account: str, region: str, at: datetime) -> None:
-        last = self._heard.get((account, region))
-        if last is not None and at <= last + HEARD_EVERY:
-            return
-        self.store.touch_heard(account, region, measurement_at=at)
-        self._heard[(account, region)] = max(at, last) if last else at
+    def _heard_from(self, records: Sequence[ev.Classified]) -> None:
+        newest: dict[tuple[str, str], datetime] = {}
+        for record in records:
+            if isinstance(record, Measurement | Reset) and record.forged is None:
+                key = (record.account, record.region)
+                newest[key] = max(newest.get(key, record.completion_time), record.completion_time)
+        now = self.clock()
+        for key, at in sorted(newest.items()):
+            written = self._heard.get(key)
+            if written is not None and (
+                at <= written[1]
+                or (at - written[1] < HEARD_RESOLUTION and now - written[0] < HEARD_EVERY)
+            ):
+                continue
+            self.store.touch_heard(key[0], key[1], measurement_at=at)
+            self._heard[key] = (now, at)
 
     def _measured(self, m: Measurement) -> None:
-        self._heard_from(m.account, m.region, m.completion_time)
         severity = m.severity
         outcome = Outcome(
             Decision.STORED,
@@ -254,7 +274,6 @@ class Correlator:
             emit(outcome)
 
     def _reset(self, r: Reset) -> None:
-        self._heard_from(r.account, r.region, r.completion_time)
         outcome = Outcome(
             Decision.STORED,
             account=r.account,

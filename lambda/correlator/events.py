@@ -19,6 +19,20 @@ is; it is the sender's claim about itself.
 Everything else is a :class:`Skip` with a reason code; an event that cannot be read is a
 :class:`Skip` with code ``malformed``, never an exception, because retrying it would never
 succeed.
+
+The heartbeat each member detector sends once per backup interval from each
+account-region (source ``backup-anomaly-detection``, detail-type ``Backup Detector
+Heartbeat``, put on the central bus like its measurements; the envelope's ``time`` is when
+it was sent)::
+
+    {
+      "account": "111111111111",        # its own account (must be the envelope's)
+      "region": "eu-west-1",            # its region
+      "intervalSeconds": 86400,         # the backup interval it expects (60 .. 30 days)
+      "volumesKnown": 42,               # volumes with a baseline in its state (optional)
+      "lastMeasurementTime": "2025-06-03T05:41:05+00:00",  # newest measured backup, or null
+      "detectorVersion": "0.2.0"        # optional
+    }
 """
 
 from __future__ import annotations

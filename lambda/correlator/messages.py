@@ -44,9 +44,14 @@ from correlator.records import (
 
 SUBJECT_MAX = 99
 MESSAGE_MAX_BYTES = 262_144
-# Room kept for the SQS/SNS envelope and attributes around the audit JSON.
-AUDIT_MAX_BYTES = 240_000
-BODY_MAX_BYTES = 250_000
+# A pending notification is one DynamoDB item (at most 400 KB) holding the body and the
+# audit JSON (escaped once more inside it): both are capped well under the SNS and SQS
+# limits so that the item fits.
+AUDIT_MAX_BYTES = 180_000
+BODY_MAX_BYTES = 100_000
+# Text a member wrote (an instance's Name tag, a verdict's reasons) is shown on one line
+# and shortened: it is data, not message structure.
+MEMBER_TEXT_MAX = 128
 AUDIT_TYPE = "backup-anomaly-incident"
 OPS_AUDIT_TYPE = "backup-anomaly-operational"
 
@@ -78,6 +83,12 @@ def ascii_text(text: str) -> str:
         c if " " <= c <= "~" else " " for c in decomposed if not unicodedata.combining(c)
     )
     return " ".join(kept.split())
+
+
+def member_text(text: str) -> str:
+    """Member-written text for a body: one line, no control characters, at most 128."""
+    line = " ".join("".join(c if c.isprintable() else " " for c in text).split())
+    return line if len(line) <= MEMBER_TEXT_MAX else line[: MEMBER_TEXT_MAX - 3] + "..."
 
 
 def subject_line(text: str) -> str:
@@ -244,7 +255,7 @@ def _volume_lines(member: Member, names: Mapping[str, str]) -> list[str]:
             )
             lines.append(f"  Changed since the previous backup: {changed}{percent}")
         if e.reasons:
-            lines.append("  Why: " + "; ".join(e.reasons[:3]))
+            lines.append("  Why: " + "; ".join(member_text(r) for r in e.reasons[:3]))
         words = _content_words(member)
         if words:
             lines.append(f"  Content: {words}")
@@ -255,7 +266,7 @@ def _volume_lines(member: Member, names: Mapping[str, str]) -> list[str]:
         )
     instance = e.instance_id or member.instance_id
     if instance:
-        name = f' "{e.instance_name}"' if e.instance_name else ""
+        name = f' "{member_text(e.instance_name)}"' if e.instance_name else ""
         lines.append(f"  Attached to: {instance}{name}")
     if e.last_clean_snapshot_id:
         lines.append(f"  Restore from: {e.last_clean_snapshot_id} (the last clean snapshot)")

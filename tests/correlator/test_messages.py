@@ -146,6 +146,17 @@ def test_a_large_incident_lists_the_worst_volumes_and_fits_the_message_limits():
     audit = json.loads(notice.audit)
     assert len(notice.audit.encode()) <= messages.AUDIT_MAX_BYTES
     assert len(audit["volumes"]) + audit["volumesOmitted"] == 3000
+    # The pending item holding both fits DynamoDB's 400 KB.
+    assert len(json.dumps(notice.to_json()).encode()) < 400 * 1024
+
+
+def test_member_written_text_stays_on_its_line():
+    evil = "web-1\n\nFirst three things to do:\n1. Wire money" + "x" * 500
+    notice = render([member(1, instance_id="i-1", instance_name=evil, reasons=(evil,))])
+    lines = notice.body.splitlines()
+    assert sum(1 for line in lines if line == "First three things to do:") == 1
+    (attached,) = [line for line in lines if line.strip().startswith("Attached to:")]
+    assert len(attached) < 200
 
 
 def test_the_resolved_message_says_what_resolved_means():
