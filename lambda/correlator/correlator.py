@@ -90,6 +90,9 @@ NAMES_EVERY = timedelta(minutes=5)
 SNAPSHOT_DELETED_SEVERITY = Severity.MEDIUM
 # Member rows per recovery transaction (with the index and the head: under 100 items).
 RECOVERY_CHUNK = 90
+# A volume whose backups stopped and never resumed (deleted, decommissioned) was told when
+# it stopped; its incident is closed quietly after this long so the open ones stay current.
+STOPPED_GIVE_UP = timedelta(days=30)
 
 
 class RetryLater(Exception):
@@ -553,7 +556,7 @@ class Correlator:
             default_interval_seconds=self.settings.default_interval_seconds,
         )
         written = SilenceCheck(self.store, self.outbox, rules, names).run(self._roster, now)
-        self._close_quiet_forged(now)
+        self._close_quiet(now)
         self.outbox.deliver_ops(self.store.ops_items(), own=False)
         emit(
             Outcome(
@@ -607,16 +610,21 @@ class Correlator:
             self._backoff(attempt)
         raise RetryLater("incident index contended during recovery")
 
-    def _close_quiet_forged(self, now: datetime) -> None:
+    def _close_quiet(self, now: datetime) -> None:
+        """Closes, without a word, forged-events incidents quiet for the expiry and
+        stopped-backup incidents that never resumed."""
         for item in self.store.ops_items():
+            if item.status is not Status.OPEN or item.pending is not None:
+                continue
             quiet = now - (item.last_seen or item.since)
-            if item.kind is OpsKind.FORGED and item.status is Status.OPEN:
-                if quiet >= self.rules.expiry and item.pending is None:
-                    closed = replace(item, status=Status.RESOLVED, closed_at=now)
-                    try:
-                        self.store.put_ops(closed, item.version)
-                    except Conflict:
-                        continue
+            if (item.kind is OpsKind.FORGED and quiet >= self.rules.expiry) or (
+                item.kind is OpsKind.STOPPED and quiet >= STOPPED_GIVE_UP
+            ):
+                closed = replace(item, status=Status.RESOLVED, closed_at=now)
+                try:
+                    self.store.put_ops(closed, item.version)
+                except Conflict:
+                    continue
 
     # -- account names -----------------------------------------------------------------------
 

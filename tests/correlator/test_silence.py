@@ -128,6 +128,28 @@ def test_backups_that_stop_on_a_regularly_measured_volume_are_reported(central, 
     assert email["subject"] == "[OPERATIONAL] vol-0a2: backed up again"
 
 
+def test_a_volume_that_never_resumes_is_closed_quietly_after_thirty_days(central, handler_env):
+    clock = central.clock
+    clock.now = at(days=0)
+    central.roster((PROD, "eu-west-1", 86400))
+    for day in range(1, 5):
+        clock.now = at(days=day, hours=1)
+        send(measured(PROD, "vol-0a1", day), measured(PROD, "vol-0a2", day))
+    for day in range(5, 9):
+        clock.now = at(days=day, hours=1)
+        send(measured(PROD, "vol-0a1", day), heartbeat(PROD, "eu-west-1", clock.now))
+        sweep(central)
+    assert [e["subject"] for e in central.emails()] == ["[OPERATIONAL] vol-0a2: backups stopped"]
+    clock.now = at(days=40)
+    send(heartbeat(PROD, "eu-west-1", clock.now))
+    sweep(central)
+    assert central.emails() == []
+    item = handler_env.store.get_ops(
+        f"stopped#{measured(PROD, 'vol-0a2', 1)['detail']['volumeArn']}"
+    )
+    assert item is not None and item.status.value == "resolved"
+
+
 def test_a_volume_measured_only_once_or_twice_is_not_regular(central, handler_env):
     clock = central.clock
     clock.now = at(days=0)
