@@ -57,6 +57,7 @@ for _key, _value in {
     os.environ.setdefault(_key, _value)
 
 import boto3  # noqa: E402
+
 from correlator import handler  # noqa: E402
 from correlator.store import Store, create_table  # noqa: E402
 

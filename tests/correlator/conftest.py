@@ -15,12 +15,13 @@ from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
+from moto import mock_aws
+
 from correlator import handler
 from correlator.correlator import Clients, Correlator
 from correlator.roster import put_roster
 from correlator.settings import Settings
 from correlator.store import create_table
-from moto import mock_aws
 
 REGION = "us-east-1"
 SECURITY = "999999999999"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import copy
 
 import pytest
+
 from correlator import events as ev
 from correlator.records import Heartbeat, Measurement, Reset, Scan, Severity
-
 from tests.correlator.conftest import (
     SOURCE,
     anomaly,

@@ -7,7 +7,6 @@ import copy
 
 from correlator import handler
 from correlator.roster import heard_from
-
 from tests.correlator.conftest import (
     TABLE,
     anomaly,

@@ -14,7 +14,6 @@ from datetime import timedelta
 
 from correlator import handler
 from correlator.store import Store
-
 from testing.fakes.backup_scan import FakeBackupScan
 from tests.correlator.conftest import (
     TABLE,

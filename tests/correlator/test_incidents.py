@@ -16,7 +16,6 @@ from correlator.records import (
     Status,
     combine,
 )
-
 from tests.correlator.conftest import at
 
 RULES = inc.Rules()

@@ -7,6 +7,7 @@ import json
 from datetime import timedelta
 
 import pytest
+
 from correlator import messages
 from correlator.incidents import Intent, Rules, snapshot
 from correlator.records import (
@@ -22,7 +23,6 @@ from correlator.records import (
     Status,
     Tally,
 )
-
 from tests.correlator.conftest import at
 
 NAMES = {"111111111111": "prod-payments", "222222222222": "Zürich analytics"}

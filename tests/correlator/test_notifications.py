@@ -7,7 +7,6 @@ from datetime import timedelta
 
 from correlator import handler
 from correlator.notify import CLAIM_LEASE
-
 from tests.correlator.conftest import (
     Recorder,
     anomaly,

@@ -27,12 +27,12 @@ from collections import deque
 from datetime import timedelta
 
 import pytest
-from correlator.incidents import snapshot
-from correlator.records import Severity, Status
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
+from correlator.incidents import snapshot
+from correlator.records import Severity, Status
 from tests.correlator.conftest import (
     TABLE,
     Central,

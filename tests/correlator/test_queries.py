@@ -7,7 +7,6 @@ from datetime import date
 from correlator import queries
 from correlator.records import RosterEntry
 from correlator.roster import RosterError, put_roster, read_roster
-
 from tests.correlator.conftest import (
     TABLE,
     Recorder,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+
 from correlator import contract, handler
 from correlator.settings import Settings, SettingsError, load
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from correlator import handler
-
 from tests.correlator.conftest import (
     at,
     heartbeat,

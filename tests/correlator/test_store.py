@@ -7,7 +7,6 @@ from datetime import timedelta
 from correlator import events as ev
 from correlator.records import parse_iso
 from correlator.store import GSI1, GSI1_ATTRIBUTES, Store, table_definition
-
 from tests.correlator.conftest import (
     SOURCE,
     TABLE,
