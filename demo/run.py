@@ -231,7 +231,7 @@ def _protect(
     config: OrgConfig, account: str, name: str, region: str, names: Names, attacked: bool
 ) -> Protected:
     from demo.backups import create_volume
-    from demo.lambda_runtime import LocalLambda
+    from testing.lambda_runtime import LocalLambda
     from testing.organization import assume
 
     session = assume(account, region)

@@ -231,6 +231,51 @@ class Names:
         return f"{self.prefix}-baseline-resets"
 
     @property
+    def correlator_table(self) -> str:
+        return f"{self.prefix}-central"
+
+    @property
+    def correlator_queue(self) -> str:
+        return f"{self.prefix}-correlator"
+
+    @property
+    def correlator_dlq(self) -> str:
+        return f"{self.prefix}-correlator-dlq"
+
+    @property
+    def correlator_function(self) -> str:
+        return f"{self.prefix}-correlator"
+
+    @property
+    def correlator_log_group(self) -> str:
+        return f"/aws/lambda/{self.correlator_function}"
+
+    def correlator_role(self, region: str) -> str:
+        return self._iam("correl", region)
+
+    @property
+    def correlator_rule(self) -> str:
+        """The members' measurements, anomalies, resets and heartbeats, to the correlator."""
+        return f"{self.prefix}-to-correlator"
+
+    @property
+    def correlator_scan_rule(self) -> str:
+        """Finished confirmation scans, to the correlator and the audit queue."""
+        return f"{self.prefix}-scan-results"
+
+    @property
+    def sweep_rule(self) -> str:
+        return f"{self.prefix}-correlator-sweep"
+
+    @property
+    def correlator_dlq_alarm(self) -> str:
+        return f"{self.prefix}-correlator-dlq"
+
+    @property
+    def correlator_errors_alarm(self) -> str:
+        return f"{self.prefix}-correlator-errors"
+
+    @property
     def central_missing_snapshot_rule(self) -> str:
         """Baseline resets whose previous snapshot was deleted, to the alert topic."""
         return f"{self.prefix}-snapshot-deleted"

@@ -56,7 +56,7 @@ def render(template: Template) -> str:
 def build_templates(config: OrgConfig, lambda_key: str) -> dict[str, str]:
     """Every template for ``config`` rendered to JSON, by name (pure, no I/O)."""
     rendered = {
-        "central": render(central.build(config)),
+        "central": render(central.build(config, lambda_key)),
         "member": render(member.build(config)),
         "artifacts": render(artifacts.build(config)),
     }

@@ -27,6 +27,7 @@ from rollout.display import Display
 from rollout.operations import InstanceOperation, instance_operations
 from rollout.plan import Plan, make_plan
 from rollout.render import render
+from rollout.roster import write_roster
 from rollout.sessions import AwsSessions
 from rollout.stacks import DeployFailed, apply
 from rollout.stackset_ops import OperationRunner
@@ -136,6 +137,9 @@ def deploy(
                     display,
                     poll_seconds,
                 )
+        # The roster before the StackSet: an instance that fails below is still expected,
+        # so its silence becomes an incident instead of going unnoticed.
+        write_roster(config, sessions, plan.desired.values(), plan.org, display)
         _apply_stackset(plan, cfn, runner, config, display)
         desired_count = Counter(d.group for d in plan.desired.values())
         operations = instance_operations(config, plan.instances, desired_count)

@@ -54,7 +54,6 @@ from pydantic import (
     model_validator,
 )
 
-from backup_anomaly import contract
 from backup_anomaly.contract import Scope
 from generator import naming
 from generator.config.fields import (
@@ -73,7 +72,14 @@ from generator.config.fields import (
 from generator.config.regions import partition_of
 from generator.config.rules import Loc, duplicates, raise_problems
 from generator.config.schedule import schedule_interval
-from generator.config.sections import Section, entries, overridden, section_model, value
+from generator.config.sections import (
+    Section,
+    entries,
+    overridden,
+    section_model,
+    setting,
+    value,
+)
 
 # Accounts a resource policy can list before it outgrows its size limit (SNS topic and
 # EventBridge bus policies are the tightest); beyond it only aws:PrincipalOrgID scales.
@@ -236,11 +242,14 @@ if TYPE_CHECKING:
     Detection = Section
     DetectionOverrides = Section
     BackupOverrides = Section
+    Correlation = Section
 else:
     Backup = section_model("Backup", "backup", base=BackupPlan)
     Detection = section_model("Detection", "detection", choices={"resource_types": ResourceType})
     DetectionOverrides = section_model("DetectionOverrides", "detection", overrides=True)
     BackupOverrides = section_model("BackupOverrides", "backup", overrides=True)
+    # The security account's correlator (lambda/correlator/contract.py).
+    Correlation = section_model("Correlation", "correlation")
 
 
 class Overrides(_Model):
@@ -566,6 +575,8 @@ class OrgConfig(_Model):
     deployment: Deployment
     backup: Backup = Backup()
     detection: Detection = Detection()
+    correlation: Correlation = Correlation()
+    """The security account's incidents: grouping, escalation, notification, silence."""
     encryption: Encryption = Encryption()
     tags: dict[TagKey, TagValue] = Field(default_factory=dict, max_length=40)
     """Applied to every resource and stack."""
@@ -832,4 +843,4 @@ class OrgConfig(_Model):
 
     def setting(self, name: str) -> Any:
         """The configured value of the contract setting ``name`` (its default when unset)."""
-        return value(self, contract.setting(name))
+        return value(self, setting(name))

@@ -23,8 +23,25 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchem
 
 from backup_anomaly import contract
 from backup_anomaly.contract import Kind, Setting
+from correlator import contract as correlator_contract
 from generator.config.fields import Float, Int, Schedule
 from generator.config.rules import duplicates, raise_problems
+
+
+def configured() -> tuple[Setting, ...]:
+    """Every contract entry the config sets: the detector's, then the correlator's."""
+    return (*contract.configured(), *correlator_contract.configured())
+
+
+def setting(name: str) -> Setting:
+    """The entry called ``name`` in either contract.
+
+    Raises:
+        KeyError: there is none.
+    """
+    if name in contract.BY_NAME:
+        return contract.BY_NAME[name]
+    return correlator_contract.BY_NAME[name]
 
 
 class Section(BaseModel):
@@ -113,16 +130,12 @@ def _default(setting: Setting, choices: Mapping[str, type[StrEnum]]) -> Any:
 
 def entries(section: str, *, overridable: bool = False) -> list[Setting]:
     """The contract entries of ``section`` (only the overridable ones when asked)."""
-    return [
-        s
-        for s in contract.configured()
-        if s.section == section and (s.overridable or not overridable)
-    ]
+    return [s for s in configured() if s.section == section and (s.overridable or not overridable)]
 
 
 def _children(section: str) -> list[str]:
     prefix = section + "."
-    found = {s.section for s in contract.configured() if (s.section or "").startswith(prefix)}
+    found = {s.section for s in configured() if (s.section or "").startswith(prefix)}
     return sorted({name[len(prefix) :].split(".")[0] for name in found if name})
 
 
@@ -164,7 +177,7 @@ def section_model(
     for child in _children(section):
         path = f"{section}.{child}"
         if overrides and not any(
-            s.overridable for s in contract.configured() if (s.section or "").startswith(path)
+            s.overridable for s in configured() if (s.section or "").startswith(path)
         ):
             continue
         model = section_model(
@@ -178,7 +191,7 @@ def section_model(
 def overridden(overrides: BaseModel) -> dict[str, object]:
     """The settings an ``overrides`` model sets, by contract name (unset ones left out)."""
     found: dict[str, object] = {}
-    for setting in contract.configured():
+    for setting in configured():
         if not setting.overridable or setting.section is None:
             continue
         parts = setting.config.split(".") if setting.config else []

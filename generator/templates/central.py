@@ -2,12 +2,13 @@
 
 Member accounts forward the state changes of their backup anomaly alarms and put one
 ``Backup Change Measured`` event per measurement, and one ``Backup Baseline Reset`` event
-per baseline reset, on the central event bus. One rule turns alarm state changes into a
-readable notification (SNS, email subscribers from the config) and copies them to the audit
-queue; another sends every measurement to the audit queue, a third every baseline reset,
-where a SIEM can read them and correlate across accounts. A reset because the previous
-backup snapshot disappeared also notifies the topic: deleting recovery points before
-encrypting is a classic ransomware step.
+per baseline reset, one ``Backup Anomaly Detected`` per verdict of low or worse, and a
+heartbeat, on the central event bus. Every measurement, anomaly and reset goes to the audit
+queue, where a SIEM reads them; all of them also go to the correlator (``correlation.py``),
+which turns anomalies (and deleted recovery points) into incidents across accounts and
+regions and mails those, never one email per volume. Where members keep the per-volume
+CloudWatch alarms, their transitions into ALARM and back are mailed too, and the members'
+operational alarms always are.
 """
 
 from __future__ import annotations
@@ -28,14 +29,18 @@ from troposphere import sqs as tsqs
 from generator import iam, naming
 from generator.config.model import OrgConfig
 from generator.config.regions import partition_of
+from generator.layout import layout
 from generator.naming import Names
 from generator.templates import common, shapes
+from generator.templates.correlation import Correlation
 
 # What a human reads in the notification emails. Placeholders come from InputPathsMap. The
 # account is always the envelope's ``$.account``, which EventBridge sets to the account
 # that sent the event and no sender can change; nothing a member writes into its own
 # events (detail fields, alarm descriptions) can claim another account. ``<console>`` is the
 # console of the deployment's partition, filled in at synthesis.
+# Paths only some alarms have (the detector's operational alarms have no volume).
+OPTIONAL_ALERT_PATHS = frozenset({"volume"})
 ALARM_TEMPLATE = (
     '"Backup anomaly alarm <alarm> is ALARM (was <previous>) in account <account>, region '
     "<region>, at <time>. Volume: <volume>. CloudWatch: <reason>. A sudden rewrite of a "
@@ -66,36 +71,18 @@ ALARM_PATHS = {
     "reason": "$.detail.state.reason",
     "volume": "$.detail.configuration.metrics[0].metricStat.metric.dimensions.VolumeId",
 }
+
+
 # The notification of a baseline reset whose previous snapshot was deleted. The region is
 # the volume's, as the sending account reports it (the envelope's is the central bus's).
-SNAPSHOT_DELETED_TEMPLATE = (
-    '"Backup snapshot deleted: the previous backup snapshot <previous> of volume <volume> '
-    "in account <account>, region <region>, no longer existed when backup job <job> "
-    "completed at <completion> (new snapshot <snapshot>), so change detection restarted "
-    "from the new snapshot. Deleting backups before encrypting data is a ransomware "
-    "precursor: find out who deleted <previous> (CloudTrail DeleteSnapshot, "
-    "DeleteRecoveryPoint) and check the account's other recovery points. Snapshots, in "
-    'account <account>: <console>/ec2/home?region=<region>#Snapshots:"'
-)
-SNAPSHOT_DELETED_PATHS = {
-    "account": "$.account",
-    "region": "$.detail.region",
-    "volume": "$.detail.volumeId",
-    "previous": "$.detail.previousSnapshotId",
-    "snapshot": "$.detail.snapshotId",
-    "job": "$.detail.backupJobId",
-    "completion": "$.detail.completionTime",
-}
-# Paths only some alarms have (the detector's operational alarms have no volume).
-OPTIONAL_ALERT_PATHS = frozenset({"volume"})
-
-
 class CentralTemplate:
     """Builds the central template (security account, home region)."""
 
-    def __init__(self, config: OrgConfig):
+    def __init__(self, config: OrgConfig, lambda_key: str):
         self.config = config
         self.names = Names(config.name)
+        self.layout = layout(config)
+        self.correlation = Correlation(self, lambda_key)
         self.alarm_prefix = config.detection.alarm_prefix
         self.accounts = common.scope_accounts(config)
         self.console = naming.console_url(partition_of(config.security.home_region) or "aws")
@@ -160,10 +147,13 @@ class CentralTemplate:
                     principal=iam.service("events.amazonaws.com"),
                 ),
                 iam.allow(
-                    "DeadLetterAlarmPublishes",
+                    "CentralAlarmsPublish",
                     [asns.Publish],
                     [self.topic.ref()],
-                    ArnEquals("aws:SourceArn", self.dlq_alarm.get_att("Arn")),
+                    ArnEquals(
+                        "aws:SourceArn",
+                        [a.get_att("Arn") for a in [self.dlq_alarm, *self.correlation.alarms()]],
+                    ),
                     principal=iam.service("cloudwatch.amazonaws.com"),
                 ),
                 common.deny_insecure_transport(self.topic.ref(), [asns.Publish]),
@@ -204,16 +194,17 @@ class CentralTemplate:
 
     def _audit_rules(self) -> list[tevents.Rule]:
         """The rules whose targets include the audit queue."""
-        return [self.alarm_rule, self.measurement_rule, self.reset_rule]
+        return [
+            self.alarm_rule,
+            self.measurement_rule,
+            self.reset_rule,
+            self.correlation.scan_rule,
+        ]
 
     def _alert_rules(self) -> list[tevents.Rule]:
-        """The rules whose target is the alert topic."""
-        return [
-            self.volume_alarm_rule,
-            self.volume_resolved_rule,
-            self.operational_rule,
-            self.snapshot_deleted_rule,
-        ]
+        """The rules whose target is the alert topic (anomalies reach it as incidents, from
+        the correlator, never one email per volume)."""
+        return [self.volume_alarm_rule, self.volume_resolved_rule, self.operational_rule]
 
     @cached_property
     def audit_queue_policy(self) -> tsqs.QueuePolicy:
@@ -228,7 +219,7 @@ class CentralTemplate:
             "CentralDeadLetterQueuePolicy",
             self.dlq,
             "CentralRulesSend",
-            [*self._audit_rules(), *self._alert_rules()],
+            [*self._audit_rules(), *self._alert_rules(), self.correlation.member_rule],
         )
 
     @cached_property
@@ -416,8 +407,11 @@ class CentralTemplate:
         return self._rule(
             "MeasurementRule",
             self.names.central_measurement_rule,
-            "Every changed-block measurement, for the audit trail",
-            {"source": [naming.EVENT_SOURCE], "detail-type": [naming.MEASUREMENT_DETAIL_TYPE]},
+            "Every measurement and every anomaly (all severities), for the audit trail",
+            {
+                "source": [naming.EVENT_SOURCE],
+                "detail-type": [naming.MEASUREMENT_DETAIL_TYPE, naming.ANOMALY_DETAIL_TYPE],
+            },
             [self._audit_target()],
         )
 
@@ -440,16 +434,6 @@ class CentralTemplate:
             [self._audit_target()],
         )
 
-    @cached_property
-    def snapshot_deleted_rule(self) -> tevents.Rule:
-        return self._rule(
-            "SnapshotDeletedRule",
-            self.names.central_missing_snapshot_rule,
-            "Baseline resets whose previous backup snapshot was deleted: alert",
-            self._reset_pattern(reason=[naming.RESET_PREVIOUS_SNAPSHOT_MISSING]),
-            [self._alert_target(SNAPSHOT_DELETED_PATHS, self._message(SNAPSHOT_DELETED_TEMPLATE))],
-        )
-
     # -- assembly -----------------------------------------------------------------------
     def resources(self) -> list:
         return [
@@ -470,7 +454,7 @@ class CentralTemplate:
             self.operational_rule,
             self.measurement_rule,
             self.reset_rule,
-            self.snapshot_deleted_rule,
+            *self.correlation.resources(),
         ]
 
     def create_template(self) -> Template:
@@ -486,6 +470,6 @@ class CentralTemplate:
         )
 
 
-def build(config: OrgConfig) -> Template:
-    """The central template for ``config``."""
-    return CentralTemplate(config).create_template()
+def build(config: OrgConfig, lambda_key: str) -> Template:
+    """The central template for ``config`` (``lambda_key``: the zip the correlator runs)."""
+    return CentralTemplate(config, lambda_key).create_template()

@@ -69,12 +69,6 @@ SCANS_ON = "ConfirmationScansOn"
 FINDINGS_ON = "SecurityHubFindingsOn"
 
 
-class _EsmScalingConfig(tlambda.ScalingConfig):
-    # troposphere 4.11 maps both Lambda "ScalingConfig" types to one class that lacks the
-    # event source mapping's MaximumConcurrency; a subclass keeps its type check happy.
-    props = {"MaximumConcurrency": (int, False)}
-
-
 class MemberTemplate:
     """Builds the member template for one organization config.
 
@@ -658,7 +652,9 @@ class MemberTemplate:
             FunctionResponseTypes=["ReportBatchItemFailures"],
             # Caps concurrent invocations without throttling the SQS pollers; all of them
             # share the account's ~50 ListChangedBlocks requests per second.
-            ScalingConfig=_EsmScalingConfig(MaximumConcurrency=self.setting("max_concurrency")),
+            ScalingConfig=shapes.EsmScalingConfig(
+                MaximumConcurrency=self.setting("max_concurrency")
+            ),
             Tags=common.tags(self.config),
         )
 

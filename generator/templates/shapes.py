@@ -14,6 +14,7 @@ from typing import Any
 from awacs import sqs as asqs
 from awacs.aws import ArnEquals
 from troposphere import AWSHelperFn
+from troposphere import awslambda as tlambda
 from troposphere import cloudwatch as tcw
 from troposphere import events as tevents
 from troposphere import sqs as tsqs
@@ -118,3 +119,11 @@ def queue_depth_alarm(
         statistic="Maximum",
         actions=actions,
     )
+
+
+class EsmScalingConfig(tlambda.ScalingConfig):
+    """An event source mapping's ScalingConfig (its MaximumConcurrency)."""
+
+    # troposphere 4.11 maps both Lambda "ScalingConfig" types to one class that lacks the
+    # event source mapping's MaximumConcurrency; a subclass keeps its type check happy.
+    props = {"MaximumConcurrency": (int, False)}

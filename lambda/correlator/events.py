@@ -280,6 +280,10 @@ def _verdict(detail: Mapping[str, Any]) -> Verdict | None:
         raise MalformedEvent(f"{where}.reasons must be a list of strings")
     # The anomaly event carries ``expected`` beside the verdict; the measurement inside it.
     expected = _dict(data, "expected", where) or _dict(detail, "expected") or {}
+    if expected.get("unit", "share") != "share":
+        # A range in blocks (written data unknown) is no share of written data: the
+        # message would print it as a percentage, so it is left out.
+        expected = {}
     score = data.get("score")
     if score is not None and (isinstance(score, bool) or not isinstance(score, int | float)):
         raise MalformedEvent(f"{where}.score must be a number, got {score!r}")
@@ -291,7 +295,10 @@ def _verdict(detail: Mapping[str, Any]) -> Verdict | None:
         expected_high=_float(expected, "high", f"{where}.expected"),
         expected_median=_float(expected, "median", f"{where}.expected"),
         share=_float(data, "share", where),
-        multiple=_float(data, "multiple", where),
+        # The detector writes ``multipleOfUsual``; ``multiple`` is read from older events.
+        multiple=_float(
+            data, "multipleOfUsual" if "multipleOfUsual" in data else "multiple", where
+        ),
     )
 
 

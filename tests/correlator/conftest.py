@@ -122,9 +122,9 @@ def measured(
             "severity": severity,
             "score": 0.1 if severity == "none" else 9.5,
             "reasons": [] if severity == "none" else ["rewrote 88% of the written data"],
-            "expected": {"low": 0.01, "high": 0.05, "median": 0.03},
+            "expected": {"low": 0.01, "high": 0.05, "median": 0.03, "unit": "share"},
             "share": share,
-            "multiple": multiple,
+            "multipleOfUsual": multiple,
         }
         detail["content"] = content
         detail["lateForAlarms"] = False

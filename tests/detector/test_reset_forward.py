@@ -1,14 +1,13 @@
 """Baseline resets reach the security account: one ``Backup Baseline Reset`` event each.
 
-The central bus here is built from the central template's own rule patterns (audit rule and
-snapshot-deleted alert rule), so a detector event the central stack would not route fails
-these tests. moto cannot deliver to SNS, so a queue stands in for the alert topic.
+The central bus here is built from the central template's own rule patterns (the audit rule
+and the correlator's rule), so a detector event the central stack would not route fails
+these tests. A deleted baseline is no longer mailed per volume: the correlator judges it.
 """
 
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
 
@@ -24,13 +23,16 @@ def _pattern(rule) -> str:
 
 
 def _central_bus(world):
-    """A central bus with the central template's reset rules: audit and alert stand-in."""
-    template = central.CentralTemplate(h.config("example"))
+    """A central bus with the central template's reset rules: audit and correlator queues."""
+    template = central.CentralTemplate(h.config("example"), "detector.zip")
     client = world.events._client
     sqs = world.sqs._client
     bus_arn = client.create_event_bus(Name="central")["EventBusArn"]
     queues = {}
-    for name, rule in (("audit", template.reset_rule), ("alert", template.snapshot_deleted_rule)):
+    for name, rule in (
+        ("audit", template.reset_rule),
+        ("correlator", template.correlation.member_rule),
+    ):
         url = sqs.create_queue(QueueName=name)["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"
@@ -101,7 +103,7 @@ def _expected_detail(world, vol, previous, snapshot, reason, job, completion) ->
     }
 
 
-def test_deleted_previous_snapshot_forwards_one_reset_that_alerts(world):
+def test_deleted_previous_snapshot_forwards_one_reset_to_audit_and_correlator(world):
     from testing.moto_fidelity import faithful_moto
 
     with faithful_moto():  # targets get the whole event, ``account`` included, as in AWS
@@ -127,18 +129,14 @@ def _deleted_previous_alerts(world):
     assert event["detail"] | {"resetAt": None} == _expected_detail(
         world, vol, s1, s2, "previous_snapshot_missing", "job-7", completion
     )
-    # The central alert rule matches it, and its message's paths are all in the event.
-    (alert,) = _received(world, queues["alert"])
-    assert alert["detail"] == event["detail"]
-    for name, path in central.SNAPSHOT_DELETED_PATHS.items():
-        node = alert
-        for part in re.findall(r"[\w-]+", path[2:]):
-            node = node[part]
-        assert node not in (None, ""), name
+    # The correlator's rule takes it too, with the envelope it trusts for account and region.
+    (correlated,) = _received(world, queues["correlator"])
+    assert correlated["detail"] == event["detail"]
+    assert (correlated["account"], correlated["region"]) == (ACCOUNT, REGION)
     assert len(_reset_puts(world)) == 1
 
 
-def test_unrelated_snapshots_forward_one_reset_that_does_not_alert(world):
+def test_unrelated_snapshots_forward_one_reset(world):
     bus_arn, queues = _central_bus(world)
     detector = world.detector(central_bus_arn=bus_arn)
     vol, (s1, s2) = _unrelated(world, detector)
@@ -153,7 +151,8 @@ def test_unrelated_snapshots_forward_one_reset_that_does_not_alert(world):
     assert event["detail"] | {"resetAt": None} == _expected_detail(
         world, vol, s1, s2, "unrelated_snapshots", "job-9", completion
     )
-    assert _received(world, queues["alert"]) == []  # a new lineage is no alarm by itself
+    (correlated,) = _received(world, queues["correlator"])
+    assert correlated["detail"]["reason"] == "unrelated_snapshots"
     assert len(_reset_puts(world)) == 1
 
 
@@ -256,4 +255,5 @@ def test_crash_after_forwarding_repeats_the_reset_with_the_same_id(world, monkey
     first, second = _received(world, queues["audit"])
     assert first["detail"] == second["detail"]
     assert first["detail"]["resetId"] == f"{world.volume_arn(vol)}/{s1}/{s2}"
-    assert len(_received(world, queues["alert"])) == 2  # the alert repeats too (rare)
+    # The correlator gets both copies too and keeps one: it dedupes by resetId.
+    assert len(_received(world, queues["correlator"])) == 2

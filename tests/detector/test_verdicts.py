@@ -21,6 +21,8 @@ from backup_anomaly.detector import AnomalyNotDelivered
 from backup_anomaly.records import CountProgress, Judgement, Measurement
 from backup_anomaly.scoring import Content, HistoryEntry, Observation, Severity
 from backup_anomaly.snapshots import VolumeSnapshot
+from correlator import events as correlator_events
+from testing.moto_fidelity import faithful_moto
 from tests.detector.conftest import ACCOUNT, REGION, recent
 from tests.detector.daily import DAILY, SAMPLES_MAX, WRITTEN, Volume, received
 
@@ -32,7 +34,8 @@ def test_an_encrypted_rewrite_is_critical_and_names_the_snapshot_to_restore(worl
     attacked = set(range(1000, 2200))  # 30 % of the written data
     snapshots = volume.prepare(attacked)
     world.fake.set_contents(snapshots[-1], [(1000, 2200, "encrypted")])
-    records = volume.back_up()
+    with faithful_moto():  # targets get the whole event, ``account`` included, as in AWS
+        records = volume.back_up()
 
     measured = [r for r in records if r["decision"] == "measured"]
     assert [r["severity"] for r in measured[:-1]] == ["none"] * 8
@@ -52,6 +55,15 @@ def test_an_encrypted_rewrite_is_critical_and_names_the_snapshot_to_restore(worl
     assert detail["expected"]["unit"] == "share"
     assert detail["expected"]["high"] < 0.3
     assert any("noise" in reason for reason in detail["verdict"]["reasons"])
+    # The correlator reads the event as the detector wrote it: no field lost on the way.
+    seen = correlator_events.classify(anomaly, anomaly["source"])
+    assert seen.verdict.severity.value == "critical"
+    assert seen.verdict.multiple == detail["verdict"]["multipleOfUsual"] > 5
+    assert seen.verdict.expected_high == detail["expected"]["high"]
+    assert seen.verdict.share == detail["verdict"]["share"]
+    assert seen.content.incompressible_after == detail["content"]["incompressibleAfter"]
+    assert seen.written_blocks == WRITTEN
+    assert seen.last_clean_snapshot_id == volume.snapshots[-2]
     measured_events = [e for e in events if e["detail-type"] == "Backup Change Measured"]
     assert len(measured_events) == 9
     assert measured_events[-1]["detail"]["measurementId"] == detail["measurementId"]

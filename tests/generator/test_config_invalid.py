@@ -237,7 +237,7 @@ CASES = [
         "unknown-key-far",
         [("tags:\n", "colour: blue\ntags:\n")],
         [
-            "33: colour: unknown key 'colour'; expected one of: backup, deployment, detection, encryption, name, organization, schema_version, security, tags"
+            "33: colour: unknown key 'colour'; expected one of: backup, correlation, deployment, detection, encryption, name, organization, schema_version, security, tags"
         ],
     ),
     case(

@@ -127,7 +127,7 @@ def test_a_failure_leaves_the_previous_output_untouched(tmp_path, monkeypatch):
 
 
 def test_a_failure_writes_nothing_when_there_was_no_output(tmp_path, monkeypatch):
-    monkeypatch.setattr(synth_module.central, "build", lambda config: 1 / 0)
+    monkeypatch.setattr(synth_module.central, "build", lambda config, key: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         synthesize(h.config("example"), tmp_path / "dist")
     assert list(tmp_path.iterdir()) == []

@@ -111,11 +111,17 @@ def test_topic_policy_admits_only_our_alert_rules_and_our_alarm():
     alert_rules = ["VolumeAlarmRule", "VolumeResolvedRule", "OperationalAlarmRule"]
     assert sources == {
         ("events.amazonaws.com", "AlertRulesPublish"): [
-            {"Fn::GetAtt": [rule, "Arn"]} for rule in [*alert_rules, "SnapshotDeletedRule"]
+            {"Fn::GetAtt": [rule, "Arn"]} for rule in alert_rules
         ],
-        ("cloudwatch.amazonaws.com", "DeadLetterAlarmPublishes"): {
-            "Fn::GetAtt": ["CentralDeadLetterAlarm", "Arn"]
-        },
+        # The central dead letters and the correlator's own trouble: operational alerts.
+        ("cloudwatch.amazonaws.com", "CentralAlarmsPublish"): [
+            {"Fn::GetAtt": [alarm, "Arn"]}
+            for alarm in (
+                "CentralDeadLetterAlarm",
+                "CorrelatorDeadLetterAlarm",
+                "CorrelatorErrorsAlarm",
+            )
+        ],
     }
     for statement in allows:
         assert statement["Action"] == ["sns:Publish"]
@@ -215,7 +221,7 @@ def test_console_links_name_the_console_of_the_partition(region, console):
     data["deployment"]["regions"] = [region]
     data["deployment"]["targets"]["accounts"][1]["regions"] = [region]
     data["security"]["home_region"] = region
-    tpl = central.build(h.config_from(data)).to_dict()
+    tpl = central.build(h.config_from(data), "k.zip").to_dict()
     texts = [
         t["InputTransformer"]["InputTemplate"]
         for r in h.resources(tpl, "AWS::Events::Rule").values()
@@ -248,7 +254,8 @@ def test_measurement_rule_sends_every_measurement_to_the_audit_queue():
     rule = _rules(_central("example"))[names.central_measurement_rule]
     assert rule["EventPattern"] == {
         "source": [naming.EVENT_SOURCE],
-        "detail-type": [naming.MEASUREMENT_DETAIL_TYPE],
+        # Anomalies of every severity too: the SIEM keeps what the topic never sees.
+        "detail-type": [naming.MEASUREMENT_DETAIL_TYPE, naming.ANOMALY_DETAIL_TYPE],
     }
     (target,) = rule["Targets"]
     assert target["Arn"] == {"Fn::GetAtt": ["AuditQueue", "Arn"]}
@@ -256,23 +263,25 @@ def test_measurement_rule_sends_every_measurement_to_the_audit_queue():
 
 def test_queue_policies_admit_only_the_rules_that_target_them():
     audit_rules = [
-        {"Fn::GetAtt": ["AlarmStateRule", "Arn"]},
-        {"Fn::GetAtt": ["MeasurementRule", "Arn"]},
-        {"Fn::GetAtt": ["BaselineResetRule", "Arn"]},
+        {"Fn::GetAtt": [rule, "Arn"]}
+        for rule in ("AlarmStateRule", "MeasurementRule", "BaselineResetRule", "ScanResultsRule")
     ]
     alert_rules = [
         {"Fn::GetAtt": [rule, "Arn"]}
-        for rule in (
-            "VolumeAlarmRule",
-            "VolumeResolvedRule",
-            "OperationalAlarmRule",
-            "SnapshotDeletedRule",
-        )
+        for rule in ("VolumeAlarmRule", "VolumeResolvedRule", "OperationalAlarmRule")
+    ]
+    correlator_rules = [
+        {"Fn::GetAtt": [rule, "Arn"]} for rule in ("CorrelatorRule", "ScanResultsRule")
     ]
     expected = {
         "AuditQueue": audit_rules,
-        # Every rule dead-letters here, the alert-only ones too.
-        "CentralDeadLetterQueue": [*audit_rules, *alert_rules],
+        # Every rule dead-letters here, the alert-only ones and the correlator's too.
+        "CentralDeadLetterQueue": [
+            *audit_rules,
+            *alert_rules,
+            {"Fn::GetAtt": ["CorrelatorRule", "Arn"]},
+        ],
+        "CorrelatorQueue": correlator_rules,
     }
     policies = h.resources(_central("example"), "AWS::SQS::QueuePolicy").values()
     seen = {}
@@ -343,35 +352,12 @@ def test_reset_rule_sends_every_baseline_reset_to_the_audit_queue():
     assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["CentralDeadLetterQueue", "Arn"]}
 
 
-def test_deleted_previous_snapshot_alerts_with_an_actionable_message():
-    names = Names("backup-anomaly")
-    rule = _rules(_central("example"))[names.central_missing_snapshot_rule]
-    assert rule["EventBusName"] == {"Fn::GetAtt": ["CentralBus", "Arn"]}
-    assert rule["EventPattern"] == {
-        "source": [naming.EVENT_SOURCE],
-        "detail-type": [naming.BASELINE_RESET_DETAIL_TYPE],
-        "detail": {"reason": [naming.RESET_PREVIOUS_SNAPSHOT_MISSING]},
-    }
-    (target,) = rule["Targets"]
-    assert target["Arn"] == {"Ref": "AlertTopic"}
-    assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["CentralDeadLetterQueue", "Arn"]}
-    assert target["RetryPolicy"]["MaximumEventAgeInSeconds"] == 86400
-    transformer = target["InputTransformer"]
-    template = transformer["InputTemplate"]
-    used = set(re.findall(r"<(\w+)>", template))
-    assert used == set(transformer["InputPathsMap"])
-    assert {"account", "region", "volume", "previous"} <= used
-    assert "ransomware" in template
-    assert "https://<region>.console.aws.amazon.com/ec2/home?region=<region>#Snapshots:" in template
-
-
-def test_reset_event_from_the_detector_matches_only_where_it_should():
-    from backup_anomaly.records import ResetReason
-
-    missing = _reset_event(ResetReason.PREVIOUS_SNAPSHOT_MISSING.value)
-    unrelated = _reset_event(ResetReason.UNRELATED_SNAPSHOTS.value)
+def test_a_deleted_previous_snapshot_goes_to_the_correlator_not_one_email_each():
+    """Deleting recovery points precedes encryption: the correlator makes it an incident
+    (escalated by count and spread), where one email per volume would flood the inbox."""
     rules = _rules(_central("example"))
     names = Names("backup-anomaly")
+    missing = _reset_event()
 
     def matches(pattern: dict, event: dict) -> bool:
         return all(
@@ -381,21 +367,25 @@ def test_reset_event_from_the_detector_matches_only_where_it_should():
             for key, value in pattern.items()
         )
 
-    reset = rules[names.central_reset_rule]["EventPattern"]
-    deleted = rules[names.central_missing_snapshot_rule]["EventPattern"]
-    assert matches(reset, missing) and matches(reset, unrelated)
-    assert matches(deleted, missing) and not matches(deleted, unrelated)
-
-
-def test_snapshot_deleted_transformer_paths_exist_in_the_detectors_event():
-    event = _reset_event()
-    for name, path in central.SNAPSHOT_DELETED_PATHS.items():
-        assert _path(event, path) not in (None, ""), name
-    assert _path(event, central.SNAPSHOT_DELETED_PATHS["previous"]) == "snap-old"
+    to_correlator = rules[names.correlator_rule]
+    assert matches(to_correlator["EventPattern"], missing)
+    assert matches(rules[names.central_reset_rule]["EventPattern"], missing)
+    alerting = [
+        name
+        for name, rule in rules.items()
+        if any(t["Arn"] == {"Ref": "AlertTopic"} for t in rule["Targets"])
+        and matches(rule["EventPattern"], missing)
+    ]
+    assert alerting == []
+    (target,) = to_correlator["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": ["CorrelatorQueue", "Arn"]}
+    assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["CentralDeadLetterQueue", "Arn"]}
 
 
 def test_dead_letter_alarm_notifies_the_topic():
-    alarm = h.one(_central("example"), "AWS::CloudWatch::Alarm")["Properties"]
+    alarm = h.resources(_central("example"), "AWS::CloudWatch::Alarm")["CentralDeadLetterAlarm"][
+        "Properties"
+    ]
     assert alarm["AlarmActions"] == [{"Ref": "AlertTopic"}]
     assert alarm["Dimensions"] == [
         {"Name": "QueueName", "Value": {"Fn::GetAtt": ["CentralDeadLetterQueue", "QueueName"]}}

@@ -171,6 +171,18 @@ def test_completed_backup_events_reach_the_work_queue_and_others_do_not(aws):
 def test_central_stack_routes_measurements_to_the_audit_queue(aws):
     config = h.config("self-existing")
     names = Names(config.name)
+    # The correlator runs the detector's zip, from the home region's artifact bucket.
+    from generator.layout import layout
+
+    result = h.synth("self-existing")
+    bucket = layout(config).artifact_bucket(config.security.home_region)
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(
+        Bucket=bucket,
+        Key=result.lambda_package.key,
+        Body=result.lambda_package.path.read_bytes(),
+    )
     cfn = boto3.client("cloudformation")
     cfn.create_stack(
         StackName="backup-anomaly-central",

@@ -95,7 +95,28 @@ def make_built(out: Path, prefix: str, marker: str = "v1") -> Built:
             {"Bucket": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": bucket}}}
         ),
         "central": _template(
-            {"Queue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": f"{prefix}-audit"}}}
+            {
+                "Queue": {
+                    "Type": "AWS::SQS::Queue",
+                    "Properties": {"QueueName": f"{prefix}-audit"},
+                },
+                # The correlator's table: deploy writes the roster into it.
+                "Table": {
+                    "Type": "AWS::DynamoDB::Table",
+                    "Properties": {
+                        "TableName": Names(prefix).correlator_table,
+                        "BillingMode": "PAY_PER_REQUEST",
+                        "KeySchema": [
+                            {"AttributeName": "pk", "KeyType": "HASH"},
+                            {"AttributeName": "sk", "KeyType": "RANGE"},
+                        ],
+                        "AttributeDefinitions": [
+                            {"AttributeName": "pk", "AttributeType": "S"},
+                            {"AttributeName": "sk", "AttributeType": "S"},
+                        ],
+                    },
+                },
+            }
         ),
         "stackset-roles": _template(
             {

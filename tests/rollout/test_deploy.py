@@ -137,3 +137,61 @@ def test_artifacts_go_only_to_buckets_the_admin_account_owns(aws, built, recorde
     ]
     assert {name for name, _ in calls} == {"HeadBucket", "HeadObject", "PutObject"}
     assert all(params.get("ExpectedBucketOwner") == ADMIN for _, params in calls), calls
+
+
+def _roster(sessions, config):
+    from correlator.roster import read_roster
+
+    client = sessions.client("dynamodb", config.security.account_id, "us-east-1")
+    return [
+        (e.entry.account, e.entry.region, e.entry.name, e.entry.interval_seconds)
+        for e in read_roster(client, "bad-central")
+    ]
+
+
+def test_deploy_writes_the_roster_the_correlator_checks_for_silence(aws, built, recorder, display):
+    data = config_dict()
+    # B reports every 6 hours (its own schedule); A keeps the daily default.
+    data["deployment"]["targets"]["accounts"] = [
+        {
+            "id": B,
+            "name": "analytics",
+            "ou": WORK_OU,
+            "overrides": {"backup": {"schedule": "cron(0 0/6 ? * * *)"}},
+        }
+    ]
+    config = load(data)
+    sessions = org_sessions(config, recorder, {PROD_OU: [A], WORK_OU: [B]})
+
+    result = deploy(config, sessions, built, display, poll_seconds=0)
+
+    assert result.ok, display.console.export_text()
+    assert _roster(sessions, config) == [
+        (A, "eu-west-1", "member-4444", 86400),  # not named in the config: the org's name
+        (A, "us-east-1", "member-4444", 86400),
+        (B, "eu-west-1", "analytics", 21600),
+        (B, "us-east-1", "analytics", 21600),
+    ]
+    assert "roster: 4 account-region(s) expected" in display.console.export_text()
+
+    # An account leaving the targets leaves the roster: its silence is no longer news.
+    data["deployment"]["targets"]["organizational_units"] = [{"id": WORK_OU, "name": "W"}]
+    smaller = load(data)
+    assert deploy(smaller, sessions, built, display, poll_seconds=0).ok
+    assert [row[:2] for row in _roster(sessions, smaller)] == [
+        (B, "eu-west-1"),
+        (B, "us-east-1"),
+    ]
+
+
+def test_a_roster_refused_by_dynamodb_fails_the_deploy_by_name(aws, built, recorder, display):
+    config = load(config_dict())
+    sessions = org_sessions(config, recorder, {PROD_OU: [A], WORK_OU: [B]})
+    assert deploy(config, sessions, built, display, poll_seconds=0).ok
+    client = sessions.client("dynamodb", config.security.account_id, "us-east-1")
+    client.delete_table(TableName="bad-central")  # e.g. deleted by hand after the stack
+
+    result = deploy(config, sessions, built, display, poll_seconds=0)
+
+    assert not result.ok
+    assert "bad-central" in result.error and "ResourceNotFoundException" in result.error

@@ -1,10 +1,11 @@
-"""A stand-in for the Lambda service: runs the REAL detector handler for one account.
+"""A stand-in for the Lambda service: runs a deployed function's REAL handler in-process.
 
-moto runs no Lambda code, so the demo does what Lambda would: it gives the handler the
-environment the deployed function carries (read back with GetFunctionConfiguration), the
-account's credentials the way Lambda passes them (environment variables), a fresh boto3
-default session (a cold start), and SQS batches taken from the function's work queue, in
-the shape the SQS event source mapping delivers.
+moto runs no Lambda code, so the demo and the tests do what Lambda would: give the handler
+the deployed function reads back with GetFunctionConfiguration (its ``Handler``, e.g.
+``backup_anomaly.handler.lambda_handler`` or ``correlator.handler.lambda_handler``, and its
+environment), the account's credentials the way Lambda passes them (environment variables),
+a fresh boto3 default session (a cold start), and SQS batches taken from the function's
+queue, in the shape the SQS event source mapping delivers.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class LocalLambda:
         config = session.client("lambda", region_name=region).get_function_configuration(
             FunctionName=function_name
         )
+        self.handler_path = str(config.get("Handler") or "backup_anomaly.handler.lambda_handler")
         # moto hands back CloudFormation's resolved Number parameters as numbers.
         variables = config.get("Environment", {}).get("Variables", {})
         self.environment = {k: str(v) for k, v in variables.items()}
@@ -69,9 +71,10 @@ class LocalLambda:
         """The function's environment is in place for the duration (restored after)."""
         if str(LAMBDA_DIR) not in sys.path:
             sys.path.insert(0, str(LAMBDA_DIR))
-        handler = importlib.import_module("backup_anomaly.handler")
+        module_name, function_name = self.handler_path.rsplit(".", 1)
+        handler = importlib.import_module(module_name)
         saved = dict(os.environ)
-        logger = logging.getLogger("backup_anomaly")
+        logger = logging.getLogger(module_name.split(".")[0])
         saved_handlers = list(logger.handlers)
         os.environ.update(self.environment)
         os.environ.update(
@@ -82,22 +85,34 @@ class LocalLambda:
             AWS_DEFAULT_REGION=self.region,
         )
         boto3.setup_default_session()
-        handler.reset()
+        reset = getattr(handler, "reset", None)
+        if reset is not None:
+            reset()
         logger.handlers = [self.logs]
         try:
-            self._handler = handler.lambda_handler
+            self._handler = getattr(handler, function_name)
             yield self
         finally:
             logger.handlers = saved_handlers
             os.environ.clear()
             os.environ.update(saved)
             boto3.DEFAULT_SESSION = None
-            handler.reset()
+            if reset is not None:
+                reset()
 
-    def drain_work_queue(self) -> list[dict[str, Any]]:
-        """Delivers what the work queue holds to the handler, as SQS batches; returns the
-        detector's log records for them."""
-        queue_url = self.environment["WORK_QUEUE_URL"]
+    def invoke(self, event: dict[str, Any]) -> Any:
+        """One direct invocation (a schedule's event); returns what the handler returns."""
+        return self._handler(event, _Context(self.function_name))
+
+    def drain_work_queue(self, queue_url: str | None = None) -> list[dict[str, Any]]:
+        """Delivers what the function's queue holds to the handler, as SQS batches; returns
+        the function's log records for them.
+
+        Args:
+            queue_url: the queue its event source mapping reads (default: the detector's
+                work queue, from its environment).
+        """
+        queue_url = queue_url or self.environment["WORK_QUEUE_URL"]
         attributes = self.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
         queue_arn = attributes["Attributes"]["QueueArn"]
         start = len(self.logs.records)
