@@ -158,6 +158,15 @@ def parser() -> argparse.ArgumentParser:
         default=30,
         help="days of daily backups to simulate (the last one is the attack)",
     )
+    report = command(
+        "report",
+        "the fleet from the security account: accounts heard from, incidents, verdicts",
+        _lazy("report.cli", "main"),
+        aws=True,
+    )
+    from report.options import add_arguments as report_arguments
+
+    report_arguments(report)
     backtest = command(
         "backtest",
         "replay measurement events through the scoring model: verdicts, rates, plots",

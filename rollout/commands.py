@@ -32,7 +32,7 @@ from rollout.display import Display
 from rollout.sessions import AwsSessions
 
 
-def _aws_errors(
+def aws_errors(
     command: Callable[[argparse.Namespace], int],
 ) -> Callable[[argparse.Namespace], int]:
     """An AWS error ends the command with its code and message (exit 1), not a traceback."""
@@ -76,7 +76,7 @@ def _setup(args: argparse.Namespace):
     return config, AwsSessions.from_args(args), Display()
 
 
-@_aws_errors
+@aws_errors
 def package(args: argparse.Namespace) -> int:
     """Builds the zip and member template and uploads them to every region's bucket."""
     from rollout.artifacts import build, upload
@@ -87,7 +87,7 @@ def package(args: argparse.Namespace) -> int:
     return 0
 
 
-@_aws_errors
+@aws_errors
 def plan(args: argparse.Namespace) -> int:
     """Prints what deploy would change and the estimated monthly cost."""
     from rollout.artifacts import build
@@ -120,7 +120,7 @@ def plan(args: argparse.Namespace) -> int:
     return 0
 
 
-@_aws_errors
+@aws_errors
 def deploy(args: argparse.Namespace) -> int:
     """Deploys and exits 1 if any operation failed or any instance is not CURRENT."""
     from rollout.artifacts import build
@@ -132,7 +132,7 @@ def deploy(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
-@_aws_errors
+@aws_errors
 def drift(args: argparse.Namespace) -> int:
     """Detects StackSet drift: 0 in sync, 2 drifted, 1 detection failed."""
     from rollout.drift import detect
@@ -141,7 +141,7 @@ def drift(args: argparse.Namespace) -> int:
     return detect(config, sessions, display, poll_seconds=args.poll_seconds).exit_code
 
 
-@_aws_errors
+@aws_errors
 def import_accounts(args: argparse.Namespace) -> int:
     """Merges the organization's accounts into the config file."""
     from rollout.onboarding import import_accounts as run_import

@@ -1,0 +1,1 @@
+"""``build.py report``: the fleet as the security account's central table shows it."""

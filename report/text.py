@@ -1,0 +1,35 @@
+"""The report in a terminal (or a pipe): rich tables, the same rows as the HTML page."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table as RichTable
+
+from report.collect import FleetReport
+from report.tables import Table, all_tables, headline
+
+_STYLES = {"ok": "green", "warn": "yellow", "bad": "bold red", "": ""}
+
+
+def _rich(table: Table) -> RichTable:
+    out = RichTable(title=table.title, title_justify="left", title_style="bold")
+    for column in table.columns:
+        out.add_column(column, overflow="fold")
+    for row, status in zip(table.rows, table.status, strict=True):
+        out.add_row(*row, style=_STYLES.get(status, ""))
+    return out
+
+
+def render(report: FleetReport, console: Console) -> None:
+    """Prints the headline and every table (a table without rows says so in one line)."""
+    console.print(
+        f"[bold]Fleet report[/] from {report.table}, "
+        f"{report.generated_at:%Y-%m-%d %H:%M} UTC: {headline(report)}",
+        highlight=False,
+    )
+    for table in all_tables(report):
+        console.print()
+        if table.rows:
+            console.print(_rich(table))
+        else:
+            console.print(f"[bold]{table.title}[/]: {table.empty}", highlight=False)
