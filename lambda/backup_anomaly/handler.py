@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from functools import cached_property
 
 import boto3
 from botocore.config import Config
@@ -41,11 +42,21 @@ class LazyClients(Clients):
     def __getattr__(self, name: str):
         if name not in Clients.__dataclass_fields__:
             raise AttributeError(name)
+        client = self._lazy(name)
+        setattr(self, name, client)
+        return client
+
+    # A field with a default (None, for callers that use no Security Hub) is found on the
+    # class, so __getattr__ never runs for it: built here on first use instead.
+    @cached_property
+    def securityhub(self):
+        return self._lazy("securityhub")
+
+    def _lazy(self, name: str):
         client = self._build(name)
         if name in WATCHED_CLIENTS:
             for hook in self._hooks:
                 client.meta.events.register("before-call", hook)
-        setattr(self, name, client)
         return client
 
     def _build(self, name: str):

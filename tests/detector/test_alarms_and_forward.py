@@ -336,6 +336,19 @@ def test_events_client_is_in_the_central_bus_region(handler_env, bus_region):
     assert clients.cloudwatch.meta.region_name == "us-east-1"
 
 
+def test_the_handler_builds_every_client_the_detector_can_call(handler_env):
+    # Security Hub's field has a default (None): a lazy client found on the class would be
+    # None in Lambda, and every high verdict with findings on would fail to import.
+    from backup_anomaly.detector import Clients
+
+    clients = handler.build_clients(settings_load())
+
+    for name in Clients.__dataclass_fields__:
+        client = getattr(clients, name)
+        assert client is not None and client.meta.service_model.service_name == name, name
+    assert clients.securityhub is clients.securityhub  # built once
+
+
 # -- the per-volume alarms switched off (the product default) --------------------------
 
 
