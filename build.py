@@ -155,8 +155,8 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--days",
         type=int,
-        default=30,
-        help="days of daily backups to simulate (the last one is the attack)",
+        default=35,
+        help="days of daily backups to simulate (the last one is the attack; default 35)",
     )
     report = command(
         "report",

@@ -1,10 +1,12 @@
-"""Simulated AWS Backup of one tagged EBS volume: daily incremental snapshots.
+"""Simulated AWS Backup of one tagged EBS volume: daily incremental snapshots with contents.
 
 Snapshots are written through the EBS direct API (StartSnapshot with the previous snapshot
 as parent, PutSnapshotBlock for each changed block, CompleteSnapshot), so the detector's
-ListChangedBlocks sees exactly the blocks that changed. To keep the simulation in memory
-and fast, each block carries a 16-byte payload instead of 512 KiB (moto does not check
-the length); the block count, which is what the detector measures, is real.
+ListChangedBlocks sees exactly the blocks that changed and its GetSnapshotBlock reads what
+they hold: real file contents (``testing.blocks``: source text, binaries, database pages)
+or, where the story encrypts them, ciphertext. To keep the organization in memory, each
+block holds a 64 KiB slice (sixteen 4 KiB pages) instead of 512 KiB; the block count, which the
+size evidence reads, and the page verdicts, which the content evidence reads, are real.
 """
 
 from __future__ import annotations
@@ -16,24 +18,44 @@ from typing import Any
 
 import boto3
 
-PAYLOAD_BYTES = 16
+from testing import blocks
+
+BLOCK_BYTES = 65536
+_SLICES = blocks.BLOCK_SIZE // BLOCK_BYTES
+
+
+def content(kind: str, key: str) -> bytes:
+    """64 KiB of ``kind`` (a ``testing.blocks`` source kind, or ``encrypted``), by ``key``."""
+    digest = hashlib.sha256(key.encode()).digest()
+    if kind == "encrypted":
+        return blocks.keystream(b"demo-ransomware|" + digest, BLOCK_BYTES)
+    offset = int.from_bytes(digest[:4], "big") % _SLICES * BLOCK_BYTES
+    return bytes(blocks.block(kind, digest)[offset : offset + BLOCK_BYTES])
 
 
 @dataclass
 class SimulatedVolume:
-    """One EBS volume and the snapshots AWS Backup took of it."""
+    """One EBS volume, its data kind, and the snapshots AWS Backup took of it."""
 
     account: str
     region: str
     volume_id: str
+    name: str
+    kind: str
     size_gib: int
     written_blocks: int
     ebs: Any
+    instance_id: str | None = None
     versions: dict[int, int] = field(default_factory=dict)
     snapshots: list[str] = field(default_factory=list)
 
-    def back_up(self, changed: list[int]) -> str:
-        """Takes the next snapshot, in which ``changed`` blocks hold new data."""
+    @property
+    def arn(self) -> str:
+        return f"arn:aws:ec2:{self.region}:{self.account}:volume/{self.volume_id}"
+
+    def back_up(self, writes: dict[int, str]) -> str:
+        """Takes the next snapshot, in which each block of ``writes`` holds new data of its
+        kind (the volume's own kind, or ``encrypted``)."""
         parent = {"ParentSnapshotId": self.snapshots[-1]} if self.snapshots else {}
         snapshot_id = self.ebs.start_snapshot(
             VolumeSize=self.size_gib,
@@ -43,9 +65,9 @@ class SimulatedVolume:
             **parent,
         )["SnapshotId"]
         _attribute_to_volume(self.account, self.region, snapshot_id, self.volume_id)
-        for index in changed:
+        for index, kind in sorted(writes.items()):
             self.versions[index] = self.versions.get(index, 0) + 1
-            data = f"{index}:{self.versions[index]}".encode().ljust(PAYLOAD_BYTES, b".")
+            data = content(kind, f"{self.volume_id}:{index}:{self.versions[index]}")
             self.ebs.put_snapshot_block(
                 SnapshotId=snapshot_id,
                 BlockIndex=index,
@@ -54,7 +76,7 @@ class SimulatedVolume:
                 Checksum=base64.b64encode(hashlib.sha256(data).digest()).decode(),
                 ChecksumAlgorithm="SHA256",
             )
-        self.ebs.complete_snapshot(SnapshotId=snapshot_id, ChangedBlocksCount=len(changed))
+        self.ebs.complete_snapshot(SnapshotId=snapshot_id, ChangedBlocksCount=len(writes))
         self.snapshots.append(snapshot_id)
         return snapshot_id
 
@@ -82,29 +104,42 @@ def create_volume(
     account: str,
     region: str,
     tag: tuple[str, str],
+    name: str,
+    kind: str,
     written_blocks: int,
     size_gib: int = 1,
 ) -> SimulatedVolume:
-    """Creates a volume tagged for backup (the config's selection tag) in ``account``."""
+    """Creates a volume tagged for backup (the config's selection tag) in ``account``,
+    attached to an instance of the same Name, as a database volume would be."""
     ec2 = session.client("ec2", region_name=region)
+    zone = f"{region}a"
     volume = ec2.create_volume(
         Size=size_gib,
-        AvailabilityZone=f"{region}a",
+        AvailabilityZone=zone,
         TagSpecifications=[
             {
                 "ResourceType": "volume",
-                "Tags": [
-                    {"Key": tag[0], "Value": tag[1]},
-                    {"Key": "Name", "Value": "orders-db-data"},
-                ],
+                "Tags": [{"Key": tag[0], "Value": tag[1]}, {"Key": "Name", "Value": name}],
             }
         ],
-    )
+    )["VolumeId"]
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    instance = ec2.run_instances(
+        ImageId=image,
+        MinCount=1,
+        MaxCount=1,
+        Placement={"AvailabilityZone": zone},
+        TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": name}]}],
+    )["Instances"][0]["InstanceId"]
+    ec2.attach_volume(VolumeId=volume, InstanceId=instance, Device="/dev/sdf")
     return SimulatedVolume(
         account=account,
         region=region,
-        volume_id=volume["VolumeId"],
+        volume_id=volume,
+        name=name,
+        kind=kind,
         size_gib=size_gib,
         written_blocks=written_blocks,
         ebs=session.client("ebs", region_name=region),
+        instance_id=instance,
     )

@@ -1,15 +1,17 @@
 """``build.py demo``: the whole flow on a simulated organization, in one process.
 
 1. moto (in-process, no network, fake credentials) becomes the organization of the config:
-   OUs and accounts with the config's ids.
-2. The SAME package and deploy code as ``build.py deploy`` deploys to it.
-3. 30 days of daily backups of one tagged volume in each of two member accounts, with
-   normal churn; on the last day one of them is rewritten as ransomware would.
-4. Each backup event goes through the member's EventBridge rule to its work queue and, as
-   an SQS batch, to the REAL detector handler.
-5. A local estimator judges each measurement against a band; the alarm state is set, and
-   its state-change event travels the member's forward rule and the central bus to the
-   security account, where the alert topic and the audit queue receive it.
+   OUs and accounts with the config's ids, plus one member the config does not list.
+2. The SAME package and deploy code as ``build.py deploy`` deploys to it (with confirmation
+   scans and Security Hub findings switched on for the run).
+3. Day by day (the clock travels, ``time-machine``), five volumes in two member accounts are
+   backed up with real contents (``demo/stories.py``: an encrypted wave on the last day, a
+   benign month-end batch, a low-and-slow encryption); each backup's event goes through the
+   member's rule and work queue to the REAL detector, whose verdict, content evidence, scan
+   and finding go where the deployed stacks send them. Every account-region's detector sends
+   its heartbeat, except the unlisted member's: that one is silent.
+4. In the security account the REAL correlator turns them into incidents and emails;
+   the demo ends with the incidents, the findings and ``build.py report``.
 
 Where the demo does by hand what AWS would do, it says so in one line starting ``by hand``.
 """
@@ -19,23 +21,19 @@ from __future__ import annotations
 import json
 import logging
 import os
-import random
 import tempfile
 import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from rich.markup import escape
 
-from backup_anomaly import contract
 from generator.config.loader import load_config
 from generator.config.model import OrgConfig
 from generator.errors import UserError
-from generator.naming import Names
 from rollout.display import Display
 
 WRITTEN_BLOCKS = 256  # blocks with data on each simulated 1 GiB volume
@@ -76,13 +74,13 @@ def offline_aws(region: str) -> Iterator[None]:
     os.environ.update(_FAKE_ENV, AWS_DEFAULT_REGION=region)
     from moto import mock_aws
 
-    from testing.moto_fidelity import faithful_moto
+    from testing.moto_fidelity import faithful_changed_blocks, faithful_moto
 
     moto_logger = logging.getLogger("moto")
     level = moto_logger.level
     moto_logger.setLevel(logging.ERROR)  # moto logs every resource type it skips
     try:
-        with warnings.catch_warnings(), mock_aws(), faithful_moto():
+        with warnings.catch_warnings(), mock_aws(), faithful_moto(), faithful_changed_blocks():
             warnings.simplefilter("ignore")
             yield
     finally:
@@ -91,26 +89,11 @@ def offline_aws(region: str) -> Iterator[None]:
         os.environ.update(saved)
 
 
-@dataclass
-class Protected:
-    """One simulated volume, its detector and what was measured."""
-
-    name: str
-    session: object
-    volume: object
-    runtime: object
-    band_width: float
-    attacked: bool
-    alarms: bool = True
-    cells: list[str] = field(default_factory=list)
-    measured: list[int] = field(default_factory=list)
-    state: str = "INSUFFICIENT_DATA"
-
-
 # Days of backups the demo can tell its story in: a first backup, enough history for the
-# judgement to know the volume's usual change, and the attack; at most a year.
+# verdicts to know each volume's usual change, and the attack; at most a year.
 MIN_DAYS = 10
 MAX_DAYS = 366
+DEFAULT_DAYS = 35  # a month end and the low-and-slow run fit in it
 
 
 def main(args) -> int:
@@ -123,93 +106,90 @@ def main(args) -> int:
     return run(Path(args.config), Path(args.out), Display(), days=args.days)
 
 
-def run(config_path: Path, out_dir: Path, display: Display, days: int = 30) -> int:
-    """Runs the demo; returns 0 when the attack was detected and delivered centrally."""
+def run(config_path: Path, out_dir: Path, display: Display, days: int = DEFAULT_DAYS) -> int:
+    """Runs the demo; returns 0 when the security account saw the wave, its scan verdict,
+    its findings and the silent account."""
     started = time.monotonic()
-    config = load_config(config_path)
+    config = _with_scans_and_findings(load_config(config_path))
     region = config.security.home_region
     display.line(
         "[bold]Backup anomaly detection: demo on a simulated organization[/] "
         "(moto in-process: no AWS account, no network)"
     )
     with offline_aws(region), tempfile.TemporaryDirectory() as build_dir:
-        delivered = _simulate(config, Path(build_dir), display, days)
+        ok = _simulate(config, Path(build_dir), out_dir, display, days)
     display.line(f"\ndone in {time.monotonic() - started:.1f} s")
-    return 0 if delivered else 1
+    return 0 if ok else 1
 
 
-def _simulate(config: OrgConfig, build_dir: Path, display: Display, days: int) -> bool:
+def _with_scans_and_findings(config: OrgConfig) -> OrgConfig:
+    """The config with the two follow-ups of a high verdict on (both are off by default)."""
+    detection = config.detection.model_copy(
+        update={"confirmation_scan": True, "security_hub_findings": True}
+    )
+    return config.model_copy(update={"detection": detection})
+
+
+def _simulate(
+    config: OrgConfig, build_dir: Path, out_dir: Path, display: Display, days: int
+) -> bool:
+    import time_machine
+
     from rollout.artifacts import build
     from rollout.deploy import deploy
     from rollout.sessions import AwsSessions
     from testing.organization import assume, build_organization
 
     region = config.security.home_region
-    names = Names(config.name)
     members = _members(config)
-    # One member the config does not list: the OU target reaches it all the same.
-    extra = (
-        {config.deployment.targets.organizational_units[0].id: [EXTRA_MEMBER]}
-        if (
-            config.deployment.targets.organizational_units
-            and config.deployment.targets.organizational_units[0].id.startswith("ou-")
-        )
-        else {}
-    )
-    sim = build_organization(config, extra)
-    display.line(
-        f"organization from the config: management {config.organization.management_account_id}, "
-        f"StackSet admin {config.admin_account_id}, security {config.security.account_id}, "
-        f"{len(sim.ou_ids)} OU(s), {len(sim.accounts)} other account(s)"
-    )
-
-    display.line("\n[bold]1. Deploy[/] (the same code as `build.py deploy`)")
-    result = deploy(
-        config, AwsSessions(base=sim.management), build(config, build_dir), display, poll_seconds=0
-    )
-    if not result.ok:
-        display.line("[red]the deployment failed; see above[/]")
-        return False
-
-    security = assume(config.security.account_id, region)
-    inbox = _subscribe_inbox(security, region, names, config.security.account_id)
-
-    display.line(f"\n[bold]2. {days} days of daily backups[/] in {region}")
-    display.line(
-        "  by hand: AWS Backup's jobs (moto has none): incremental snapshots of the volume via "
-        "the EBS direct API, the job event put on the member's default bus"
-    )
-    display.line(
-        "  by hand: Lambda (moto runs no code): the REAL handler gets each SQS batch from the "
-        "detector's work queue, with the deployed function's environment"
-    )
-    display.line(
-        "  by hand: CloudWatch alarm evaluation (moto has none): a local estimator judges each "
-        "value against a band that approximates CloudWatch's anomaly model (see "
-        "demo/estimator.py); the demo sets the alarm state and puts the state-change "
-        "event CloudWatch would emit on the member's default bus"
-    )
-    protected = [
-        _protect(config, account, name, region, names, attacked=(i == 0))
-        for i, (account, name) in enumerate(members)
-    ]
-    for p in protected:
+    silent = _unlisted_member(config)
+    end = datetime.now(UTC).replace(hour=5, minute=0, second=0, microsecond=0)
+    first = end - timedelta(days=days - 1)
+    # by hand: time. The clock travels from day to day (time-machine; time.monotonic,
+    # which rate limits and deadlines read, is left alone).
+    with time_machine.travel(first - timedelta(hours=2), tick=True) as clock:
+        sim = build_organization(config, {silent[1]: [silent[0]]} if silent else {})
         display.line(
-            f"  {p.name} ({p.volume.account}): volume {p.volume.volume_id}, "
-            f"{WRITTEN_BLOCKS} blocks written, band width {p.band_width:g}"
-            + ("  <- ransomware on the last day" if p.attacked else "")
+            f"organization from the config: management "
+            f"{config.organization.management_account_id}, StackSet admin "
+            f"{config.admin_account_id}, security {config.security.account_id}, "
+            f"{len(sim.ou_ids)} OU(s), {len(sim.accounts)} other account(s)"
+            + (f"; {silent[0]} is in {silent[1]} but not listed in the config" if silent else "")
         )
-    _backups(config, protected, days, display)
+        display.line(
+            "\n[bold]1. Deploy[/] (the same code as `build.py deploy`; confirmation scans and "
+            "Security Hub findings switched on for the demo)"
+        )
+        result = deploy(
+            config,
+            AwsSessions(base=sim.management),
+            build(config, build_dir),
+            display,
+            poll_seconds=0,
+        )
+        if not result.ok:
+            display.line("[red]the deployment failed; see above[/]")
+            return False
+        from demo.member import Member
+        from demo.security import Security
 
-    display.line(
-        "\n[bold]3. What the security team receives[/] "
-        f"(security account {config.security.account_id})"
-    )
-    display.line(
-        "  by hand: email delivery (no mail server here): an SQS queue is subscribed to "
-        "the alert topic and stands in for the inbox"
-    )
-    return _report(security, region, names, config, inbox, display)
+        security = Security(config, assume(config.security.account_id, region))
+        accounts = [Member(config, a, n, assume(a, region)) for a, n in members]
+        heartbeats = _heartbeat_targets(config, result.plan.desired, silent)
+        _introduce(accounts, config, days, silent, display)
+        for member in accounts:
+            member.start()
+        try:
+            emails = _days(accounts, security, heartbeats, clock, first, days, display)
+        finally:
+            for member in accounts:
+                member.stop()
+        # The correlator's next sweeps deliver what its update interval held back.
+        clock.move_to(end + timedelta(hours=6))
+        with security.correlator.running() as fn:
+            security.correlate(fn, end + timedelta(hours=6))
+        emails += security.emails(days - 1)
+        return _security_view(config, accounts, security, emails, out_dir, display, days)
 
 
 def _members(config: OrgConfig) -> list[tuple[str, str]]:
@@ -222,198 +202,240 @@ def _members(config: OrgConfig) -> list[tuple[str, str]]:
     if len(chosen) < 2:
         raise UserError(
             "the demo needs two member accounts listed under deployment.targets.accounts, "
-            f"not excluded, that deploy to the home region {home}"
+            "not excluded, that deploy to the home region "
+            f"{home}"
         )
     return chosen[:2]
 
 
-def _protect(
-    config: OrgConfig, account: str, name: str, region: str, names: Names, attacked: bool
-) -> Protected:
-    from demo.backups import create_volume
-    from testing.lambda_runtime import LocalLambda
-    from testing.organization import assume
-
-    session = assume(account, region)
-    tag = (config.backup.selection_tag.key, config.backup.selection_tag.value)
-    volume = create_volume(session, account, region, tag, WRITTEN_BLOCKS)
-    runtime = LocalLambda(session, region, names.detector_function)
-    band = contract.setting("band_width")
-    width = float(runtime.environment.get(band.env or "", config.setting(band.name)))
-    switch = contract.setting("cloudwatch_alarms")
-    alarms = runtime.environment.get(switch.env or "", "false") == "true"
-    return Protected(name, session, volume, runtime, width, attacked, alarms)
+def _unlisted_member(config: OrgConfig) -> tuple[str, str] | None:
+    """A member of the first targeted OU that the config does not list: it is deployed
+    like every member of the OU, and its detector is the one that never reports."""
+    ous = [o.id for o in config.deployment.targets.organizational_units if o.id.startswith("ou-")]
+    return (EXTRA_MEMBER, ous[0]) if ous else None
 
 
-def _backups(config: OrgConfig, protected: list[Protected], days: int, display: Display) -> None:
-    from demo.estimator import band, judge
-    from demo.events import as_entry, backup_job_completed
+def _heartbeat_targets(config: OrgConfig, desired, silent) -> list[tuple[str, str]]:
+    return sorted(
+        (d.account, d.region) for d in desired.values() if not silent or d.account != silent[0]
+    )
 
-    today = datetime.now(UTC).replace(hour=5, minute=0, second=0, microsecond=0)
-    vault = _vault(config)
-    for p in protected:
-        # One warm execution environment per account, as Lambda keeps between invocations.
-        rng = random.Random(f"{SEED}-{p.volume.account}")
-        events = p.session.client("events", region_name=p.volume.region)
-        with p.runtime.running() as fn:
-            for day in range(days):
-                started = today - timedelta(days=days - 1 - day)
-                completed = started + timedelta(minutes=41)
-                blocks = list(range(WRITTEN_BLOCKS))
-                if day == 0:
-                    changed = blocks
-                elif day == days - 1 and p.attacked:
-                    changed = rng.sample(blocks, int(ATTACK_SHARE * WRITTEN_BLOCKS))
-                else:
-                    changed = rng.sample(blocks, round(rng.uniform(*CHURN) * WRITTEN_BLOCKS))
-                snapshot = p.volume.back_up(changed)
-                event = backup_job_completed(
-                    p.volume.account,
-                    p.volume.region,
-                    p.volume.volume_id,
-                    snapshot,
-                    p.volume.size_gib,
-                    started,
-                    completed,
-                    vault,
+
+def _introduce(accounts, config: OrgConfig, days: int, silent, display: Display) -> None:
+    from demo.stories import STORIES
+
+    region = config.security.home_region
+    display.line(f"\n[bold]2. {days} days of daily backups[/] in {region}")
+    for line in (
+        "by hand: AWS Backup's jobs (moto has none): incremental snapshots written with the "
+        "EBS direct API, real file contents (64 KiB of each block), the job event put on the "
+        "member's default bus",
+        "by hand: Lambda (moto runs no code): the REAL detector and correlator handlers take "
+        "their SQS batches, with the deployed functions' environments",
+        "by hand: AWS Backup's malware scans (moto has none): the scan fake on 127.0.0.1, "
+        "speaking the API's wire format; its state changes put on the member's bus",
+    ):
+        display.line(f"  {line}")
+    for member in accounts:
+        for story in STORIES:
+            if accounts.index(member) == story.account:
+                p = member.add(story, f"{SEED}-{member.account}-{story.name}")
+                display.line(
+                    f"  {member.name} ({member.account}): {story.name} {p.volume.volume_id} "
+                    f"({story.kind}, {story.written_blocks} blocks written): {story.describe()}"
                 )
-                events.put_events(Entries=[as_entry(event, completed)])
-                outcomes = fn.drain_work_queue()
-                p.cells.append(_judge(config, p, outcomes, completed, band, judge))
-    display.line("  day  date    " + "".join(f"{p.name[:30]:<32}" for p in protected))
-    # Print the days that tell the story; summarize the quiet ones between them.
-    notable = {0, 1, 2, days - 3, days - 2, days - 1}
-    judged = [
-        d
-        for d in range(days)
-        if all(" OK " in p.cells[d] or "ALARM" in p.cells[d] for p in protected)
-    ]
-    notable |= set(judged[:1])  # the first verdict, once the band has enough history
-    notable |= {d for d in range(days) for p in protected if "ALARM" in p.cells[d]}
-    skipped: list[int] = []
-    for day in range(days):
-        if day not in notable:
-            skipped.append(day)
-            continue
-        if skipped:
-            display.line(
-                f"  ...  days {skipped[0] + 1}-{skipped[-1] + 1}: "
-                + (
-                    "no alarm"
-                    if not any("ALARM" in p.cells[d] for d in skipped for p in protected)
-                    else "see above"
-                )
-            )
-            skipped = []
-        when = today - timedelta(days=days - 1 - day)
+    if silent:
         display.line(
-            f"  {day + 1:>3}  {when:%m-%d}   " + "".join(f"{p.cells[day]:<32}" for p in protected)
+            f"  {silent[0]}: deployed, but its detector never reports (as if its role were "
+            "revoked): the correlator should notice"
         )
 
 
-def _vault(config: OrgConfig) -> str:
-    """The vault the member rule listens to (create mode: the toolkit's own vault)."""
-    if config.backup.mode.value == "create":
-        return config.backup.vault_name
-    return (config.backup.existing.vault_names or ["Default"])[0]
+def _days(accounts, security, heartbeats, clock, first: datetime, days: int, display) -> list:
+    from demo.member import send_heartbeat
+    from testing.lambda_runtime import LocalLambda
+    from testing.organization import assume
+
+    covered = {(m.account, security.region) for m in accounts}
+    regional = {
+        (account, region): LocalLambda(
+            assume(account, region), region, security.names.detector_function
+        )
+        for account, region in heartbeats
+        if (account, region) not in covered
+    }
+    emails = []
+    header = "".join(f"{p.story.name[:14]:<16}" for m in accounts for p in m.volumes)
+    display.line(f"\n  day  date   {header}")
+    quiet: list[int] = []
+    for day in range(days):
+        started = first + timedelta(days=day)
+        clock.move_to(started + timedelta(minutes=41))
+        for member in accounts:
+            member.back_up(day, days, started)
+            with member.runtime.running() as fn:
+                member.detect(fn)
+                clock.move_to(started + timedelta(hours=1))
+                member.finish_scans(fn, started + timedelta(hours=1))
+                member.heartbeat(fn, started + timedelta(hours=1))
+        for (account, region), runtime in regional.items():
+            with runtime.running() as fn:
+                send_heartbeat(
+                    fn.sqs, fn, account, region, security.names, started + timedelta(hours=1)
+                )
+        clock.move_to(started + timedelta(hours=2))
+        with security.correlator.running() as fn:
+            security.correlate(fn, started + timedelta(hours=2))
+        security.audit_events()  # a SIEM reads the audit queue as it fills
+        today = security.emails(day)
+        emails += today
+        notable = _print_day(accounts, day, days, started, today, quiet, display)
+        if not notable:
+            quiet.append(day)
+    _flush_quiet(quiet, display)
+    return emails
 
 
-def _judge(
-    config: OrgConfig, p: Protected, outcomes: list[dict], when: datetime, band, judge
-) -> str:
-    measured = [o for o in outcomes if o.get("decision") == "measured"]
-    if not measured:
-        decisions = ",".join(sorted({str(o.get("decision")) for o in outcomes})) or "no event"
-        return "baseline" if "baseline_created" in decisions else decisions
-    value = int(measured[-1]["changed_blocks"])
-    expected = band(p.measured, p.band_width)
-    state = judge(value, expected)
-    p.measured.append(value)
-    cell = f"{value:>4} blocks"
-    if expected is None:
-        return cell + "  (training)"
-    cell += f"  {state} (<= {expected.upper:.0f})"
-    if state != p.state and p.alarms:
-        _set_alarm(config, p, state, value, expected.upper, when)
-    return cell
+_SHORT = {"none": "none", "low": "low", "medium": "MED", "high": "HIGH", "critical": "CRIT"}
 
 
-def _set_alarm(
-    config: OrgConfig, p: Protected, state: str, value: int, upper: float, when: datetime
-) -> None:
-    from demo.events import alarm_state_change, as_entry
+def _cell(p, day: int) -> str:
+    record = p.verdicts[day]
+    if record is None:
+        return "baseline" if day == 0 else "-"
+    changed = int(record.get("changed_blocks") or 0)
+    share = changed / p.story.written_blocks
+    return f"{_SHORT.get(str(record.get('severity')), '?')} {share:.1%}"
 
-    session = p.session
-    cloudwatch = session.client("cloudwatch", region_name=p.volume.region)
-    name = Names.volume_alarm(config.detection.alarm_prefix, p.volume.volume_id)
-    reason = (
-        f"Thresholds Crossed: 1 out of the last 1 datapoints [{value}] was greater than the "
-        f"upper threshold [{upper:.1f}] (local estimate)"
+
+def _print_day(accounts, day: int, days: int, started: datetime, emails, quiet, display) -> bool:
+    volumes = [p for m in accounts for p in m.volumes]
+    flagged = any(
+        p.verdicts[day] is not None and p.verdicts[day].get("severity") not in ("none", None)
+        for p in volumes
     )
-    if state == "OK":
-        reason = f"Datapoint [{value}] within the band [<= {upper:.1f}] (local estimate)"
-    cloudwatch.set_alarm_state(AlarmName=name, StateValue=state, StateReason=reason)
-    previous, p.state = p.state, state
-    if state != "ALARM":
-        return  # only the transition into ALARM is routed below, to keep the output short
-    alarm = cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]
-    event = alarm_state_change(
-        p.volume.account, p.volume.region, alarm, state, previous, reason, when
+    eventful = any(p.what[day] != "ordinary day" for p in volumes if day > 0)
+    if not (day in (0, 1, days - 1) or flagged or eventful or emails):
+        return False
+    _flush_quiet(quiet, display)
+    cells = "".join(f"{_cell(p, day):<16}" for p in volumes)
+    display.line(f"  {day + 1:>3}  {started:%m-%d}  {cells}")
+    for p in volumes:
+        if day > 0 and p.what[day] != "ordinary day":
+            display.line(f"       {p.story.name}: {p.what[day]}")
+    for email in emails:
+        display.line(f"       [bold]email:[/] {escape(email.subject)}")
+    return True
+
+
+def _flush_quiet(quiet: list[int], display) -> None:
+    if quiet:
+        span = f"day {quiet[0] + 1}" if len(quiet) == 1 else f"days {quiet[0] + 1}-{quiet[-1] + 1}"
+        display.line(f"  ...  {span}: ordinary days, every verdict none, no email")
+        quiet.clear()
+
+
+def _security_view(config, accounts, security, emails, out_dir: Path, display, days) -> bool:
+    from correlator import queries
+    from report import html as report_html
+    from report import text as report_text
+    from report.collect import collect, rules
+
+    display.line(
+        "\n[bold]3. What the security team receives[/] "
+        f"(security account {config.security.account_id})"
     )
-    # by hand: CloudWatch emits this event on alarm state changes; moto does not.
-    session.client("events", region_name=p.volume.region).put_events(
-        Entries=[as_entry(event, when)]
-    )
-
-
-def _subscribe_inbox(security, region: str, names: Names, account: str) -> str:
-    sqs = security.client("sqs", region_name=region)
-    url = sqs.create_queue(QueueName="demo-secops-inbox")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    security.client("sns", region_name=region).subscribe(
-        TopicArn=f"arn:aws:sns:{region}:{account}:{names.alert_topic}",
-        Protocol="sqs",
-        Endpoint=arn,
-        Attributes={"RawMessageDelivery": "true"},
-    )
-    return url
-
-
-def _drain(sqs, url: str) -> list[str]:
-    bodies = []
-    while True:
-        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
-        if not messages:
-            return bodies
-        for m in messages:
-            bodies.append(m["Body"])
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
-
-
-def _report(
-    security, region: str, names: Names, config: OrgConfig, inbox: str, display: Display
-) -> bool:
-    sqs = security.client("sqs", region_name=region)
-    alerts = _drain(sqs, inbox)
-    audit_url = sqs.get_queue_url(QueueName=names.audit_queue)["QueueUrl"]
-    audit = [json.loads(b) for b in _drain(sqs, audit_url)]
+    display.line("  by hand: email delivery: an SQS queue subscribed to the alert topic")
+    for email in emails:
+        display.line(f"\n  [bold red]email[/] (day {email.day + 1}): {escape(email.subject)}")
+        for line in email.body.splitlines():
+            display.line(f"    {escape(line)}")
+    audit = security.audit_events()
     kinds: dict[str, int] = {}
     for event in audit:
-        kinds[event.get("detail-type", "?")] = kinds.get(event.get("detail-type", "?"), 0) + 1
-    for alert in alerts:
-        display.line("  [bold red]alert topic (email):[/]")
-        try:
-            text = json.loads(alert)
-        except ValueError:
-            text = alert
-        body = text if isinstance(text, str) else json.dumps(text, indent=2)
-        for line in body.splitlines():
-            display.line(f"    {escape(line)}")
+        # The correlator's own records (each notification's full JSON) carry a ``type``.
+        kind = event.get("detail-type") or event.get("type") or "?"
+        kinds[kind] = kinds.get(kind, 0) + 1
     display.line(
-        "  audit queue (SIEM): " + ", ".join(f"{n} x {kind}" for kind, n in sorted(kinds.items()))
+        "\n  audit queue (SIEM): " + ", ".join(f"{n} x {k}" for k, n in sorted(kinds.items()))
     )
-    if not alerts:
-        display.line("  [red]no alert reached the security account[/]")
-    return bool(alerts)
+    _evidence(
+        audit, {p.volume.volume_id: p.story.name for m in accounts for p in m.volumes}, display
+    )
+    display.line("\n  Security Hub findings, each imported in its own account:")
+    findings = 0
+    for member in accounts:
+        for finding in member.findings():
+            findings += 1
+            scan = finding.get("ProductFields", {}).get("backup-anomaly/scanResult", "not scanned")
+            display.line(
+                f"    {member.name}: {finding['Severity']['Label']:<8} "
+                f"{escape(finding['Title'])} [workflow {finding['Workflow']['Status']}, "
+                f"scan {scan}]"
+            )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    events_path = out_dir / "demo-events.jsonl"
+    measured = [e for e in audit if e.get("detail-type") == "Backup Change Measured"]
+    events_path.write_text("".join(json.dumps(e) + "\n" for e in measured))
+    display.line(
+        f"\n  {len(measured)} measurements written to {events_path}: replay them with "
+        f"`python build.py backtest --events {events_path} --verdicts {out_dir}/verdicts.jsonl`"
+    )
+
+    display.line("\n[bold]4. build.py report[/] (the security account's central table)\n")
+    table = security.names.correlator_table
+    fleet = collect(security.dynamodb, table, min(days, 14), rules(config))
+    report_text.render(fleet, report_text.console())
+    page = out_dir / "report.html"
+    report_html.write(fleet, page)
+    display.line(f"\n  the same as one page: {page}")
+
+    incidents = queries.incidents_since(security.dynamodb, table, days=days + 1)
+    wave = [i for i in incidents if len(i.accounts) >= 2 and i.volumes >= 3]
+    scanned = any(i.threats for i in wave)
+    silent = [i for i in fleet.open_incidents if i.kind == "silent"]
+    checks = {
+        "an incident spanning two accounts with three or more volumes": bool(wave),
+        "its confirmation scan found the malware": scanned,
+        "Security Hub findings in the members' accounts": findings >= 3,
+        "the silent account's operational incident": bool(silent),
+        "one email per incident, not one per volume": len(emails) < len(measured) // 10 + 5,
+    }
+    display.line("")
+    for what, ok in checks.items():
+        display.line(f"  {'[green]yes[/]' if ok else '[red]NO[/]'}  {what}")
+    return all(checks.values())
+
+
+def _evidence(audit: list[dict], names: dict[str, str], display) -> None:
+    """The verdicts worth reading: each volume's worst, with its reasons and content."""
+    worst: dict[str, dict] = {}
+    rank = {"none": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+    for event in audit:
+        if event.get("detail-type") != "Backup Change Measured":
+            continue
+        detail = event["detail"]
+        verdict = detail.get("verdict") or {}
+        old = worst.get(detail["volumeId"])
+        key = (rank.get(verdict.get("severity"), 0), verdict.get("score") or 0)
+        if old is None or key > old["key"]:
+            worst[detail["volumeId"]] = {"key": key, "detail": detail}
+    display.line("\n  each volume's most severe verdict, as the detector explained it:")
+    for entry in worst.values():
+        detail = entry["detail"]
+        verdict = detail.get("verdict") or {}
+        content = detail.get("content") or {}
+        pages = content.get("pages") or 0
+        display.line(
+            f"    {names.get(detail['volumeId'], detail['volumeId'])} "
+            f"({detail['completionTime'][:10]}): {str(verdict.get('severity')).upper()}, "
+            f"score {verdict.get('score')}"
+            + (
+                f"; content: {content.get('incompressibleBefore')}/{pages} pages "
+                f"incompressible before, {content.get('incompressibleAfter')}/{pages} after"
+                if pages
+                else ""
+            )
+        )
+        for reason in (verdict.get("reasons") or [])[:3]:
+            display.line(f"      - {escape(reason)}")

@@ -43,7 +43,7 @@ def main(args: argparse.Namespace) -> int:
                 f"{account} ({region}): run `build.py deploy` first"
             ) from exc
         raise
-    display = Display()
+    display = Display(text.console())
     text.render(report, display.console)
     if args.html:
         path = Path(args.html)

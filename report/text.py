@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from rich.console import Console
 from rich.table import Table as RichTable
 
@@ -18,6 +20,14 @@ def _rich(table: Table) -> RichTable:
     for row, status in zip(table.rows, table.status, strict=True):
         out.add_row(*row, style=_STYLES.get(status, ""))
     return out
+
+
+PIPE_WIDTH = 160  # a pipe or a file has no width: wide enough for every table unfolded
+
+
+def console() -> Console:
+    """A console for the report: the terminal's width, else :data:`PIPE_WIDTH`."""
+    return Console(highlight=False, width=None if sys.stdout.isatty() else PIPE_WIDTH)
 
 
 def render(report: FleetReport, console: Console) -> None:

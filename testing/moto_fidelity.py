@@ -27,9 +27,11 @@ demo and the tests, inside :func:`faithful_moto`, and undone on exit.
 8. EBS direct API ``StartSnapshot(ParentSnapshotId=...)``: the new snapshot starts with its
    parent's blocks (an incremental snapshot, as AWS Backup makes them); moto ignores the
    parent, so every snapshot would have to rewrite the whole volume.
-9. Lambda runs no code here: an SQS event source mapping leaves the messages in the queue
-   for whoever stands in for Lambda (moto would try to start a docker container per message,
-   fail, and log the failure).
+9. Lambda runs no code here: an SQS event source mapping leaves the messages in the queue,
+   untouched, for whoever stands in for Lambda. moto polls a queue's mappings on every send:
+   it receives every visible message (each receive counts towards the redrive policy, so a
+   busy queue's messages reach its dead-letter queue unprocessed), tries to start a docker
+   container per batch, fails and logs the failure.
 10. EventBridge delivers the whole event to a target without an input transformer; moto's
     default template drops its ``account`` field.
 11. PutEvents naming another account's bus by ARN delivers there (AWS does, which is how the
@@ -42,6 +44,10 @@ demo and the tests, inside :func:`faithful_moto`, and undone on exit.
     AWS and not in moto. Both as the API reference describes them:
     https://docs.aws.amazon.com/securityhub/1.0/APIReference/API_BatchImportFindings.html,
     https://docs.aws.amazon.com/securityhub/1.0/APIReference/API_BatchUpdateFindings.html
+14. DescribeSnapshots reports ``FullSnapshotSizeInBytes`` (the snapshot's written blocks,
+    512 KiB each, which the detector reads as the data written on the volume); moto leaves
+    it out. It is set when the EBS direct API completes a snapshot, from its blocks:
+    https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_Snapshot.html
 """
 
 from __future__ import annotations
@@ -54,9 +60,9 @@ from contextlib import ExitStack, contextmanager
 from typing import Any
 from unittest import mock
 
-from moto.awslambda import models as lambda_models
 from moto.cloudformation import models as cfn_models
 from moto.cloudformation import responses as cfn_responses
+from moto.ebs import models as ebs_models
 from moto.ebs import responses as ebs_responses
 from moto.events import models as events_models
 from moto.events import utils as events_utils
@@ -67,6 +73,7 @@ from moto.organizations import utils as org_utils
 from moto.securityhub import models as securityhub_models
 from moto.securityhub import responses as securityhub_responses
 from moto.securityhub import urls as securityhub_urls
+from moto.sqs import models as sqs_models
 
 
 def _org_backend(account_id: str, partition: str = "aws") -> Any:
@@ -318,6 +325,7 @@ def _key_from_cloudformation(
 # -- 8 ----------------------------------------------------------------------------------------
 
 _original_start = ebs_responses.EBSResponse.start_snapshot
+_original_complete = ebs_models.EBSBackend.complete_snapshot
 
 
 def _start_snapshot(self: Any) -> Any:
@@ -330,11 +338,34 @@ def _start_snapshot(self: Any) -> Any:
     return result
 
 
+# -- 14 ---------------------------------------------------------------------------------------
+
+_EBS_BLOCK_BYTES = 524288  # ListChangedBlocks' BlockSize, whatever length a test's block has
+
+
+def _complete_snapshot(self: Any, snapshot_id: str) -> str:
+    result = _original_complete(self, snapshot_id)
+    snapshot = self.ec2_backend.snapshots.get(snapshot_id)
+    if snapshot is not None:  # read by moto's DescribeSnapshots serializer
+        snapshot.full_snapshot_size_in_bytes = (
+            len(self.snapshots[snapshot_id].blocks) * _EBS_BLOCK_BYTES
+        )
+    return result
+
+
 # -- 9 ----------------------------------------------------------------------------------------
 
 
-def _leave_in_queue(*_args: Any, **_kwargs: Any) -> bool:
-    return False  # "not processed": moto makes the messages visible again
+class _NotPolled:
+    """A queue's ``lambda_event_source_mappings``: always empty to moto's send path (the
+    mappings stay in the Lambda backend, which lists them); what moto stores is kept in the
+    instance and seen again once the patch is undone."""
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        return self if obj is None else {}
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__["lambda_event_source_mappings"] = value
 
 
 # -- 10 ---------------------------------------------------------------------------------------
@@ -492,7 +523,10 @@ def faithful_moto() -> Iterator[None]:
                 classmethod(_key_from_cloudformation),
             ),
             mock.patch.object(ebs_responses.EBSResponse, "start_snapshot", _start_snapshot),
-            mock.patch.object(lambda_models.LambdaBackend, "send_sqs_batch", _leave_in_queue),
+            mock.patch.object(ebs_models.EBSBackend, "complete_snapshot", _complete_snapshot),
+            mock.patch.object(
+                sqs_models.Queue, "lambda_event_source_mappings", _NotPolled(), create=True
+            ),
             mock.patch.object(events_models.EventsBackend, "put_events", _put_events),
             mock.patch.object(
                 events_utils.EventTemplateParser, "DEFAULT_EVENT_INPUT_TEMPLATE", _WHOLE_EVENT
@@ -538,7 +572,7 @@ def chosen_ids(account_ids: list[str], ou_ids: list[str]) -> Iterator[None]:
 # StartingBlockIndex, stops at MaxResults with a NextToken, and reports BlockSize 524288
 # (bytes). moto 5.2 lists only blocks of the first snapshot, in insertion order, ignores the
 # paging parameters and reports BlockSize 512. Applied by ``faithful_changed_blocks`` (on top
-# of ``faithful_moto``, whose own users never list changed blocks from moto).
+# of ``faithful_moto``), by the content-sampling tests and the demo.
 
 _EBS_BLOCK_SIZE = 524288
 

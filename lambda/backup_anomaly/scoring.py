@@ -1006,6 +1006,8 @@ def _content_reason(content: ContentEvidence, sampled: int) -> str:
         f"incompressible now, {_pct(content.before)} were before"
     )
     if not content.informative:
+        if content.before < 0.5:  # compressible, but too few pages sampled
+            return f"{head}: too few pages to tell; the size carries the verdict"
         return (
             f"{head}: the data was already incompressible, so content cannot tell; "
             "the size carries the verdict"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -46,12 +48,44 @@ def test_missing_bucket_is_a_user_error(aws, tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_demo_smoke(tmp_path, capsys):
+@pytest.mark.slow
+def test_the_demo_tells_its_story_and_backtest_replays_it_to_the_same_verdicts(tmp_path, capsys):
     assert build.main(["demo", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "alert topic (email):" in out
-    assert "is ALARM (was OK) in account 444444444444" in out
-    assert "1 x CloudWatch Alarm State Change" in out
+    subjects = re.findall(r"^  email \(day (\d+)\): (.*)$", out, re.M)
+    # The wave: one incident across two accounts, three volumes, not three emails a volume.
+    assert any(
+        "CRITICAL" in s and "3 volumes in 2 accounts (payments-prod, analytics)" in s
+        for _, s in subjects
+    ), subjects
+    # Low-and-slow: flagged by content at its first backup, resolved when it stopped.
+    assert any("[HIGH] Backup anomaly: 1 volume in analytics" in s for _, s in subjects)
+    assert any(s.startswith("[RESOLVED]") for _, s in subjects)
+    # The unlisted member never reports: an operational incident, once.
+    assert [s for _, s in subjects if "silent" in s] == [
+        "[OPERATIONAL] Backup anomaly detection: 2 account-region(s) silent"
+    ]
+    assert "Malware scan (GuardDuty): THREATS FOUND" in out
+    assert len(re.findall(r"^    \S+: CRITICAL +Malware found: ", out, re.M)) == 3
+    # The month-end batch of ordinary data is no alert.
+    assert not any("reports" in s for _, s in subjects)
+    assert "  NO  " not in out
+    assert (tmp_path / "report.html").read_text().startswith("<!DOCTYPE html>")
+
+    # The Lambda's verdicts, replayed offline from the audit trail, come out the same.
+    events = tmp_path / "demo-events.jsonl"
+    verdicts = tmp_path / "verdicts.jsonl"
+    assert build.main(["backtest", "--events", str(events), "--verdicts", str(verdicts)]) == 0
+    published = {
+        e["detail"]["measurementId"]: e["detail"]["verdict"]
+        for e in map(json.loads, events.read_text().splitlines())
+    }
+    replayed = [json.loads(line) for line in verdicts.read_text().splitlines()]
+    assert len(replayed) == len(published) > 100
+    for v in replayed:
+        assert v["severity"] == published[v["measurementId"]]["severity"], v
+        assert v["score"] == pytest.approx(published[v["measurementId"]]["score"], abs=1e-3)
+    assert {v["severity"] for v in replayed} >= {"none", "high", "critical"}
 
 
 def test_aws_error_is_reported_without_traceback(aws, tmp_path, capsys):
