@@ -74,6 +74,11 @@ def account_label(account: str, name: str | None) -> str:
 
 
 def account_regions(report: FleetReport) -> Table:
+    # The detector's heartbeat may say how many volumes it knows; else the volumes the
+    # central table saw measured in the period.
+    measured: dict[tuple[str, str], int] = defaultdict(int)
+    for v in report.volumes:
+        measured[(v.account, v.region)] += 1
     rows = []
     for a in report.account_regions:
         if a.silent:
@@ -93,7 +98,11 @@ def account_regions(report: FleetReport) -> Table:
                     _interval(a.interval_seconds),
                     age(a.last_heard_at, report.generated_at),
                     age(a.last_measurement_at, report.generated_at),
-                    "?" if a.volumes_known is None else str(a.volumes_known),
+                    str(
+                        a.volumes_known
+                        if a.volumes_known is not None
+                        else measured.get((a.account, a.region), 0)
+                    ),
                     a.detector_version or "?",
                 ),
                 status,

@@ -50,7 +50,7 @@ from backup_anomaly.changed_blocks import (
     UnrelatedSnapshots,
     count_changed_blocks,
 )
-from backup_anomaly.confirm import start_scan
+from backup_anomaly.confirm import ScanStart, start_scan
 from backup_anomaly.events import (
     HEARTBEAT_DETAIL_TYPE,
     BackupJob,
@@ -844,9 +844,12 @@ class Detector:
         namespace, cloudwatch = self.settings.metric_namespace, self.clients.cloudwatch
         if judgement.severity.at_least(Severity.HIGH):
             if self.settings.confirmation_scan:
-                started = start_scan(
-                    self.clients.backup, measurement, self.settings.scanner_role_arn
-                )
+                try:
+                    started = start_scan(
+                        self.clients.backup, measurement, self.settings.scanner_role_arn
+                    )
+                except Exception as exc:  # noqa: BLE001 - AWS errors come back as a status
+                    started = ScanStart("failed", note=_describe(exc))
                 out["scan"] = started.status
                 if started.job_id:
                     out["scan_job_id"], out["scan_mode"] = started.job_id, started.mode
@@ -862,7 +865,9 @@ class Detector:
                     )
                     self.store.record_finding(volume_arn, found)
                     out["finding"] = "imported"
-                except (findings.FindingRefused, ClientError, BotoCoreError) as exc:
+                except Exception as exc:  # noqa: BLE001 - best effort, the verdict is out
+                    # Anything (a refusal, an outage, a client that cannot be built) is
+                    # counted and logged: a redelivery would be a duplicate and never retry.
                     out["finding"], out["finding_error"] = "failed", _describe(exc)
                     metrics.put_counter(cloudwatch, namespace, metrics.FINDING_FAILURES)
         elif (
@@ -874,7 +879,7 @@ class Detector:
                 findings.resolve(self.clients.securityhub, open_finding, _now())
                 self.store.record_finding(volume_arn, None)
                 out["finding"] = "resolved"
-            except (findings.FindingRefused, ClientError, BotoCoreError) as exc:
+            except Exception as exc:  # noqa: BLE001 - best effort, as above
                 out["finding"], out["finding_error"] = "failed", _describe(exc)
                 metrics.put_counter(cloudwatch, namespace, metrics.FINDING_FAILURES)
         return out

@@ -243,3 +243,29 @@ def test_a_scan_of_another_accounts_volume_is_not_ours_to_judge(world):
     (record,) = volume.detector.handle(foreign)
 
     assert record["decision"] == "skipped" and record["reason"] == "other_resource"
+
+
+def test_a_follow_up_that_breaks_unexpectedly_never_fails_the_measurement(world, scans, lines):
+    # Not an AWS error: a client that cannot be built, a bug. A redelivered event would be a
+    # duplicate and retry nothing, so the failure is counted, and the anomaly still goes out.
+    class Broken:
+        meta = boto3.client("securityhub", region_name=REGION).meta
+
+        def __getattr__(self, name):
+            raise RuntimeError(f"{name}: no client")
+
+    with faithful_moto():
+        volume, snapshots, _, _ = _attacked(world, scans)
+        volume.detector.clients.securityhub = Broken()
+        volume.detector.clients.backup = Broken()
+        volume.back_up(snapshots[:-2])
+        lines()
+        (record,) = volume.back_up(snapshots[-2:-1])
+
+    assert record["decision"] == "measured" and record["severity"] == "critical"
+    assert record["scan"] == "failed" and "no client" in record["scan_note"]
+    assert record["finding"] == "failed" and "RuntimeError" in record["finding_error"]
+    assert [d["Value"] for d in world.metric_puts("ConfirmationScanFailures")] == [1]
+    assert [d["Value"] for d in world.metric_puts("FindingFailures")] == [1]
+    kinds = [e["detail-type"] for e in received(world, volume.queue)]
+    assert kinds.count("Backup Anomaly Detected") == 1

@@ -68,6 +68,15 @@ def test_the_terminal_report_shows_the_fleet_and_what_needs_attention(central):
     accounts = _section(out, "Accounts and regions protected", "Open incidents")
     assert re.search(r"web \(333333333333\)\s*│\s*us-east-1\s*│\s*SILENT", accounts)
     assert re.search(r"analytics \(222222222222\)\s*│\s*eu-west-1\s*│\s*reporting", accounts)
+    cells = {
+        row[1]: row
+        for row in (
+            [c.strip() for c in line.split("│")] for line in accounts.splitlines() if "│" in line
+        )
+    }
+    # Volumes: the heartbeat's count where it says one, else the volumes measured.
+    assert cells["analytics (222222222222)"][7] == "2"
+    assert cells["prod-payments (111111111111)"][7] == "3"
     incidents = _section(out, "Open incidents", "Security incidents of the last")
     security = next(line for line in incidents.splitlines() if "CRITICAL incident" in line)
     assert "prod-payments (111111111111), analytics (222222222222)" in security
