@@ -51,7 +51,7 @@ def verdicts_over_time(report: FleetReport) -> bytes:
         bottom = [b + c for b, c in zip(bottom, counts, strict=True)]
     ax.set_ylabel("measurements")
     ax.set_title(f"Verdicts per day, last {report.days} days")
-    ax.legend(loc="upper left", fontsize=8, ncol=6)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     # Flagged ones are few among thousands of normal ones: their own panel.
     low = [0] * len(days)
     for severity in reversed(SEVERITIES[:4]):

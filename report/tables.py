@@ -193,7 +193,7 @@ def verdicts(report: FleetReport) -> Table:
     for day in report.verdicts:
         counts = day.counts
         cells = (str(counts.get(s, 0)) for s in (*SEVERITIES, queries.UNJUDGED))
-        worst = next((s for s in SEVERITIES if counts.get(s)), "")
+        worst = next((s for s in SEVERITIES[:4] if counts.get(s)), "")  # "none" is no news
         status = "bad" if worst in ("high", "critical") else "warn" if worst else ""
         rows.append(((f"{day.day:%Y-%m-%d}", *cells, str(day.total)), status))
     total = {s: sum(d.counts.get(s, 0) for d in report.verdicts) for s in SEVERITIES}
