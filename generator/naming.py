@@ -276,11 +276,6 @@ class Names:
         return f"{self.prefix}-correlator-errors"
 
     @property
-    def central_missing_snapshot_rule(self) -> str:
-        """Baseline resets whose previous snapshot was deleted, to the alert topic."""
-        return f"{self.prefix}-snapshot-deleted"
-
-    @property
     def central_key_alias(self) -> str:
         return f"alias/{self.prefix}-central"
 

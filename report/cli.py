@@ -47,6 +47,9 @@ def main(args: argparse.Namespace) -> int:
     text.render(report, display.console)
     if args.html:
         path = Path(args.html)
-        html.write(report, path)
+        try:
+            html.write(report, path)
+        except OSError as exc:
+            raise UserError(f"--html {path}: cannot write it: {exc.strerror or exc}") from exc
         display.line(f"\nwrote {path}")
     return 0

@@ -69,7 +69,8 @@ def top_rewritten(report: FleetReport) -> bytes:
     plt = _pyplot()
     volumes = list(reversed(report.top_rewritten))
     figure, ax = plt.subplots(figsize=(9, 0.45 * max(3, len(volumes)) + 1))
-    labels = [f"{v.volume_id} ({v.name or v.account})" for v in volumes]
+    # A "$" in a member's name would start matplotlib's mathtext.
+    labels = [f"{v.volume_id} ({v.name or v.account})".replace("$", r"\$") for v in volumes]
     values = [
         (v.share * 100 if v.share is not None else (v.percent_of_volume or 0.0)) for v in volumes
     ]

@@ -5,7 +5,9 @@ from __future__ import annotations
 import sys
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table as RichTable
+from rich.text import Text
 
 from report.collect import FleetReport
 from report.tables import Table, all_tables, headline
@@ -18,7 +20,8 @@ def _rich(table: Table) -> RichTable:
     for column in table.columns:
         out.add_column(column, overflow="fold")
     for row, status in zip(table.rows, table.status, strict=True):
-        out.add_row(*row, style=_STYLES.get(status, ""))
+        # Cells are text, never markup: names and tags come from member accounts.
+        out.add_row(*(Text(cell) for cell in row), style=_STYLES.get(status, ""))
     return out
 
 
@@ -33,8 +36,8 @@ def console() -> Console:
 def render(report: FleetReport, console: Console) -> None:
     """Prints the headline and every table (a table without rows says so in one line)."""
     console.print(
-        f"[bold]Fleet report[/] from {report.table}, "
-        f"{report.generated_at:%Y-%m-%d %H:%M} UTC: {headline(report)}",
+        f"[bold]Fleet report[/] from {escape(report.table)}, "
+        f"{report.generated_at:%Y-%m-%d %H:%M} UTC: {escape(headline(report))}",
         highlight=False,
     )
     for table in all_tables(report):
@@ -42,4 +45,4 @@ def render(report: FleetReport, console: Console) -> None:
         if table.rows:
             console.print(_rich(table))
         else:
-            console.print(f"[bold]{table.title}[/]: {table.empty}", highlight=False)
+            console.print(f"[bold]{escape(table.title)}[/]: {escape(table.empty)}", highlight=False)

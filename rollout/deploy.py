@@ -115,6 +115,7 @@ def deploy(
         cfn, plan.spec.name, plan.spec.layout.call_as_args(), display, poll_seconds
     )
     display.line("\n[bold]Deploying[/]")
+    roster_error: str | None = None
     try:
         for state in plan.stacks:
             if state.target.label.startswith("artifacts"):
@@ -138,8 +139,13 @@ def deploy(
                     poll_seconds,
                 )
         # The roster before the StackSet: an instance that fails below is still expected,
-        # so its silence becomes an incident instead of going unnoticed.
-        write_roster(config, sessions, plan.desired.values(), plan.org, display)
+        # so its silence becomes an incident instead of going unnoticed. A roster DynamoDB
+        # refuses fails the deploy at the end, never the rollout of the members.
+        try:
+            write_roster(config, sessions, plan.desired.values(), plan.org, display)
+        except DeployFailed as exc:
+            roster_error = str(exc)
+            display.line(f"[red]roster not written[/]: {escape(roster_error)}")
         _apply_stackset(plan, cfn, runner, config, display)
         desired_count = Counter(d.group for d in plan.desired.values())
         operations = instance_operations(config, plan.instances, desired_count)
@@ -150,6 +156,8 @@ def deploy(
     except DeployFailed as exc:
         result.error = str(exc)
         display.line(f"[red]failed[/]: {escape(str(exc))}")
+    if result.error is None and roster_error:
+        result.error = roster_error
     result.operations = runner.operations
     result.not_current = check_instances(cfn, plan.spec.layout, display, desired=list(plan.desired))
     return result

@@ -4,8 +4,9 @@ moto runs no Lambda code, so the demo and the tests do what Lambda would: give t
 the deployed function reads back with GetFunctionConfiguration (its ``Handler``, e.g.
 ``backup_anomaly.handler.lambda_handler`` or ``correlator.handler.lambda_handler``, and its
 environment), the account's credentials the way Lambda passes them (environment variables),
-a fresh boto3 default session (a cold start), and SQS batches taken from the function's
-queue, in the shape the SQS event source mapping delivers.
+a fresh boto3 default session (a cold start), and SQS batches taken from the queue of the
+function's deployed event source mapping, of its batch size, in the shape it delivers (a
+mapping on the wrong queue, disabled, or without ReportBatchItemFailures shows here).
 """
 
 from __future__ import annotations
@@ -55,9 +56,8 @@ class LocalLambda:
     def __init__(self, session: boto3.Session, region: str, function_name: str):
         self.region = region
         self.function_name = function_name
-        config = session.client("lambda", region_name=region).get_function_configuration(
-            FunctionName=function_name
-        )
+        self._lambda = session.client("lambda", region_name=region)
+        config = self._lambda.get_function_configuration(FunctionName=function_name)
         self.handler_path = str(config.get("Handler") or "backup_anomaly.handler.lambda_handler")
         # moto hands back CloudFormation's resolved Number parameters as numbers.
         variables = config.get("Environment", {}).get("Variables", {})
@@ -104,32 +104,54 @@ class LocalLambda:
         """One direct invocation (a schedule's event); returns what the handler returns."""
         return self._handler(event, _Context(self.function_name))
 
+    def _mapping(self) -> dict[str, Any]:
+        """The function's one SQS event source mapping, as deployed."""
+        mappings = self._lambda.list_event_source_mappings(FunctionName=self.function_name)[
+            "EventSourceMappings"
+        ]
+        sqs = [
+            m
+            for m in mappings
+            if m["EventSourceArn"].startswith("arn:aws") and ":sqs:" in m["EventSourceArn"]
+        ]
+        if len(sqs) != 1:
+            raise AssertionError(f"{self.function_name}: {len(sqs)} SQS event source mappings")
+        return sqs[0]
+
     def drain_work_queue(self, queue_url: str | None = None) -> list[dict[str, Any]]:
-        """Delivers what the function's queue holds to the handler, as SQS batches; returns
-        the function's log records for them.
+        """Delivers what the queue of the function's deployed event source mapping holds to
+        the handler, as SQS batches of the mapping's size, the way Lambda would; returns the
+        function's log records for them.
 
         Args:
-            queue_url: the queue its event source mapping reads (default: the detector's
-                work queue, from its environment).
+            queue_url: the queue to drain; it must be the one the mapping reads.
         """
-        queue_url = queue_url or self.environment["WORK_QUEUE_URL"]
-        attributes = self.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
-        queue_arn = attributes["Attributes"]["QueueArn"]
+        mapping = self._mapping()
+        queue_arn = mapping["EventSourceArn"]
+        name, owner = queue_arn.split(":")[5], queue_arn.split(":")[4]
+        mapped = self.sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=owner)["QueueUrl"]
+        if queue_url is not None and queue_url != mapped:
+            raise AssertionError(f"{self.function_name} reads {mapped}, not {queue_url}")
+        if mapping.get("State", "Enabled") not in ("Enabled", "Creating"):
+            return []  # a disabled mapping delivers nothing
+        batch_size = min(10, int(mapping.get("BatchSize") or 10))
+        # Without ReportBatchItemFailures Lambda ignores the handler's list: a batch that
+        # returns is deleted whole.
+        partial = "ReportBatchItemFailures" in (mapping.get("FunctionResponseTypes") or [])
         start = len(self.logs.records)
         while True:
             messages = self.sqs.receive_message(
-                QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+                QueueUrl=mapped, MaxNumberOfMessages=batch_size, WaitTimeSeconds=0
             ).get("Messages", [])
             if not messages:
                 break
             batch = {"Records": [_record(m, queue_arn, self.region) for m in messages]}
             result = self._handler(batch, _Context(self.function_name))
-            failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
+            failures = result.get("batchItemFailures", []) if partial else []
+            failed = {f["itemIdentifier"] for f in failures}
             for message in messages:
                 if message["MessageId"] not in failed:
-                    self.sqs.delete_message(
-                        QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"]
-                    )
+                    self.sqs.delete_message(QueueUrl=mapped, ReceiptHandle=message["ReceiptHandle"])
             if failed:
                 break  # SQS would redeliver after the visibility timeout; report instead
         return self.logs.records[start:]

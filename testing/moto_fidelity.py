@@ -357,9 +357,10 @@ def _complete_snapshot(self: Any, snapshot_id: str) -> str:
 
 
 class _NotPolled:
-    """A queue's ``lambda_event_source_mappings``: always empty to moto's send path (the
-    mappings stay in the Lambda backend, which lists them); what moto stores is kept in the
-    instance and seen again once the patch is undone."""
+    """A queue's ``lambda_event_source_mappings``: always empty to moto's send path. The
+    mappings stay in the Lambda backend, which lists them (the stand-in Lambda drains the
+    queue a mapping names); what moto adds to the queue's own dict while patched is dropped,
+    and a dict set in ``__init__`` is seen again once the patch is undone."""
 
     def __get__(self, obj: Any, owner: Any = None) -> Any:
         return self if obj is None else {}

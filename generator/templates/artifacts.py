@@ -170,7 +170,8 @@ class ArtifactsTemplate:
         return Join("", [self.bucket.get_att("Arn"), "/*"])
 
     def readers(self):
-        """Read access for the organization, or for the listed target accounts."""
+        """Read access for the organization, or for the listed target accounts and the
+        security account."""
         objects = self.objects_arn()
         actions = [as3.GetObject, as3.GetObjectVersion]
         if self.accounts is None:
@@ -181,11 +182,13 @@ class ArtifactsTemplate:
                 StringEquals("aws:PrincipalOrgID", self.config.organization.org_id),
                 principal=Principal("AWS", "*"),
             )
+        # The security account too: its correlator runs from the same zip.
+        readers = sorted({*self.accounts, self.config.security.account_id})
         return iam.allow(
             "TargetAccountsReadArtifacts",
             actions,
             [objects],
-            principal=iam.accounts(self.accounts),
+            principal=iam.accounts(readers),
         )
 
     @cached_property

@@ -73,8 +73,6 @@ ALARM_PATHS = {
 }
 
 
-# The notification of a baseline reset whose previous snapshot was deleted. The region is
-# the volume's, as the sending account reports it (the envelope's is the central bus's).
 class CentralTemplate:
     """Builds the central template (security account, home region)."""
 
@@ -90,7 +88,8 @@ class CentralTemplate:
     # -- encryption -------------------------------------------------------------------
     @cached_property
     def key(self):
-        """Key for the topic and queues; EventBridge and CloudWatch of this account use it."""
+        """Key for the topic, queues and the correlator's logs; EventBridge, CloudWatch and
+        CloudWatch Logs of this account use it."""
         this_account = StringEquals("aws:SourceAccount", Ref("AWS::AccountId"))
         return common.kms_key(
             "CentralKey",
@@ -110,6 +109,9 @@ class CentralTemplate:
                     [common.KEY_POLICY_RESOURCE],
                     this_account,
                     principal=iam.service("cloudwatch.amazonaws.com"),
+                ),
+                common.logs_key_use(
+                    "CloudWatchLogsEncryptsCorrelatorLogs", self.names.correlator_log_group
                 ),
             ],
             # It encrypts the audit queue and its dead letters, which outlive the stack.

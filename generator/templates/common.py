@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from awacs import kms
-from awacs.aws import Bool, Principal, Statement
-from troposphere import AWSObject, Tags, Template
+from awacs.aws import ArnEquals, Bool, Principal, Statement
+from troposphere import AWSObject, Sub, Tags, Template
 from troposphere import kms as tkms
 
 from generator import iam, naming
@@ -92,6 +92,26 @@ def skip_checkov(resource: AWSObject, *skips: tuple[str, str]) -> AWSObject:
     metadata["checkov"] = {"skip": [{"id": check, "comment": why} for check, why in skips]}
     resource.Metadata = metadata
     return resource
+
+
+def logs_key_use(sid: str, log_group: str) -> Statement:
+    """The key policy statement that lets CloudWatch Logs encrypt one log group of this
+    region with the key (Logs needs it in the key policy: an IAM grant is not enough).
+    https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/encrypt-log-data-kms.html"""
+    return iam.allow(
+        sid,
+        [
+            kms.Encrypt,
+            kms.Decrypt,
+            kms.ReEncryptFrom,
+            kms.ReEncryptTo,
+            kms.GenerateDataKey,
+            kms.DescribeKey,
+        ],
+        [KEY_POLICY_RESOURCE],
+        ArnEquals("kms:EncryptionContext:aws:logs:arn", iam.arn("logs", f"log-group:{log_group}")),
+        principal=Principal("Service", Sub("logs.${AWS::Region}.amazonaws.com")),
+    )
 
 
 def kms_key(

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from awacs import dynamodb as addb
 from awacs import kms as akms
 from awacs import logs as alogs
+from awacs import organizations as aorganizations
 from awacs import sns as asns
 from awacs import sqs as asqs
 from awacs.aws import StringEquals
@@ -250,6 +251,26 @@ class Correlation:
                 [self.log_group.get_att("Arn")],
             ),
         ]
+        if self.setting("organizations_names"):
+            # Account names from Organizations: DescribeAccount on the organization's
+            # accounts, answered only to the management account or a delegated
+            # administrator (https://docs.aws.amazon.com/organizations/latest/APIReference/API_DescribeAccount.html);
+            # its resource is arn:...:organizations::<management>:account/o-<id>/<account>
+            # (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsorganizations.html).
+            org = self.config.organization
+            scope = f"{org.org_id}/*" if org.org_id else "*"
+            statements.append(
+                iam.allow(
+                    "AccountNamesFromOrganizations",
+                    [aorganizations.DescribeAccount],
+                    [
+                        Sub(
+                            "arn:${AWS::Partition}:organizations::"
+                            f"{org.management_account_id}:account/{scope}"
+                        )
+                    ],
+                )
+            )
         return iam.document(*statements)
 
     @cached_property

@@ -28,7 +28,7 @@ from awacs import kms as akms
 from awacs import logs as alogs
 from awacs import securityhub as asecurityhub
 from awacs import sqs as asqs
-from awacs.aws import ArnEquals, Bool, Principal, StringEquals
+from awacs.aws import ArnEquals, Bool, StringEquals
 from troposphere import Equals, If, Not, NoValue, Output, Parameter, Ref, Sub, Template
 from troposphere import awslambda as tlambda
 from troposphere import backup as tbackup
@@ -181,22 +181,8 @@ class MemberTemplate:
             StringEquals("aws:SourceAccount", Ref("AWS::AccountId")),
             principal=iam.service("events.amazonaws.com"),
         )
-        logs_use = iam.allow(
-            "CloudWatchLogsEncryptsDetectorLogs",
-            [
-                akms.Encrypt,
-                akms.Decrypt,
-                akms.ReEncryptFrom,
-                akms.ReEncryptTo,
-                akms.GenerateDataKey,
-                akms.DescribeKey,
-            ],
-            [common.KEY_POLICY_RESOURCE],
-            ArnEquals(
-                "kms:EncryptionContext:aws:logs:arn",
-                iam.arn("logs", f"log-group:{self.names.detector_log_group}"),
-            ),
-            principal=Principal("Service", Sub("logs.${AWS::Region}.amazonaws.com")),
+        logs_use = common.logs_key_use(
+            "CloudWatchLogsEncryptsDetectorLogs", self.names.detector_log_group
         )
         return common.kms_key(
             "MemberKey",

@@ -84,10 +84,12 @@ HEARD_EVERY = timedelta(minutes=5)
 HEARD_RESOLUTION = timedelta(minutes=15)
 # Account names are re-read from the roster this often.
 NAMES_EVERY = timedelta(minutes=5)
-# A deleted previous backup snapshot, alone, is a medium signal: under the default
-# notification minimum it reaches the audit queue; several volumes, or accounts, or a
-# rewrite beside it, make the incident high.
-SNAPSHOT_DELETED_SEVERITY = Severity.MEDIUM
+# A deleted previous backup snapshot is a high signal even alone: AWS Backup's lifecycle
+# never deletes the newest recovery point of a volume still backed up, and deleting
+# recovery points is how ransomware operators remove the way back. It is emailed (as the
+# central stack's own rule did before the correlator); several volumes or accounts, or a
+# rewrite beside it, raise the incident further.
+SNAPSHOT_DELETED_SEVERITY = Severity.HIGH
 # Member rows per recovery transaction (with the index and the head: under 100 items).
 RECOVERY_CHUNK = 90
 # A volume whose backups stopped and never resumed (deleted, decommissioned) was told when

@@ -74,7 +74,7 @@ MEMBER_DETAIL_TYPES = (
 )
 
 _ACCOUNT = re.compile(r"[0-9]{12}")
-_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+")
+_REGION = re.compile(r"[a-z]{2,4}(-[a-z]+)+-[0-9]+")  # eusc-de-east-1 too
 # A heartbeat names the backup interval it expects: at least a minute, at most 30 days.
 _MIN_INTERVAL, _MAX_INTERVAL = 60, 30 * 86400
 

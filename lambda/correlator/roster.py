@@ -23,7 +23,7 @@ from correlator.records import Heard, RosterEntry, iso, parse_iso
 from correlator.store import BATCH_WRITE_MAX, UNPROCESSED_ATTEMPTS, ar_key, heard_from_item
 
 _ACCOUNT = re.compile(r"[0-9]{12}")
-_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+")
+_REGION = re.compile(r"[a-z]{2,4}(-[a-z]+)+-[0-9]+")  # eusc-de-east-1 too
 MIN_INTERVAL_SECONDS = 3600
 MAX_INTERVAL_SECONDS = 30 * 86400
 

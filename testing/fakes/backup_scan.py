@@ -643,9 +643,11 @@ class _Handler(BaseHTTPRequestHandler):
             body = {"Code": err.code, "Message": err.message, "Type": kind, "Context": ""}
             self._send(err.status, json.dumps(body).encode(), {"x-amzn-ErrorType": err.code})
             return
-        self._send(status, json.dumps(payload).encode(), {})
         if event is not None:
+            # Before the answer: a caller that has its job id also sees its CREATED event
+            # (emitting after the answer raced with the caller's next look).
             fake._emit(event)
+        self._send(status, json.dumps(payload).encode(), {})
 
     def do_PUT(self) -> None:  # noqa: N802 - http.server naming
         self._dispatch("PUT")

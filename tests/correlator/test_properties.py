@@ -31,6 +31,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
+from correlator.correlator import SNAPSHOT_DELETED_SEVERITY
 from correlator.incidents import snapshot
 from correlator.records import Severity, Status
 from tests.correlator.conftest import (
@@ -93,7 +94,7 @@ def scenarios(draw):
         if free and draw(st.booleans()):
             day = draw(st.sampled_from(free))
             events.append(reset(account, volume, day, region=region))
-            signals.append((volume, account, region, at(days=day), "medium"))
+            signals.append((volume, account, region, at(days=day), SNAPSHOT_DELETED_SEVERITY.value))
             signal_days.append(day)
         if draw(st.booleans()):  # measured normal again, the day after its last signal
             day = max(signal_days) + 1

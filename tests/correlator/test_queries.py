@@ -140,3 +140,17 @@ def test_put_roster_refuses_bad_entries_and_writes_nothing(central):
         else:
             raise AssertionError(f"accepted {entries}")
     assert read_roster(central.dynamodb, TABLE) == []
+
+
+def test_the_roster_takes_every_region_botocore_knows(central):
+    import json
+    import os
+
+    import botocore
+
+    with open(os.path.join(os.path.dirname(botocore.__file__), "data", "partitions.json")) as f:
+        partitions = json.load(f)["partitions"]
+    regions = sorted(r for p in partitions for r in p["regions"] if not r.endswith("-global"))
+    assert "eusc-de-east-1" in regions  # a four-letter prefix: the European Sovereign Cloud
+    entries = [RosterEntry(PROD, "prod", r, 86400) for r in regions]
+    assert put_roster(central.dynamodb, TABLE, entries, now=at(days=1)) == len(regions)

@@ -170,6 +170,9 @@ def test_without_a_roster_every_account_region_heard_from_is_watched(central, ha
     send(heartbeat(PROD, "eu-west-1", at(days=1), interval=3600))
     clock.now = at(days=1, hours=3)
     sweep(central)
+    assert central.emails() == []  # hourly backups, but heartbeats come every 6 hours
+    clock.now = at(days=1, hours=13)
+    sweep(central)
     (email,) = central.emails()
     assert email["subject"] == "[OPERATIONAL] 111111111111 eu-west-1: silent"
     assert "backup intervals of 1 h" in email["body"]
@@ -190,3 +193,38 @@ def test_a_silent_account_s_volumes_are_not_reported_one_by_one(central, handler
     clock.now += timedelta(hours=7)
     sweep(central)
     assert central.emails() == []
+
+
+def test_hourly_backups_are_judged_on_the_heartbeat_not_on_each_quiet_hour(central, handler_env):
+    # Hourly backups in a region with no job for a few hours (no tagged volume, a quiet
+    # night): its heartbeat every 6 hours is what says the detector is alive.
+    from correlator.silence import HEARTBEAT_SECONDS
+    from generator.naming import HEARTBEAT_SCHEDULE
+
+    assert HEARTBEAT_SCHEDULE == f"rate({HEARTBEAT_SECONDS // 3600} hours)"
+    clock = central.clock
+    clock.now = at(days=0)
+    central.roster((PROD, "eu-west-1", 3600))
+    for hours in (0, 6, 12):
+        clock.now = at(days=1, hours=hours)
+        send(heartbeat(PROD, "eu-west-1", clock.now, interval=3600))
+        clock.now = at(days=1, hours=hours + 5)
+        sweep(central)
+    assert central.emails() == []
+
+    # Then nothing for two heartbeats and more: silent.
+    clock.now = at(days=1, hours=12 + 2 * 6 + 1)
+    sweep(central)
+    (email,) = central.emails()
+    assert email["subject"] == "[OPERATIONAL] prod-payments (111111111111) eu-west-1: silent"
+
+
+def test_one_deleted_previous_snapshot_is_emailed(central, handler_env):
+    from tests.correlator.conftest import reset
+
+    central.clock.now = at(days=2, hours=1)
+    send(reset(PROD, "vol-0a1", 2))
+    sweep(central)
+    (email,) = central.emails()
+    assert email["subject"] == "[HIGH] Backup anomaly: 1 volume in 111111111111"  # no roster
+    assert "previous backup snapshot was deleted" in email["body"]

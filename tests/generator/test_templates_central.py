@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
 
@@ -132,14 +133,23 @@ def test_key_policy_grants_services_only_for_this_account():
     key = h.one(_central("example"), "AWS::KMS::Key")["Properties"]
     assert key["EnableKeyRotation"] is True
     services = [s for s in h.statements(key["KeyPolicy"]) if "Service" in s["Principal"]]
-    assert {s["Principal"]["Service"] for s in services} == {
+    publishers = [s for s in services if isinstance(s["Principal"]["Service"], str)]
+    assert {s["Principal"]["Service"] for s in publishers} == {
         "events.amazonaws.com",
         "cloudwatch.amazonaws.com",
     }
-    for statement in services:
+    for statement in publishers:
         assert statement["Condition"] == {
             "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
         }
+    # The correlator's log group is encrypted with this key: CloudWatch Logs of this region
+    # may use it for that log group only (without it, the log group fails to create).
+    (logs,) = [s for s in services if s not in publishers]
+    assert logs["Principal"]["Service"] == {"Fn::Sub": "logs.${AWS::Region}.amazonaws.com"}
+    (context,) = logs["Condition"]["ArnEquals"].values()
+    assert Names(h.config("example").name).correlator_log_group in json.dumps(context)
+    group = h.one(_central("example"), "AWS::Logs::LogGroup")["Properties"]
+    assert group["KmsKeyId"] == {"Fn::GetAtt": ["CentralKey", "Arn"]}
 
 
 def _rules(tpl: dict) -> dict[str, dict]:
@@ -390,3 +400,43 @@ def test_dead_letter_alarm_notifies_the_topic():
     assert alarm["Dimensions"] == [
         {"Name": "QueueName", "Value": {"Fn::GetAtt": ["CentralDeadLetterQueue", "QueueName"]}}
     ]
+
+
+@pytest.mark.parametrize("variant", ["self-existing", "self-create"])
+def test_the_security_account_may_read_the_code_its_correlator_runs(variant):
+    # Without an organization id the artifact bucket names its readers: the targets, and
+    # the security account, whose correlator function is created from the same zip.
+    config = h.config(variant)
+    policy = h.template(variant, "artifacts")["Resources"]["ArtifactBucketPolicy"]["Properties"]
+    (readers,) = [s for s in h.statements(policy["PolicyDocument"]) if s["Effect"] == "Allow"]
+    if readers["Principal"] == {"AWS": "*"}:  # organization-scoped: the security account too
+        assert "aws:PrincipalOrgID" in readers["Condition"]["StringEquals"]
+    else:
+        assert f":{config.security.account_id}:root" in json.dumps(readers["Principal"])
+    code = h.one(_central(variant), "AWS::Lambda::Function")["Properties"]["Code"]
+    assert code["S3Key"]
+
+
+def _correlator_actions(tpl: dict) -> dict[str, list]:
+    role = tpl["Resources"]["CorrelatorRole"]["Properties"]
+    out: dict[str, list] = {}
+    for policy in role["Policies"]:
+        for statement in h.statements(policy["PolicyDocument"]):
+            for action in h.as_list(statement["Action"]):
+                out[action] = h.as_list(statement["Resource"])
+    return out
+
+
+def test_account_names_from_organizations_are_allowed_only_when_asked_for():
+    from generator.templates import central
+
+    assert "organizations:DescribeAccount" not in _correlator_actions(_central("example"))
+    data = h.raw("example")
+    data["correlation"] = {"organizations_names": True}
+    config = h.config_from(data)
+    actions = _correlator_actions(central.build(config, "detector.zip").to_dict())
+    (resource,) = actions["organizations:DescribeAccount"]
+    assert resource == {
+        "Fn::Sub": "arn:${AWS::Partition}:organizations::"
+        f"{config.organization.management_account_id}:account/{config.organization.org_id}/*"
+    }

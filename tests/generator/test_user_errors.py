@@ -69,7 +69,7 @@ def test_thousands_of_problems_are_capped_and_the_exit_code_kept(tmp_path, capsy
     assert err[-1].endswith("problem(s) in the config; nothing was written.")
 
 
-@pytest.mark.parametrize("days", ["0", "3", "9999"])
+@pytest.mark.parametrize("days", ["0", "3", "15", "9999"])
 def test_demo_days_are_checked_before_anything_runs(days, capsys):
     assert build.main(["demo", "--days", days]) == 2
     assert "--days must be between" in capsys.readouterr().err
@@ -142,7 +142,7 @@ def test_endpoint_url_is_documented_in_help(capsys):
 def test_the_demo_never_reads_the_users_profile(tmp_path):
     env = {**os.environ, "AWS_PROFILE": "no-such-profile"}
     done = subprocess.run(
-        [sys.executable, "build.py", "demo", "--days", "10", "--out", str(tmp_path)],
+        [sys.executable, "build.py", "demo", "--days", "16", "--out", str(tmp_path)],
         cwd=h.REPO,
         env=env,
         capture_output=True,

@@ -6,7 +6,9 @@ opened in headless Chromium, which must show the tables and decode both plots.
 
 from __future__ import annotations
 
+import html as html_module
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -24,6 +26,7 @@ from tests.generator import template_helpers as h
 
 PROD, ANALYTICS, WEB = "111111111111", "222222222222", "333333333333"
 EVIL = '<img src=x onerror="alert(1)">'
+MARKUP = "db-1 [/] [bold]x $5$"  # rich markup and mathtext, as an EC2 Name tag may carry
 
 
 def fill(central) -> None:
@@ -36,7 +39,7 @@ def fill(central) -> None:
     events = []
     for day in range(1, 6):
         events += [
-            measured(PROD, "vol-0a1", day, "none", instance="i-1", name="db-1"),
+            measured(PROD, "vol-0a1", day, "none", instance="i-1", name=MARKUP),
             measured(ANALYTICS, "vol-0b1", day, "none", name=EVIL),
         ]
     events += [
@@ -93,6 +96,7 @@ def test_the_terminal_report_shows_the_fleet_and_what_needs_attention(central):
         "vol-0b2",
     ]
     assert "91.0%" in top
+    assert f'"{MARKUP}"' in top  # shown as it is, never read as markup
 
 
 def _section(out: str, start: str, end: str | None) -> str:
@@ -173,8 +177,6 @@ def _open_in_chromium(page: str, tmp_path) -> dict:
     )
     match = re.search(r'<pre id="probe">(.*?)</pre>', result.stdout, re.S)
     assert match, result.stderr[-2000:]
-    import html as html_module
-
     return json.loads(html_module.unescape(match.group(1)))
 
 
@@ -187,6 +189,7 @@ def test_the_html_page_shows_the_same_fleet_in_chromium(central, tmp_path):
     html.write(report, path)
 
     page = path.read_text(encoding="utf-8")
+    assert html_module.escape(EVIL) in page and EVIL not in page
     assert not re.search(r'(src|href)="(?!data:)', page)  # self-contained: nothing loaded
     shown = _open_in_chromium(page, tmp_path)
     assert {name for name, *_ in shown["plots"]} == {"verdicts", "top"}
@@ -236,3 +239,15 @@ def test_the_command_reads_the_security_account_and_writes_the_page(aws, tmp_pat
     for bad in (["--days", "0"], ["--top", "1000"]):
         assert build.main([*argv, *bad]) == 2
         assert "must be" in capsys.readouterr().err
+    assert build.main([*argv[:-1], str(tmp_path)]) == 2  # --html names a folder
+    assert "cannot write it" in capsys.readouterr().err
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "r.html").stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
+
+
+def test_the_page_escapes_what_members_wrote(central):
+    fill(central)
+    page = html.page(_report(central))
+    assert html_module.escape(EVIL) in page and EVIL not in page
+    assert "<script" not in page and "script-src" not in page  # the CSP forbids scripts

@@ -195,3 +195,10 @@ def test_a_roster_refused_by_dynamodb_fails_the_deploy_by_name(aws, built, recor
 
     assert not result.ok
     assert "bad-central" in result.error and "ResourceNotFoundException" in result.error
+    # The members were still rolled out (the roster is the correlator's, not theirs).
+    assert _instances(sessions, config) == [
+        (A, "eu-west-1"),
+        (A, "us-east-1"),
+        (B, "eu-west-1"),
+        (B, "us-east-1"),
+    ]

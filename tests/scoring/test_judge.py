@@ -397,3 +397,13 @@ def test_severity_order():
     assert not Severity.LOW.at_least(Severity.MEDIUM)
     assert ScoringConfig().severity(4.0) is Severity.HIGH
     assert ScoringConfig().severity(3.999) is Severity.MEDIUM
+
+
+def test_too_small_a_sample_says_so_instead_of_blaming_the_data():
+    # One sampled block of compressible data: too few pages to judge, and the reason says
+    # that, not that the data was already incompressible (which gzip's would be).
+    few = judge(next_observation([], 0.02, content(0, 0, blocks=1)), [])
+    (reason,) = [r for r in few.reasons if r.startswith("sampled 1 changed blocks")]
+    assert "too few pages to tell" in reason and "already incompressible" not in reason
+    compressed = judge(next_observation([], 0.02, gzip()), [])
+    assert any("already incompressible" in r for r in compressed.reasons)
