@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import os
 import sys
 
@@ -100,14 +101,16 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    config = scoring_config(args.set, _configured(getattr(args, "config", None)))
+    organization, own = _configured(getattr(args, "config", None))
+    config = scoring_config(args.set, organization)
+    by_account = {account: scoring_config(args.set, base) for account, base in own.items()}
     out_dir = args.out if args.out and args.out != _BUILD_DEFAULT_OUT else None
     sources = [args.events is not None and args.simulate is None, args.simulate is not None]
     sources.append(bool(args.from_cloudwatch))
     if sum(sources) != 1:
         raise _BadInput("give exactly one of --events, --simulate VOLUMES or --from-cloudwatch")
     measurements = _measurements(args, out_dir)
-    result = backtest(measurements, args.model, config)
+    result = backtest(measurements, args.model, config, by_account)
     if args.verdicts:
         count = write_verdicts(args.verdicts, result.replay.judged)
         print(f"wrote {count:,} verdicts to {args.verdicts}")
@@ -121,19 +124,29 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _configured(path: str | None) -> ScoringConfig:
-    """The verdict settings of the config at ``path`` (organization-wide: the events do not
-    say which OU a volume's account is in), or the defaults when there is no such file."""
+def _configured(path: str | None) -> tuple[ScoringConfig, dict[str, ScoringConfig]]:
+    """The verdict settings of the config at ``path``: the organization's, and those of each
+    account the config lists whose own or OU overrides differ (an account reached only
+    through its OU is not named in the config: it is judged with the organization's), or
+    the defaults when there is no such file."""
     if not path or not os.path.isfile(path):
-        return DEFAULT_CONFIG
+        return DEFAULT_CONFIG, {}
     from backup_anomaly.settings import scoring_config as from_settings
     from generator.config.loader import ConfigError, load_config
+    from generator.config.resolve import targets
 
     try:
         config = load_config(path)
     except ConfigError as exc:
         raise _BadInput(str(exc)) from exc
-    return from_settings(config.setting)
+    organization = from_settings(config.setting)
+    own = {}
+    for target in targets(config):
+        if target.kind == "account":
+            mine = from_settings(functools.partial(target.value, config))
+            if mine != organization:
+                own[target.id] = mine
+    return organization, own
 
 
 def scoring_config(overrides: list[str], base: ScoringConfig = DEFAULT_CONFIG) -> ScoringConfig:

@@ -70,6 +70,7 @@ class Measurement:
         labels: the labels, when present.
         previous_completion_time: ``detail.previousCompletionTime``, the previous snapshot's
             backup completion time (None when absent: the previous measurement's stands in).
+        account: the account (the envelope's, else the detail's; "" when neither says).
     """
 
     line: int
@@ -84,6 +85,7 @@ class Measurement:
     snapshot_id: str | None
     labels: Labels
     previous_completion_time: datetime | None = None
+    account: str = ""
 
     def same_measure(self, other: Measurement) -> bool:
         """Whether two events of one measurement report the same numbers."""
@@ -191,10 +193,11 @@ def _measurement(envelope: dict, number: int) -> Measurement:
         volume_id = volume_arn.rsplit("/", 1)[-1]
     if volume_id is None:
         raise _Bad("detail.volumeId is missing (and there is no detail.volumeArn)")
+    # The envelope's account is EventBridge's own (the detail's is the sender's word).
+    account = _optional_str(envelope, "account") or _optional_str(detail, "account") or ""
     if volume_arn is not None:
         key = volume_arn
     else:
-        account = _optional_str(detail, "account") or _optional_str(envelope, "account") or ""
         region = _optional_str(detail, "region") or _optional_str(envelope, "region") or ""
         key = f"{account}:{region}:{volume_id}"
     previous = _optional_str(detail, "previousSnapshotId")
@@ -224,6 +227,7 @@ def _measurement(envelope: dict, number: int) -> Measurement:
         previous_completion_time=_time(detail, "previousCompletionTime")
         if detail.get("previousCompletionTime") is not None
         else None,
+        account=account,
     )
 
 

@@ -9,7 +9,7 @@ the input are ignored; they are recomputed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from backtest.events import Measurement
@@ -117,12 +117,17 @@ def observation(item: Measurement, previous: Measurement | None) -> Observation:
     )
 
 
-def replay(measurements: Iterable[Measurement], judge_with: Judge) -> Replay:
+def replay(
+    measurements: Iterable[Measurement],
+    judge_with: Judge,
+    by_account: Mapping[str, Judge] | None = None,
+) -> Replay:
     """Judges every distinct measurement with its volume's history before it.
 
     Args:
         measurements: events in any order, duplicates possible.
         judge_with: the model (see :func:`model`).
+        by_account: the model of the accounts whose settings differ (their own overrides).
 
     Returns:
         The verdicts and the de-duplication counts.
@@ -133,7 +138,7 @@ def replay(measurements: Iterable[Measurement], judge_with: Judge) -> Replay:
         previous = None
         for position, item in enumerate(items):
             current = observation(item, previous)
-            verdict = judge_with(current, history)
+            verdict = (by_account or {}).get(item.account, judge_with)(current, history)
             result.judged.append(Judged(item, verdict, current, position))
             history.append(HistoryEntry(current, verdict.severity))
             previous = item

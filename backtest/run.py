@@ -5,7 +5,7 @@ benchmark, so that both measure exactly the same code path.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from backtest import rates
@@ -48,11 +48,16 @@ def backtest(
     measurements: Sequence[Measurement],
     model_name: str = "ours",
     config: ScoringConfig = DEFAULT_CONFIG,
+    by_account: Mapping[str, ScoringConfig] | None = None,
 ) -> Result:
-    """Replays ``measurements`` through the named model and measures the outcome."""
+    """Replays ``measurements`` through the named model and measures the outcome.
+
+    ``by_account``: the settings of accounts that override the organization's ``config``.
+    """
     judge_with = model(model_name, config)
+    judges = {account: model(model_name, own) for account, own in (by_account or {}).items()}
     started = time.perf_counter()
-    replayed = replay(measurements, judge_with)
+    replayed = replay(measurements, judge_with, judges)
     seconds = time.perf_counter() - started
     found = rates.episodes(replayed.judged)
     headlines = [

@@ -399,3 +399,41 @@ def test_from_cloudwatch_reads_changed_blocks_of_every_volume():
     assert last.observation.changed_blocks == 20_000
     assert "written data unknown: judged on absolute change" in " ".join(last.verdict.reasons)
     assert last.verdict.severity.value != "none"
+
+
+def test_an_accounts_own_verdict_settings_judge_its_volumes(fleet, tmp_path):
+    # The account 444444444444 of this config sets its own floor (an OU's would do the
+    # same): its volumes are judged with it, every other account's with the organization's.
+    from tests.generator.config_helpers import BASE
+
+    own = BASE.replace(
+        "            band_width: 3\n",
+        "            band_width: 3\n            verdicts:\n              floor_percent: 90\n",
+    )
+    assert own != BASE
+    config = tmp_path / "own.yaml"
+    config.write_text(own)
+    events = [json.loads(line) for line in fleet.read_text().splitlines()]
+    volumes = sorted({e["detail"]["volumeArn"] for e in events})
+    theirs = set(volumes[: len(volumes) // 2])
+    for event in events:  # half the fleet belongs to the account with its own floor
+        mine = event["detail"]["volumeArn"] in theirs
+        event["account"] = "444444444444" if mine else "999999999999"
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text("".join(json.dumps(e) + "\n" for e in events))
+    default, judged = tmp_path / "default.jsonl", tmp_path / "judged.jsonl"
+
+    base = tmp_path / "base.yaml"
+    base.write_text(BASE)
+    assert run("--config", str(base), "--events", str(mixed), "--verdicts", str(default)) == 0
+    assert run("--config", str(config), "--events", str(mixed), "--verdicts", str(judged)) == 0
+
+    arn = {e["detail"]["measurementId"]: e["detail"]["volumeArn"] for e in events}
+    before, after = verdicts(default), verdicts(judged)
+    for measurement, verdict in after.items():
+        if arn[measurement] not in theirs:  # the organization's settings: unchanged
+            assert verdict["severity"] == before[measurement]["severity"]
+    floored = [
+        v for m, v in after.items() if arn[m] in theirs and any("90 %" in r for r in v["reasons"])
+    ]
+    assert floored, "the account's own floor was applied"
