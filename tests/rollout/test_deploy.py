@@ -172,7 +172,16 @@ def test_deploy_writes_the_roster_the_correlator_checks_for_silence(aws, built, 
         (B, "eu-west-1", "analytics", 21600),
         (B, "us-east-1", "analytics", 21600),
     ]
-    assert "roster: 4 account-region(s) expected" in display.console.export_text()
+    text = display.console.export_text()
+    assert "roster: 4 account-region(s) expected" in text
+    # Written before the StackSet is touched: an instance that fails is still expected.
+    assert text.index("roster: 4") < text.index("StackSet bad-member: created")
+    recorder.reset()
+    assert deploy(config, sessions, built, display, poll_seconds=0).ok
+    assert "roster: 4 account-region(s) expected to report (unchanged)" in (
+        display.console.export_text()
+    )
+    assert recorder.calls["BatchWriteItem"] == 0
 
     # An account leaving the targets leaves the roster: its silence is no longer news.
     data["deployment"]["targets"]["organizational_units"] = [{"id": WORK_OU, "name": "W"}]
