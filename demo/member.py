@@ -18,6 +18,7 @@ from typing import Any
 
 import boto3
 
+from demo.alarms import AlarmLife
 from demo.backups import SimulatedVolume, create_volume
 from demo.events import as_entry, backup_job_completed
 from demo.stories import Story, Volume
@@ -36,6 +37,7 @@ class Protected:
     volume: SimulatedVolume
     what: list[str] = field(default_factory=list)
     verdicts: list[dict[str, Any] | None] = field(default_factory=list)
+    alarms: list[list[str]] = field(default_factory=list)
 
 
 class Member:
@@ -55,6 +57,7 @@ class Member:
         self.scans = FakeBackupScan(account=account, region=self.region)
         self.runtime = LocalLambda(session, self.region, self.names.detector_function)
         self.volumes: list[Protected] = []
+        self.alarm_life = AlarmLife(self, config.detection.alarm_prefix)
 
     def start(self) -> None:
         """Starts the scan fake and points the detector's AWS Backup client at it."""
@@ -111,8 +114,9 @@ class Member:
             )
             self.events.put_events(Entries=[as_entry(event, completed)])
 
-    def detect(self, fn: LocalLambda) -> list[dict[str, Any]]:
-        """The detector drains its work queue; the day's verdicts are kept per volume."""
+    def detect(self, fn: LocalLambda, when: datetime) -> list[dict[str, Any]]:
+        """The detector drains its work queue; the day's verdicts are kept per volume, and
+        where the account keeps CloudWatch alarms, they are evaluated (by hand)."""
         records = fn.drain_work_queue()
         by_volume = {
             r.get("volume"): r
@@ -121,7 +125,12 @@ class Member:
         }
         for p in self.volumes:
             record = by_volume.get(p.volume.volume_id)
-            p.verdicts.append(record if record and record.get("decision") == "measured" else None)
+            measured = record if record and record.get("decision") == "measured" else None
+            p.verdicts.append(measured)
+            value = int(measured.get("changed_blocks") or 0) if measured else None
+            p.alarms.append(
+                [] if value is None else self.alarm_life.evaluate(p.volume.volume_id, value, when)
+            )
         return records
 
     def finish_scans(self, fn: LocalLambda, when: datetime) -> list[dict[str, Any]]:

@@ -84,7 +84,11 @@ class Security:
         out = []
         for body in _drain(self.sqs, self.inbox):
             message = json.loads(body)
-            out.append(Email(day, message.get("Subject") or "", message.get("Message") or ""))
+            text = message.get("Message") or ""
+            if not message.get("Subject"):  # an alarm rule's message: its first sentence
+                text = text.strip('"')
+            subject = message.get("Subject") or text.split(". ")[0]
+            out.append(Email(day, subject, text))
         return out
 
     def audit_events(self) -> list[dict[str, Any]]:

@@ -66,6 +66,12 @@ def test_the_demo_tells_its_story_and_backtest_replays_it_to_the_same_verdicts(t
         "[OPERATIONAL] Backup anomaly detection: 2 account-region(s) silent"
     ]
     assert "Malware scan (GuardDuty): THREATS FOUND" in out
+    # Where the account keeps its CloudWatch alarms: into ALARM and back to OK are mailed,
+    # the first INSUFFICIENT_DATA -> OK of each alarm is not.
+    alarms = [s for _, s in subjects if s.startswith(("Backup anomaly alarm", "Resolved:"))]
+    assert any(" is ALARM (was OK) in account 444444444444" in s for s in alarms)
+    assert any(s.startswith("Resolved: backup anomaly alarm") for s in alarms)
+    assert "INSUFFICIENT_DATA -> OK" in out and "INSUFFICIENT_DATA" not in "".join(alarms)
     assert len(re.findall(r"^    \S+: CRITICAL +Malware found: ", out, re.M)) == 3
     # The month-end batch of ordinary data is no alert.
     assert not any("reports" in s for _, s in subjects)
