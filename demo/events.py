@@ -117,3 +117,18 @@ def as_entry(event: dict[str, Any], when: datetime) -> dict[str, Any]:
         "Resources": event["resources"],
         "Time": when,
     }
+
+
+def scheduled(account: str, region: str, rule: str, when: datetime) -> dict[str, Any]:
+    """The ``Scheduled Event`` EventBridge sends when the schedule of ``rule`` fires."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": account,
+        "time": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": [f"arn:aws:events:{region}:{account}:rule/{rule}"],
+        "detail": {},
+    }

@@ -11,7 +11,6 @@ member's bus as AWS Backup would, and the deployed rule sends them on.
 from __future__ import annotations
 
 import json
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,7 +19,7 @@ import boto3
 
 from demo.alarms import AlarmLife
 from demo.backups import SimulatedVolume, create_volume
-from demo.events import as_entry, backup_job_completed
+from demo.events import as_entry, backup_job_completed, scheduled
 from demo.stories import Story, Volume
 from generator.config.model import OrgConfig
 from generator.naming import Names
@@ -151,17 +150,7 @@ class Member:
 
 def send_heartbeat(sqs, fn: LocalLambda, account: str, region: str, names: Names, when) -> None:
     """by hand: EventBridge runs the heartbeat rule's schedule; moto runs no schedule."""
-    event = {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
-        "account": account,
-        "time": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "region": region,
-        "resources": [f"arn:aws:events:{region}:{account}:rule/{names.heartbeat_rule}"],
-        "detail": {},
-    }
+    event = scheduled(account, region, names.heartbeat_rule, when)
     sqs.send_message(QueueUrl=fn.environment["WORK_QUEUE_URL"], MessageBody=json.dumps(event))
     fn.drain_work_queue()
 

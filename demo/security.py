@@ -8,13 +8,13 @@ queue subscribed to the alert topic (no mail server here).
 from __future__ import annotations
 
 import json
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import boto3
 
+from demo.events import scheduled
 from generator.config.model import OrgConfig
 from generator.naming import Names
 from testing.lambda_runtime import LocalLambda
@@ -63,21 +63,7 @@ class Security:
         """The correlator takes its queue, then the sweep runs (silence, pending notices)."""
         records = fn.drain_work_queue(self.queue)
         # by hand: the sweep schedule (EventBridge) invokes the function; moto runs none.
-        fn.invoke(
-            {
-                "version": "0",
-                "id": str(uuid.uuid4()),
-                "detail-type": "Scheduled Event",
-                "source": "aws.events",
-                "account": self.account,
-                "time": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "region": self.region,
-                "resources": [
-                    f"arn:aws:events:{self.region}:{self.account}:rule/{self.names.sweep_rule}"
-                ],
-                "detail": {},
-            }
-        )
+        fn.invoke(scheduled(self.account, self.region, self.names.sweep_rule, when))
         return records
 
     def emails(self, day: int) -> list[Email]:

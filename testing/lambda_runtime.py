@@ -19,6 +19,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -104,8 +105,9 @@ class LocalLambda:
         """One direct invocation (a schedule's event); returns what the handler returns."""
         return self._handler(event, _Context(self.function_name))
 
+    @cached_property
     def _mapping(self) -> dict[str, Any]:
-        """The function's one SQS event source mapping, as deployed."""
+        """The function's one SQS event source mapping, as deployed (read once)."""
         mappings = self._lambda.list_event_source_mappings(FunctionName=self.function_name)[
             "EventSourceMappings"
         ]
@@ -126,7 +128,7 @@ class LocalLambda:
         Args:
             queue_url: the queue to drain; it must be the one the mapping reads.
         """
-        mapping = self._mapping()
+        mapping = self._mapping
         queue_arn = mapping["EventSourceArn"]
         name, owner = queue_arn.split(":")[5], queue_arn.split(":")[4]
         mapped = self.sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=owner)["QueueUrl"]

@@ -347,16 +347,13 @@ class Correlation:
 
     @cached_property
     def event_source_mapping(self) -> tlambda.EventSourceMapping:
-        return tlambda.EventSourceMapping(
+        return shapes.sqs_event_source(
             "CorrelatorEventSource",
-            EventSourceArn=self.queue.get_att("Arn"),
-            FunctionName=self.function.ref(),
-            BatchSize=BATCH_SIZE,
-            FunctionResponseTypes=["ReportBatchItemFailures"],
-            ScalingConfig=shapes.EsmScalingConfig(
-                MaximumConcurrency=self.setting("correlator_max_concurrency")
-            ),
-            Tags=common.tags(self.config),
+            self.queue,
+            self.function,
+            BATCH_SIZE,
+            self.setting("correlator_max_concurrency"),
+            self.config,
         )
 
     # -- alarms (to the topic: the correlator down is an operational alert) -------------

@@ -629,19 +629,15 @@ class MemberTemplate:
 
     @cached_property
     def event_source_mapping(self) -> tlambda.EventSourceMapping:
-        return tlambda.EventSourceMapping(
+        # One backup job per invocation: a large count can use most of the timeout. All the
+        # concurrent invocations share the account's ~50 ListChangedBlocks requests a second.
+        return shapes.sqs_event_source(
             "DetectorEventSource",
-            EventSourceArn=self.queue.get_att("Arn"),
-            FunctionName=self.function.ref(),
-            # One backup job per invocation: a large count can use most of the timeout.
-            BatchSize=1,
-            FunctionResponseTypes=["ReportBatchItemFailures"],
-            # Caps concurrent invocations without throttling the SQS pollers; all of them
-            # share the account's ~50 ListChangedBlocks requests per second.
-            ScalingConfig=shapes.EsmScalingConfig(
-                MaximumConcurrency=self.setting("max_concurrency")
-            ),
-            Tags=common.tags(self.config),
+            self.queue,
+            self.function,
+            1,
+            self.setting("max_concurrency"),
+            self.config,
         )
 
     # -- operational alarms -----------------------------------------------------------

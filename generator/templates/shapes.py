@@ -127,3 +127,24 @@ class EsmScalingConfig(tlambda.ScalingConfig):
     # troposphere 4.11 maps both Lambda "ScalingConfig" types to one class that lacks the
     # event source mapping's MaximumConcurrency; a subclass keeps its type check happy.
     props = {"MaximumConcurrency": (int, False)}
+
+
+def sqs_event_source(
+    title: str,
+    queue: tsqs.Queue,
+    function: tlambda.Function,
+    batch_size: int,
+    max_concurrency: int,
+    config: OrgConfig,
+) -> tlambda.EventSourceMapping:
+    """A function fed from its queue: partial batch failures reported (only the failed
+    messages are retried), concurrency capped without throttling the SQS pollers."""
+    return tlambda.EventSourceMapping(
+        title,
+        EventSourceArn=queue.get_att("Arn"),
+        FunctionName=function.ref(),
+        BatchSize=batch_size,
+        FunctionResponseTypes=["ReportBatchItemFailures"],
+        ScalingConfig=EsmScalingConfig(MaximumConcurrency=max_concurrency),
+        Tags=common.tags(config),
+    )

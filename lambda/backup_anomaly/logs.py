@@ -51,12 +51,17 @@ class Outcome:
 
     def to_dict(self) -> dict:
         """The log record, fixed keys first."""
-        record = {key: getattr(self, key) for key in FIXED_KEYS}
-        record["decision"] = str(self.decision)
-        for key, value in self.extra.items():
-            if key not in record:
-                record[key] = value
-        return record
+        return fixed_first(self, FIXED_KEYS, self.extra)
+
+
+def fixed_first(outcome: Any, keys: tuple[str, ...], extra: dict[str, Any]) -> dict:
+    """``outcome``'s ``keys`` (its ``decision`` as a string), then the ``extra`` keys."""
+    record = {key: getattr(outcome, key) for key in keys}
+    record["decision"] = str(outcome.decision)
+    for key, value in extra.items():
+        if key not in record:
+            record[key] = value
+    return record
 
 
 class _StdoutHandler(logging.Handler):
@@ -66,21 +71,30 @@ class _StdoutHandler(logging.Handler):
         try:
             sys.stdout.write(record.getMessage() + "\n")
             sys.stdout.flush()
-        except Exception:  # noqa: BLE001 - logging must never break the detector
+        except Exception:  # noqa: BLE001 - logging must never break the function
             self.handleError(record)
 
 
-logger = logging.getLogger("backup_anomaly")
-if not any(isinstance(h, _StdoutHandler) for h in logger.handlers):
-    logger.addHandler(_StdoutHandler())
-logger.setLevel(logging.INFO)
-# Lambda's root handler would prefix each line and break the JSON.
-logger.propagate = False
+def json_logger(name: str) -> logging.Logger:
+    """The package's logger: bare JSON lines on stdout (once, however often imported)."""
+    found = logging.getLogger(name)
+    if not any(isinstance(h, _StdoutHandler) for h in found.handlers):
+        found.addHandler(_StdoutHandler())
+    found.setLevel(logging.INFO)
+    # Lambda's root handler would prefix each line and break the JSON.
+    found.propagate = False
+    return found
+
+
+def log_json(to: logging.Logger, record: dict, error: bool) -> None:
+    to.log(logging.ERROR if error else logging.INFO, json.dumps(record, default=str))
+
+
+logger = json_logger("backup_anomaly")
 
 
 def emit(outcome: Outcome) -> dict:
     """Logs one outcome and returns the record (for the caller's own accounting)."""
     record = outcome.to_dict()
-    level = logging.ERROR if outcome.decision is Decision.ERROR else logging.INFO
-    logger.log(level, json.dumps(record, default=str))
+    log_json(logger, record, outcome.decision is Decision.ERROR)
     return record

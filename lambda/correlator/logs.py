@@ -7,12 +7,10 @@ known) so queries and metric filters never miss a field; extra keys follow them.
 
 from __future__ import annotations
 
-import json
-import logging
-import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+from backup_anomaly.logs import fixed_first, json_logger, log_json
 from correlator.records import Decision
 
 FIXED_KEYS = (
@@ -58,36 +56,15 @@ class Outcome:
 
     def to_dict(self) -> dict:
         """The log record, fixed keys first."""
-        record = {key: getattr(self, key) for key in FIXED_KEYS}
-        record["decision"] = str(self.decision)
-        for key, value in self.extra.items():
-            if key not in record:
-                record[key] = value
-        return record
+        return fixed_first(self, FIXED_KEYS, self.extra)
 
 
-class _StdoutHandler(logging.Handler):
-    """Writes the bare message to the current ``sys.stdout`` (looked up on every line)."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            sys.stdout.write(record.getMessage() + "\n")
-            sys.stdout.flush()
-        except Exception:  # noqa: BLE001 - logging must never break the correlator
-            self.handleError(record)
-
-
-logger = logging.getLogger("correlator")
-if not any(isinstance(h, _StdoutHandler) for h in logger.handlers):
-    logger.addHandler(_StdoutHandler())
-logger.setLevel(logging.INFO)
-# Lambda's root handler would prefix each line and break the JSON.
-logger.propagate = False
+# The same line format and handler as the detector's (one zip ships both packages).
+logger = json_logger("correlator")
 
 
 def emit(outcome: Outcome) -> dict:
     """Logs one outcome and returns the record (for the caller's own accounting)."""
     record = outcome.to_dict()
-    level = logging.ERROR if outcome.decision is Decision.ERROR else logging.INFO
-    logger.log(level, json.dumps(record, default=str))
+    log_json(logger, record, outcome.decision is Decision.ERROR)
     return record

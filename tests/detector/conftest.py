@@ -22,6 +22,7 @@ from backup_anomaly.detector import Clients, Detector
 from backup_anomaly.settings import Settings
 from backup_anomaly.state import StateStore
 from testing.fakes.ebs_direct import FakeEbsDirect
+from testing.recorder import Recorder, client_error  # noqa: F401 - the tests import them here
 
 EVENTS = Path(__file__).parent / "events"
 TABLE = "backup-anomaly-state"
@@ -52,47 +53,6 @@ class FakeContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self.deadline - time.monotonic()) * 1000))
-
-
-class Recorder:
-    """Wraps a client: records calls of chosen methods; fails the next call of one, before
-    it reaches the service (``fail_next``) or after it took effect (``fail_after``)."""
-
-    def __init__(self, client, record=()):
-        self._client = client
-        self._record = set(record)
-        self.calls: list[tuple[str, dict]] = []
-        self.fail_next: dict[str, Exception] = {}
-        self.fail_after: dict[str, Exception] = {}
-        self.meta = client.meta
-
-    def __getattr__(self, name):
-        attr = getattr(self._client, name)
-        if not callable(attr):
-            return attr
-
-        def call(*args, **kwargs):
-            error = self.fail_next.pop(name, None)
-            if error is not None:
-                raise error
-            if name in self._record:
-                self.calls.append((name, copy.deepcopy(kwargs)))
-            result = attr(*args, **kwargs)
-            error = self.fail_after.pop(name, None)
-            if error is not None:
-                raise error  # the call took effect, but its caller never learns it
-            return result
-
-        return call
-
-
-def client_error(code: str, operation: str = "Call", status: int = 400):
-    from botocore.exceptions import ClientError
-
-    return ClientError(
-        {"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}},
-        operation,
-    )
 
 
 class World:
